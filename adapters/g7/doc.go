@@ -1,0 +1,11 @@
+// Package g7 reads the position feed of the telematics provider G7: MQTT
+// messages that carry a batch of fixes, {"data": [{...}, ...]}, where each
+// item has plateNum, lat, lng and speed (numbers or numeric strings) and,
+// when the device sends them, a fix time (time or gps_time, epoch
+// milliseconds) and a heading (course, degrees).
+//
+// Parsing is item by item: a bad item is rejected with a reason and its raw
+// bytes, and never stops the rest of its batch (the original system lost
+// the remainder of a batch at the first bad record). Parked vehicles
+// (speed 0) are positions like any other.
+package g7

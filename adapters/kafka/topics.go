@@ -1,0 +1,72 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Topic names. They are a contract with every consumer: do not rename.
+const (
+	// TopicPositions holds every accepted position fix, keyed by plate.
+	TopicPositions = "tms.positions"
+	// TopicStations holds the station catalogue, keyed by station id;
+	// compacted, so that it can be read whole.
+	TopicStations = "tms.stations"
+	// TopicGeofence holds station entered/exited events and alerts,
+	// keyed by plate.
+	TopicGeofence = "tms.geofence"
+	// TopicJobs holds job events, keyed by plate.
+	TopicJobs = "tms.jobs"
+	// TopicDeadLetter holds rejected input with its reason and raw bytes.
+	TopicDeadLetter = "tms.deadletter"
+)
+
+// TopicSpec is a topic tms creates when it is missing.
+type TopicSpec struct {
+	Name    string
+	Configs map[string]*string
+	// Compacted topics are read whole and are small: one partition is
+	// enough and keeps them in a single total order.
+	SinglePartition bool
+}
+
+func ptr(s string) *string { return &s }
+
+// Topics lists every topic tms uses with its settings. Kafka is the system
+// of record, so event topics keep their records forever; the dead-letter
+// topic keeps them for 30 days.
+func Topics() []TopicSpec {
+	forever := map[string]*string{"retention.ms": ptr("-1"), "retention.bytes": ptr("-1")}
+	return []TopicSpec{
+		{Name: TopicPositions, Configs: forever},
+		{Name: TopicStations, SinglePartition: true, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
+		{Name: TopicGeofence, Configs: forever},
+		{Name: TopicJobs, Configs: forever},
+		{Name: TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
+	}
+}
+
+// EnsureTopics creates the topics in specs that do not exist yet, with
+// partitions partitions each (one for single-partition topics) and the
+// given replication factor (-1 for the broker's default). Existing topics
+// are left as they are.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, specs []TopicSpec) error {
+	for _, s := range specs {
+		p := partitions
+		if s.SinglePartition {
+			p = 1
+		}
+		resp, err := adm.CreateTopic(ctx, p, replication, s.Configs, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}

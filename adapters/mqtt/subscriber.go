@@ -1,0 +1,208 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Config says how to reach the broker and what to subscribe to.
+type Config struct {
+	// URL is the broker, e.g. tcp://host:1883 or ssl://host:8883.
+	URL string
+	// ClientID identifies the persistent session. Two subscribers with
+	// the same id take the session from each other: give each instance
+	// its own id, or use a shared subscription ($share/group/topic).
+	ClientID string
+	// Username and Password authenticate the client (G7's access id and
+	// secret). Never logged.
+	Username string
+	Password string
+	// Topic is the topic filter to subscribe to.
+	Topic string
+	// QoS of the subscription. Default 1; 0 would let the broker drop
+	// messages, so it is refused.
+	QoS byte
+	// KeepAlive between client and broker. Default 30s.
+	KeepAlive time.Duration
+	// ConnectTimeout bounds one connection attempt. Default 10s.
+	ConnectTimeout time.Duration
+	// MaxReconnectInterval caps the back-off between reconnects. Default 10s.
+	MaxReconnectInterval time.Duration
+	// TLS is used for ssl://, tls:// and wss:// URLs; nil takes the
+	// system's roots.
+	TLS *tls.Config
+	// Logger receives connection events. Default: slog's.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.QoS == 0 {
+		c.QoS = 1
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 30 * time.Second
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxReconnectInterval == 0 {
+		c.MaxReconnectInterval = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	if c.URL == "" {
+		return errors.New("mqtt: URL is required")
+	}
+	if _, err := url.Parse(c.URL); err != nil {
+		return fmt.Errorf("mqtt: URL: %w", err)
+	}
+	if c.ClientID == "" {
+		return errors.New("mqtt: a client id is required for a persistent session")
+	}
+	if c.Topic == "" {
+		return errors.New("mqtt: topic is required")
+	}
+	if c.QoS > 2 {
+		return fmt.Errorf("mqtt: QoS %d does not exist", c.QoS)
+	}
+	return nil
+}
+
+// Message is one received message. Ack acknowledges it to the broker; a
+// message never acknowledged is redelivered after a reconnect.
+type Message interface {
+	Topic() string
+	Payload() []byte
+	Ack()
+}
+
+// Handler receives messages in the order the broker sends them, one at a
+// time. It must not block for long: it may acknowledge a message later,
+// from any goroutine.
+type Handler func(Message)
+
+// Subscriber is a connected, persistent-session MQTT subscription.
+type Subscriber struct {
+	cfg    Config
+	client paho.Client
+	// connected is read by readiness checks.
+	connected atomic.Bool
+}
+
+// NewSubscriber validates cfg and prepares a subscriber; Run connects it.
+func NewSubscriber(cfg Config) (*Subscriber, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Subscriber{cfg: cfg}, nil
+}
+
+// Connected reports whether the subscriber is connected to the broker now.
+func (s *Subscriber) Connected() bool { return s.connected.Load() }
+
+// Run connects, subscribes and delivers messages to h until ctx ends; it
+// reconnects by itself whenever the broker goes away. On return the
+// client is disconnected; messages h has not acknowledged by then are
+// redelivered to the next session.
+func (s *Subscriber) Run(ctx context.Context, h Handler) error {
+	log := s.cfg.Logger.With("component", "mqtt", "broker", redact(s.cfg.URL), "topic", s.cfg.Topic)
+	// A failed subscription is fatal: a session that receives nothing
+	// must not look healthy.
+	fatal := make(chan error, 1)
+	handle := func(_ paho.Client, m paho.Message) { h(m) }
+	opts := paho.NewClientOptions().
+		AddBroker(s.cfg.URL).
+		SetClientID(s.cfg.ClientID).
+		SetUsername(s.cfg.Username).
+		SetPassword(s.cfg.Password).
+		SetCleanSession(false).
+		// The handler acknowledges, once Kafka has the data.
+		SetAutoAckDisabled(true).
+		SetOrderMatters(true).
+		SetKeepAlive(s.cfg.KeepAlive).
+		SetConnectTimeout(s.cfg.ConnectTimeout).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(s.cfg.MaxReconnectInterval).
+		// Redelivered messages of the persistent session can arrive before
+		// the subscription is renewed: route them to the handler too.
+		SetDefaultPublishHandler(handle).
+		SetOnConnectHandler(func(c paho.Client) {
+			s.connected.Store(true)
+			log.Info("connected")
+			tok := c.Subscribe(s.cfg.Topic, s.cfg.QoS, handle)
+			go func() {
+				// A timed-out token carries no error: treat it as a failure.
+				var err error
+				if !tok.WaitTimeout(s.cfg.ConnectTimeout) {
+					err = errors.New("no SUBACK within the connect timeout")
+				} else {
+					err = tok.Error()
+				}
+				if err != nil {
+					select {
+					case fatal <- fmt.Errorf("mqtt: subscribe to %s: %w", s.cfg.Topic, err):
+					default:
+					}
+				}
+			}()
+		}).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			s.connected.Store(false)
+			log.Warn("connection lost; reconnecting", "err", err)
+		})
+	if s.cfg.TLS != nil {
+		opts.SetTLSConfig(s.cfg.TLS)
+	}
+	s.client = paho.NewClient(opts)
+	// With ConnectRetry the token completes only once connected (or on a
+	// permanent error such as bad credentials), so it is waited for in
+	// the background while ctx can still end the wait.
+	tok := s.client.Connect()
+	connectErr := make(chan error, 1)
+	go func() {
+		tok.Wait()
+		connectErr <- tok.Error()
+	}()
+	select {
+	case err := <-connectErr:
+		if err != nil {
+			s.client.Disconnect(0)
+			return fmt.Errorf("mqtt: connect to %s: %w", redact(s.cfg.URL), err)
+		}
+	case <-ctx.Done():
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-fatal:
+	}
+	s.connected.Store(false)
+	s.client.Disconnect(250)
+	log.Info("disconnected")
+	return err
+}
+
+// redact removes credentials from a broker URL before it is logged.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

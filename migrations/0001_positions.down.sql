@@ -1,0 +1,3 @@
+DROP TABLE vehicles;
+DROP TABLE positions;
+DROP TABLE projector_offsets;

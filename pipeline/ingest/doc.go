@@ -1,0 +1,16 @@
+// Package ingest is the ingest role: it turns the G7 position feed, read
+// from an MQTT broker, into tms.position.reported.v1 events on
+// tms.positions, and rejected items into tms.input.rejected.v1 dead
+// letters on tms.deadletter.
+//
+// Delivery: an MQTT message (QoS 1) is acknowledged to the broker only
+// after Kafka has acknowledged every record made from it (acks from all
+// in-sync replicas, idempotent producer). A crash before that leaves the
+// message unacknowledged, and the broker redelivers it to the persistent
+// session; the redelivered fixes have the same event ids (plate and fix
+// time), and the read models store each fix once.
+//
+// Order: messages are handled one at a time in arrival order and records
+// are produced asynchronously in that order, keyed by plate, so one
+// vehicle's fixes reach its partition in the order the broker sent them.
+package ingest

@@ -1,0 +1,5 @@
+// Package projections groups tms's read-model builders, one sub-package
+// per read model, and the projector that runs them. Every read model is a
+// pure function of the Kafka topics: drop the tables and `tms replay`
+// rebuilds them.
+package projections

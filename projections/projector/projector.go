@@ -1,0 +1,292 @@
+// Package projector runs projections: it consumes a projection's topics in
+// a consumer group and applies each polled batch to Postgres in one
+// transaction together with the Kafka offsets the batch reaches. The
+// offsets live in Postgres, not in Kafka: a crash before the commit loses
+// the rows and the offsets together, and the batch is read again; a crash
+// after it finds both. No row is lost or doubled.
+//
+// Partitions move between instances on rebalances. Every transaction
+// locks the offsets of the partitions it writes and skips records below
+// them, so even an instance that has not yet noticed it lost a partition
+// cannot apply a record twice.
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/postgres"
+)
+
+// Projection builds one read model from records.
+type Projection interface {
+	// Name identifies the projection. It is the consumer group and the
+	// key of the stored offsets: renaming it re-reads its topics from the
+	// start into tables that already hold their rows.
+	Name() string
+	// Topics are the topics the projection reads.
+	Topics() []string
+	// Apply writes the rows for records, in order, within tx. It must be
+	// deterministic: records applied again after a crash find no trace of
+	// the first attempt. A record it cannot read it must skip (and count),
+	// not fail on, or the projection would stop for good.
+	Apply(ctx context.Context, tx pgx.Tx, records []*kgo.Record) error
+}
+
+// Config configures a projector.
+type Config struct {
+	// Kafka is how to reach the brokers.
+	Kafka *kafka.Config
+	// Pool is the Postgres pool of the read models.
+	Pool *pgxpool.Pool
+	// Projection is what to build.
+	Projection Projection
+	// MaxBatch bounds the records applied in one transaction. Default 10000.
+	MaxBatch int
+	// AfterApply, when set, runs inside each transaction after the rows
+	// and offsets are written and before the commit; an error aborts the
+	// transaction. It lets tests inject a failure at the worst moment.
+	AfterApply func(ctx context.Context) error
+	// RetryBackoff is the wait after a failed transaction before the same
+	// batch is tried again. Default 1s.
+	RetryBackoff time.Duration
+	// Registerer receives the projector's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// Logger; default slog's.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 10000
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	if c.Kafka == nil || c.Pool == nil || c.Projection == nil {
+		return errors.New("projector: Kafka, Pool and Projection are required")
+	}
+	if c.MaxBatch < 1 {
+		return errors.New("projector: MaxBatch must be at least 1")
+	}
+	return nil
+}
+
+// Projector is a running projection.
+type Projector struct {
+	cfg     Config
+	offsets postgres.Offsets
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New validates cfg and builds a projector.
+func New(cfg Config) (*Projector, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	name := cfg.Projection.Name()
+	return &Projector{
+		cfg:     cfg,
+		offsets: postgres.Offsets{Projector: name},
+		log:     cfg.Logger.With("component", "projector", "projection", name),
+		metrics: newMetrics(cfg.Registerer, name),
+	}, nil
+}
+
+// Run consumes and applies until ctx ends. A batch that fails to apply is
+// retried until it succeeds or ctx ends; nothing is skipped.
+func (p *Projector) Run(ctx context.Context) error {
+	cl, err := p.cfg.Kafka.NewClient("projector-"+p.cfg.Projection.Name(),
+		kgo.ConsumerGroup(p.cfg.Projection.Name()),
+		kgo.ConsumeTopics(p.cfg.Projection.Topics()...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		// Apply a polled batch before a rebalance can move its partitions.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(p.startOffsets),
+	)
+	if err != nil {
+		return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
+	}
+	// Leave the group at once on return, so that another instance takes
+	// over the partitions without waiting for a session timeout.
+	defer cl.Close()
+	for {
+		fetches := cl.PollRecords(ctx, p.cfg.MaxBatch)
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return nil
+		}
+		if err := fatalFetchError(fetches); err != nil {
+			return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
+		}
+		if records := fetches.Records(); len(records) > 0 {
+			if err := p.applyUntilDone(ctx, records); err != nil {
+				cl.AllowRebalance()
+				return nil // ctx ended; the batch is read again next time
+			}
+			p.metrics.observeLag(fetches)
+		}
+		cl.AllowRebalance()
+	}
+}
+
+// startOffsets tells the consumer where to start in newly assigned
+// partitions: where the projector's own offsets say, not Kafka's.
+func (p *Projector) startOffsets(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	out := make(map[string]map[int32]kgo.Offset, len(assigned))
+	for topic, parts := range assigned {
+		ids := make([]int32, 0, len(parts))
+		for id := range parts {
+			ids = append(ids, id)
+		}
+		next, err := p.offsets.Read(ctx, p.cfg.Pool, topic, ids)
+		if err != nil {
+			return nil, err
+		}
+		out[topic] = make(map[int32]kgo.Offset, len(ids))
+		for _, id := range ids {
+			if off := next[id]; off >= 0 {
+				out[topic][id] = kgo.NewOffset().At(off)
+			} else {
+				out[topic][id] = kgo.NewOffset().AtStart()
+			}
+		}
+	}
+	return out, nil
+}
+
+func (p *Projector) applyUntilDone(ctx context.Context, records []*kgo.Record) error {
+	for {
+		start := time.Now()
+		applied, err := p.apply(ctx, records)
+		if err == nil {
+			p.metrics.batch(applied, time.Since(start))
+			return nil
+		}
+		p.metrics.failures.Inc()
+		p.log.Error("applying a batch failed; retrying it", "records", len(records), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(p.cfg.RetryBackoff):
+		}
+	}
+}
+
+// apply writes one batch and its offsets in a transaction and returns how
+// many records it applied (records below the stored offsets are skipped).
+func (p *Projector) apply(ctx context.Context, records []*kgo.Record) (int, error) {
+	applied := 0
+	err := pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		// The rows and offsets commit together, so a commit lost in a
+		// Postgres crash loses both and the batch is simply read again:
+		// waiting for the WAL flush buys nothing here.
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
+		byTopic := map[string][]*kgo.Record{}
+		for _, r := range records {
+			byTopic[r.Topic] = append(byTopic[r.Topic], r)
+		}
+		var fresh []*kgo.Record
+		for topic, rs := range byTopic {
+			next, err := p.offsets.Lock(ctx, tx, topic, partitionsOf(rs))
+			if err != nil {
+				return err
+			}
+			reached := map[int32]int64{}
+			for _, r := range rs {
+				if r.Offset < next[r.Partition] {
+					continue // applied already, by us before a crash or by another instance
+				}
+				fresh = append(fresh, r)
+				reached[r.Partition] = r.Offset + 1
+			}
+			if len(reached) > 0 {
+				if err := p.offsets.Store(ctx, tx, topic, reached); err != nil {
+					return err
+				}
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		if len(byTopic) > 1 {
+			// Records of different topics are applied in the order they
+			// were polled, which keeps each partition's order.
+			fresh = inPollOrder(records, fresh)
+		}
+		if err := p.cfg.Projection.Apply(ctx, tx, fresh); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		if p.cfg.AfterApply != nil {
+			if err := p.cfg.AfterApply(ctx); err != nil {
+				return err
+			}
+		}
+		applied = len(fresh)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return applied, nil
+}
+
+func partitionsOf(records []*kgo.Record) []int32 {
+	seen := map[int32]bool{}
+	var out []int32
+	for _, r := range records {
+		if !seen[r.Partition] {
+			seen[r.Partition] = true
+			out = append(out, r.Partition)
+		}
+	}
+	return out
+}
+
+// inPollOrder returns the records of subset in the order of all.
+func inPollOrder(all, subset []*kgo.Record) []*kgo.Record {
+	keep := make(map[*kgo.Record]bool, len(subset))
+	for _, r := range subset {
+		keep[r] = true
+	}
+	out := subset[:0:0]
+	for _, r := range all {
+		if keep[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fatalFetchError returns the first fetch error that retrying will not
+// cure; franz-go retries the others itself.
+func fatalFetchError(fetches kgo.Fetches) error {
+	var fatal error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if fatal == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			fatal = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+		}
+	})
+	return fatal
+}

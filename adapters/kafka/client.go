@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -15,6 +16,10 @@ import (
 type Config struct {
 	// Brokers are the seed brokers, host:port.
 	Brokers []string
+	// Namespace, when set, prefixes every topic and consumer group name
+	// ("<namespace>.tms.positions"), so that independent deployments, or
+	// tests, can share one cluster. Empty for the contract's own names.
+	Namespace string
 	// Partitions is the partition count of vehicle-keyed topics created
 	// by tms. Default 12: enough to spread over a dozen instances.
 	Partitions int32
@@ -26,6 +31,17 @@ type Config struct {
 	// buffered records). Nil means no client metrics.
 	Registerer prometheus.Registerer
 }
+
+// Topic returns the name of topic in this config's namespace.
+func (c *Config) Topic(topic string) string {
+	if c.Namespace == "" {
+		return topic
+	}
+	return c.Namespace + "." + topic
+}
+
+// Group returns the name of consumer group in this config's namespace.
+func (c *Config) Group(group string) string { return c.Topic(group) }
 
 // SetDefaults fills in unset fields.
 func (c *Config) SetDefaults() {
@@ -79,4 +95,13 @@ func (c *Config) Options(role string) []kgo.Opt {
 // NewClient builds a client with the shared options plus extra.
 func (c *Config) NewClient(role string, extra ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(c.Options(role), extra...)...)
+}
+
+// NewAdmin builds an admin client; close it with Close.
+func (c *Config) NewAdmin(role string) (*kadm.Client, error) {
+	cl, err := c.NewClient(role)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
 }

@@ -50,17 +50,16 @@ func Topics() []TopicSpec {
 	}
 }
 
-// EnsureTopics creates the topics in specs that do not exist yet, with
-// partitions partitions each (one for single-partition topics) and the
-// given replication factor (-1 for the broker's default). Existing topics
-// are left as they are.
-func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, specs []TopicSpec) error {
-	for _, s := range specs {
-		p := partitions
+// EnsureTopics creates the topics tms uses that do not exist yet, in the
+// config's namespace, with its partition count (one for single-partition
+// topics) and replication factor. Existing topics are left as they are.
+func (c *Config) EnsureTopics(ctx context.Context, adm *kadm.Client) error {
+	for _, s := range Topics() {
+		p := c.Partitions
 		if s.SinglePartition {
 			p = 1
 		}
-		resp, err := adm.CreateTopic(ctx, p, replication, s.Configs, s.Name)
+		resp, err := adm.CreateTopic(ctx, p, c.ReplicationFactor, s.Configs, c.Topic(s.Name))
 		if err == nil {
 			err = resp.Err
 		}

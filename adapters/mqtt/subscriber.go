@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,6 +101,10 @@ type Subscriber struct {
 	client paho.Client
 	// connected is read by readiness checks.
 	connected atomic.Bool
+	// subscribed is closed once the broker has confirmed the first
+	// subscription: from then on nothing published to the topic is lost.
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
 }
 
 // NewSubscriber validates cfg and prepares a subscriber; Run connects it.
@@ -108,8 +113,13 @@ func NewSubscriber(cfg Config) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Subscriber{cfg: cfg}, nil
+	return &Subscriber{cfg: cfg, subscribed: make(chan struct{})}, nil
 }
+
+// Subscribed is closed once the broker has confirmed the subscription.
+// A persistent session keeps messages for the subscriber from then on,
+// even across disconnections; before it, the broker drops them.
+func (s *Subscriber) Subscribed() <-chan struct{} { return s.subscribed }
 
 // Connected reports whether the subscriber is connected to the broker now.
 func (s *Subscriber) Connected() bool { return s.connected.Load() }
@@ -159,7 +169,9 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 					case fatal <- fmt.Errorf("mqtt: subscribe to %s: %w", s.cfg.Topic, err):
 					default:
 					}
+					return
 				}
+				s.subscribedOnce.Do(func() { close(s.subscribed) })
 			}()
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {

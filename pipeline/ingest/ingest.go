@@ -45,6 +45,9 @@ type Config struct {
 	Subscriber Subscriber
 	// Producer writes to Kafka.
 	Producer Producer
+	// PositionsTopic and DeadLetterTopic are where accepted fixes and
+	// rejected input go. Default tms.positions and tms.deadletter.
+	PositionsTopic, DeadLetterTopic string
 	// Clock gives receive times. It is the one place ingest reads the
 	// clock: the receive time is part of the input. Default time.Now.
 	Clock func() time.Time
@@ -58,6 +61,12 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.PositionsTopic == "" {
+		c.PositionsTopic = kafka.TopicPositions
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = kafka.TopicDeadLetter
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -205,7 +214,7 @@ func (in *Ingest) records(topic string, payload []byte, receivedAt time.Time) []
 				panic(fmt.Sprintf("ingest: encode position: %v", err))
 			}
 			in.metrics.accepted.Inc()
-			records = append(records, record(kafka.TopicPositions, it.Position.Plate, e, receivedAt))
+			records = append(records, record(in.cfg.PositionsTopic, it.Position.Plate, e, receivedAt))
 			continue
 		}
 		in.metrics.rejected.WithLabelValues(it.Rejection.Reason).Inc()
@@ -227,7 +236,7 @@ func (in *Ingest) appendLetter(records []*kgo.Record, l deadletter.Letter) []*kg
 		// program is wrong.
 		panic(fmt.Sprintf("ingest: encode dead letter: %v", err))
 	}
-	return append(records, record(kafka.TopicDeadLetter, l.Vehicle, e, l.ReceivedAt))
+	return append(records, record(in.cfg.DeadLetterTopic, l.Vehicle, e, l.ReceivedAt))
 }
 
 // record builds a Kafka record for an event: keyed by subject (the plate),

@@ -33,7 +33,8 @@ type Projection interface {
 	// key of the stored offsets: renaming it re-reads its topics from the
 	// start into tables that already hold their rows.
 	Name() string
-	// Topics are the topics the projection reads.
+	// Topics are the topics the projection reads, by their contract
+	// names; the projector adds the Kafka namespace.
 	Topics() []string
 	// Apply writes the rows for records, in order, within tx. It must be
 	// deterministic: records applied again after a crash find no trace of
@@ -114,9 +115,13 @@ func New(cfg Config) (*Projector, error) {
 // Run consumes and applies until ctx ends. A batch that fails to apply is
 // retried until it succeeds or ctx ends; nothing is skipped.
 func (p *Projector) Run(ctx context.Context) error {
+	topics := make([]string, 0, len(p.cfg.Projection.Topics()))
+	for _, t := range p.cfg.Projection.Topics() {
+		topics = append(topics, p.cfg.Kafka.Topic(t))
+	}
 	cl, err := p.cfg.Kafka.NewClient("projector-"+p.cfg.Projection.Name(),
-		kgo.ConsumerGroup(p.cfg.Projection.Name()),
-		kgo.ConsumeTopics(p.cfg.Projection.Topics()...),
+		kgo.ConsumerGroup(p.cfg.Kafka.Group(p.cfg.Projection.Name())),
+		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		// Apply a polled batch before a rebalance can move its partitions.

@@ -1,0 +1,161 @@
+// Package testenv gives tests the real services `make test` starts
+// (Postgres, an MQTT broker, Apache Kafka) and isolates each test in them:
+// a fresh database, a Kafka namespace of its own, its own MQTT topics.
+//
+// The services' addresses come from the environment, read by the test
+// files themselves (FromEnv(os.LookupEnv)). Where a service is not
+// configured, Kafka and MQTT fall back to tms's in-process brokers (kfake,
+// mochi-mqtt), so the same suite also runs against them; Postgres has no
+// in-process stand-in. With TMS_TEST_REQUIRE_SERVICES=1, as `make test`
+// and CI set it, a missing service fails the test instead: a suite that
+// silently ran against fakes, or skipped, would claim what it did not test.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/adapters/postgres"
+)
+
+// Services are the addresses of the services tests may use.
+type Services struct {
+	DatabaseURL  string
+	KafkaBrokers []string
+	MQTTURL      string
+	// Require makes a missing service a test failure.
+	Require bool
+}
+
+// FromEnv reads DATABASE_URL, KAFKA_BROKERS, MQTT_URL and
+// TMS_TEST_REQUIRE_SERVICES through lookup (os.LookupEnv).
+func FromEnv(lookup func(string) (string, bool)) Services {
+	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	s := Services{DatabaseURL: get("DATABASE_URL"), MQTTURL: get("MQTT_URL"), Require: get("TMS_TEST_REQUIRE_SERVICES") == "1"}
+	if b := get("KAFKA_BROKERS"); b != "" {
+		s.KafkaBrokers = strings.Split(b, ",")
+	}
+	return s
+}
+
+// RealKafka reports whether tests run against a configured Kafka cluster
+// rather than the in-process one.
+func (s Services) RealKafka() bool { return len(s.KafkaBrokers) > 0 }
+
+// Name returns a short random name, safe in databases, topics and client
+// ids, prefixed for recognition.
+func Name(prefix string) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// Postgres creates a fresh database with tms's schema migrated, returns
+// its URL, and drops it when the test ends.
+func (s Services) Postgres(t testing.TB) string {
+	t.Helper()
+	if s.DatabaseURL == "" {
+		s.missing(t, "DATABASE_URL", "Postgres")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, s.DatabaseURL)
+	if err != nil {
+		t.Fatalf("testenv: connect to Postgres: %v", err)
+	}
+	defer admin.Close(ctx)
+	name := Name("tms_test")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("testenv: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), s.DatabaseURL)
+		if err != nil {
+			t.Errorf("testenv: drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("testenv: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(s.DatabaseURL)
+	if err != nil {
+		t.Fatalf("testenv: DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	if err := postgres.Migrate(u.String()); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return u.String()
+}
+
+// Kafka returns a Kafka config in a namespace of the test's own, with its
+// topics created: the configured cluster, or an in-process kfake broker.
+func (s Services) Kafka(t testing.TB) *kafka.Config {
+	t.Helper()
+	brokers := s.KafkaBrokers
+	if len(brokers) == 0 {
+		if s.Require {
+			s.missing(t, "KAFKA_BROKERS", "Kafka")
+		}
+		e, err := kafka.StartEmbedded(t.TempDir(), "127.0.0.1:0", nil)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		t.Cleanup(e.Close)
+		brokers = e.Addrs()
+	}
+	cfg := &kafka.Config{Brokers: brokers, Namespace: Name("t"), Partitions: 3, ReplicationFactor: 1}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := cfg.NewAdmin("testenv")
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	defer adm.Close()
+	if err := cfg.EnsureTopics(context.Background(), adm); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return cfg
+}
+
+// MQTT returns the URL of an MQTT broker: the configured one, or an
+// in-process mochi-mqtt broker. Tests use topics and client ids of their
+// own (see Name).
+func (s Services) MQTT(t testing.TB) string {
+	t.Helper()
+	if s.MQTTURL != "" {
+		return s.MQTTURL
+	}
+	if s.Require {
+		s.missing(t, "MQTT_URL", "an MQTT broker")
+	}
+	b, err := mqtt.StartEmbedded("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b.URL()
+}
+
+func (s Services) missing(t testing.TB, variable, what string) {
+	t.Helper()
+	msg := fmt.Sprintf("%s is not set: this test needs %s (make test starts one)", variable, what)
+	if s.Require {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}

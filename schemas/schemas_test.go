@@ -1,0 +1,117 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/tmsfleet/tms/domain/deadletter"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/position"
+)
+
+func compile(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	err := fs.WalkDir(FS, ".", func(path string, _ fs.DirEntry, err error) error {
+		if err != nil || path == "." {
+			return err
+		}
+		raw, err := FS.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			return err
+		}
+		return c.AddResource("https://tms.example/schemas/"+path, doc)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("https://tms.example/schemas/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validate(t *testing.T, s *jsonschema.Schema, e event.Envelope) error {
+	t.Helper()
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Validate(doc)
+}
+
+func TestEncodedEventsMatchTheirSchemas(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	course := 90.0
+	withCourse := position.Position{Plate: "沪A12345", FixTime: at, ReceivedAt: at.Add(time.Second), Lat: 31.2, Lng: 121.4, SpeedKmh: 42, Course: &course}
+	noTime := position.Position{Plate: "沪A12345", FixTime: at, ReceivedAt: at, Lat: -33.9, Lng: 151.2, Flags: []string{position.FlagNoFixTime}}
+	reported := compile(t, "tms.position.reported.v1.json")
+	for _, p := range []position.Position{withCourse, noTime} {
+		e, err := p.Event("/tms/ingest/g7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate(t, reported, e); err != nil {
+			t.Errorf("%+v: %v", p, err)
+		}
+	}
+	rejected := compile(t, "tms.input.rejected.v1.json")
+	for _, l := range []deadletter.Letter{
+		deadletter.New("ingest", "mqtt:g7", position.ReasonLatOutOfRange, "lat", "95 is outside", []byte(`{"lat":95}`), at).InBatch(3, deadletter.Hash([]byte("batch"))),
+		deadletter.New("ingest", "mqtt:g7", position.ReasonInvalidJSON, "", "not JSON", []byte{0xff}, at),
+	} {
+		e, err := l.Event("/tms/ingest/g7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validate(t, rejected, e); err != nil {
+			t.Errorf("%+v: %v", l, err)
+		}
+	}
+}
+
+// TestSchemasRejectWhatTheContractForbids guards the schemas themselves: a
+// schema that accepted anything would make the test above meaningless.
+func TestSchemasRejectWhatTheContractForbids(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	reported := compile(t, "tms.position.reported.v1.json")
+	p := position.Position{Plate: "沪A12345", FixTime: at, ReceivedAt: at, Lat: 31.2, Lng: 121.4}
+	e, _ := p.Event("/x")
+	for name, mutate := range map[string]func(map[string]any){
+		"latitude out of range": func(d map[string]any) { d["lat"] = 91.0 },
+		"unknown field":         func(d map[string]any) { d["plateNum"] = "x" },
+		"missing flags":         func(d map[string]any) { delete(d, "flags") },
+		"unknown flag":          func(d map[string]any) { d["flags"] = []string{"made_up"} },
+	} {
+		var data map[string]any
+		_ = json.Unmarshal(e.Data, &data)
+		mutate(data)
+		bad := e
+		bad.Data, _ = json.Marshal(data)
+		if validate(t, reported, bad) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	wrongType := e
+	wrongType.Type = "tms.position.reported.v2"
+	if validate(t, reported, wrongType) == nil {
+		t.Error("wrong type accepted")
+	}
+}

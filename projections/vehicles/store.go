@@ -96,7 +96,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]Vehicle, error) {
 		b := q.BBox
 		args = append(args, b.MinLat, b.MaxLat, b.MinLng, b.MaxLng)
 		sql += ` AND lat BETWEEN $3 AND $4
-			AND CASE WHEN $5 <= $6 THEN lng BETWEEN $5 AND $6 ELSE lng >= $5 OR lng <= $6 END`
+			AND CASE WHEN $5::float8 <= $6::float8 THEN lng BETWEEN $5 AND $6 ELSE lng >= $5 OR lng <= $6 END`
 	}
 	sql += ` ORDER BY plate`
 	if q.Limit > 0 {

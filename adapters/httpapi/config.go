@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures the query API.
+type Config struct {
+	// Vehicles reads the vehicles read model. Required; cmd/ passes a
+	// *vehicles.Store.
+	Vehicles VehicleStore
+	// Tokens maps each accepted bearer token to its role (ParseTokens
+	// reads TMS_API_TOKENS into it). Required: without a token every
+	// /api/v1 request would be refused, which is never what was meant.
+	Tokens map[string]Role
+	// Checks are what GET /readyz runs, concurrently, each bounded by
+	// CheckTimeout: typically Postgres, Kafka and MQTT reachable. Names
+	// must be unique. None means always ready.
+	Checks []Check
+	// CheckTimeout bounds each readiness check. Default 2 s; a
+	// Kubernetes readiness probe's timeoutSeconds must exceed it, or the
+	// probe gives up before /readyz can say what failed.
+	CheckTimeout time.Duration
+	// WebSocket, when set, serves GET /api/v1/ws once the caller is
+	// authenticated; RoleFrom gives it the caller's role. Nil answers that
+	// route with 404, for instances that do not run the hub.
+	WebSocket http.Handler
+	// Registerer receives the HTTP metrics (tms_http_*). Default: a
+	// registry of the API's own, which then also serves as the Gatherer.
+	Registerer prometheus.Registerer
+	// Gatherer is what GET /metrics exposes: normally the process's
+	// registry, so that one scrape sees every role's metrics. Default:
+	// the Registerer, when it is also a Gatherer (a *prometheus.Registry
+	// is both).
+	Gatherer prometheus.Gatherer
+	// QueryTimeout bounds each read-model query, so that a slow database
+	// sheds requests instead of piling them up. Default 10 s.
+	QueryTimeout time.Duration
+	// Logger receives server-side errors (never tokens). Default: slog's.
+	Logger *slog.Logger
+	// Now is the clock the default track window ends at. Default
+	// time.Now; tests pin it.
+	Now func() time.Time
+}
+
+// Check is one readiness check. Name labels it in /readyz's answer; Check
+// reports whether the dependency answers. Check must return when its
+// context is done: one that does not is reported as failed at the deadline
+// and left to finish on its own.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+func (c *Config) setDefaults() {
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = 2 * time.Second
+	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = 10 * time.Second
+	}
+	if c.Registerer == nil && c.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		c.Registerer, c.Gatherer = reg, reg
+	}
+	if g, ok := c.Registerer.(prometheus.Gatherer); ok && c.Gatherer == nil {
+		c.Gatherer = g
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports a config that cannot work. Zero values that
+// setDefaults fills in are accepted.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Vehicles == nil {
+		errs = append(errs, errors.New("no Vehicles store"))
+	}
+	if len(c.Tokens) == 0 {
+		errs = append(errs, errors.New("no API tokens: every /api/v1 request would be refused (set TMS_API_TOKENS)"))
+	}
+	for token, role := range c.Tokens {
+		if token == "" {
+			errs = append(errs, errors.New("an API token is empty"))
+		}
+		if _, err := ParseRole(string(role)); err != nil {
+			// Name the role, never the token: tokens must not reach logs.
+			errs = append(errs, fmt.Errorf("an API token has an %w", err))
+		}
+	}
+	seen := make(map[string]bool, len(c.Checks))
+	for i, ch := range c.Checks {
+		switch {
+		case ch.Name == "":
+			errs = append(errs, fmt.Errorf("readiness check %d has no name", i))
+		case seen[ch.Name]:
+			errs = append(errs, fmt.Errorf("readiness check %q is configured twice", ch.Name))
+		}
+		seen[ch.Name] = true
+		if ch.Check == nil {
+			errs = append(errs, fmt.Errorf("readiness check %q has no function", ch.Name))
+		}
+	}
+	if c.CheckTimeout < 0 || c.QueryTimeout < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if c.Gatherer == nil && c.Registerer != nil {
+		if _, ok := c.Registerer.(prometheus.Gatherer); !ok {
+			errs = append(errs, errors.New("no Gatherer, and the Registerer is not one: /metrics would have nothing to serve"))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("httpapi: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+// Package httpapi is tms's query API (the `api` role): a gin engine that
+// serves the read models over HTTP as JSON, under /api/v1, together with
+// the operational endpoints /healthz, /readyz and /metrics.
+//
+// # Resources
+//
+// GET /api/v1/vehicles lists vehicles with their latest position, keyset
+// paginated by plate (limit, opaque cursor) and filtered by plate and by a
+// bounding box that may cross the antimeridian. GET /api/v1/vehicles/{plate}
+// returns one vehicle; GET /api/v1/vehicles/{plate}/track returns its fixes
+// in fix-time order over a window of at most 31 days, as JSON or GeoJSON,
+// paginated by fix time. Plates in paths are normalised the way ingest
+// normalises them (domain/position.NormalizePlate), so "沪a12345" finds
+// "沪A12345". GET /api/v1/openapi.json is the OpenAPI document of every
+// endpoint; it is hand-written, embedded, and a test checks that it and the
+// routes the engine registers name the same paths.
+//
+// # Errors
+//
+// Every error is an RFC 9457 application/problem+json document whose
+// "instance" is the request path. Handlers never write errors themselves:
+// they record them on the gin context, and one middleware maps them to a
+// status (see problem.go). Validation errors name every bad parameter in
+// "errors"; anything the mapping does not recognise is a 500 whose detail
+// is generic and whose cause goes to the log only.
+//
+// # Authentication
+//
+// Everything under /api/v1 needs a bearer token, each configured token
+// carrying a role: viewer (reads) or operator (reads and writes). Tokens
+// are compared in constant time against every configured token. Browsers
+// cannot set headers on a WebSocket, so /api/v1/ws alone also accepts the
+// token in the access_token query parameter. The authenticated role rides
+// in the request context (RoleFrom), and RequireRole guards write routes.
+// Health, readiness and metrics are open, as probes and scrapers expect.
+//
+// # Wiring
+//
+// cmd/ parses TMS_API_TOKENS with ParseTokens, fills a Config (the
+// vehicles store, the readiness checks, the WebSocket hub, the process's
+// Prometheus registry) and serves the handler New returns. gin's debug
+// mode is process-wide; cmd/ switches it off with gin.SetMode.
+package httpapi

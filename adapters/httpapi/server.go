@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Paths the engine serves. wsPath is also where auth accepts access_token.
+const (
+	apiPrefix = "/api/v1"
+	wsPath    = apiPrefix + "/ws"
+)
+
+// server holds what the handlers share.
+type server struct {
+	cfg     Config
+	tokens  []tokenEntry
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// New builds the query API from cfg: an http.Handler for cmd/ to serve.
+// It fails on a config Validate rejects, or when the HTTP metrics cannot
+// be registered.
+func New(cfg Config) (http.Handler, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.engine(), nil
+}
+
+func newServer(cfg Config) (*server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &server{cfg: cfg, tokens: hashTokens(cfg.Tokens), metrics: m, log: cfg.Logger.With("component", "httpapi")}, nil
+}
+
+// engine builds the gin engine and its routes. Write routes, when they
+// come, go in the api group behind RequireRole(RoleOperator).
+func (s *server) engine() *gin.Engine {
+	e := gin.New()
+	// Answer a wrong method with 405 and Allow, not with 404.
+	e.HandleMethodNotAllowed = true
+	// Route on the escaped path and unescape parameters afterwards, so a
+	// plate with an encoded "/" stays one path segment (and is rejected as
+	// a plate) instead of silently matching another route.
+	e.UseEscapedPath = true
+	e.UnescapePathValues = true
+	// No gin.Logger: it would log query strings, and /api/v1/ws carries
+	// tokens in its query string.
+	e.Use(s.instrument, s.renderErrors, s.recover)
+	e.NoRoute(func(c *gin.Context) { fail(c, errNoRoute) })
+	e.NoMethod(func(c *gin.Context) { fail(c, errNoMethod) })
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	})))
+
+	api := e.Group(apiPrefix, s.authenticate)
+	api.GET("/openapi.json", s.openAPI)
+	api.GET("/vehicles", s.listVehicles)
+	api.GET("/vehicles/:plate", s.getVehicle)
+	api.GET("/vehicles/:plate/track", s.track)
+	api.GET("/ws", s.websocket)
+	return e
+}
+
+// websocket hands an authenticated request to the configured hub.
+func (s *server) websocket(c *gin.Context) {
+	if s.cfg.WebSocket == nil {
+		fail(c, fmt.Errorf("%w: this instance does not serve the WebSocket", errNoRoute))
+		return
+	}
+	s.cfg.WebSocket.ServeHTTP(c.Writer, c.Request)
+}
+
+// queryContext bounds one read-model query.
+func (s *server) queryContext(c *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request.Context(), s.cfg.QueryTimeout)
+}
+
+// fail records err for renderErrors and stops the handler chain.
+func fail(c *gin.Context, err error) {
+	_ = c.Error(err) // returns err wrapped for gin; renderErrors reads it back
+	c.Abort()
+}
+
+// writeJSON answers v as contentType. Encoding first means a value that
+// cannot be encoded (a NaN read from the database) becomes a clean 500
+// instead of a truncated 200.
+func writeJSON(c *gin.Context, status int, contentType string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fail(c, fmt.Errorf("encode %T: %w", v, err))
+		return
+	}
+	c.Data(status, contentType, b)
+}
+
+// Content types the API answers with.
+const (
+	contentJSON    = "application/json; charset=utf-8"
+	contentGeoJSON = "application/geo+json"
+	contentProblem = "application/problem+json"
+)

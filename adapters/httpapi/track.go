@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tmsfleet/tms/projections/vehicles"
+)
+
+// Bounds of GET /api/v1/vehicles/{plate}/track.
+const (
+	defaultTrackWindow = 24 * time.Hour
+	// maxTrackWindow keeps one request's scan to a month of one vehicle's
+	// fixes; longer histories are paged by window.
+	maxTrackWindow    = 31 * 24 * time.Hour
+	defaultTrackLimit = 1000
+	maxTrackLimit     = 10000
+)
+
+// trackPointJSON is one fix of a track.
+type trackPointJSON struct {
+	FixTime    time.Time `json:"fix_time"`
+	ReceivedAt time.Time `json:"received_at"`
+	Lat        float64   `json:"lat"`
+	Lng        float64   `json:"lng"`
+	SpeedKmh   float64   `json:"speed_kmh"`
+	CourseDeg  *float64  `json:"course_deg"`
+	Flags      []string  `json:"flags"`
+}
+
+// trackJSON is a page of a track; NextCursor is null on the last.
+type trackJSON struct {
+	Plate      string           `json:"plate"`
+	From       time.Time        `json:"from"`
+	To         time.Time        `json:"to"`
+	Points     []trackPointJSON `json:"points"`
+	NextCursor *string          `json:"next_cursor"`
+}
+
+// trackRequest is a validated track request.
+type trackRequest struct {
+	query  vehicles.TrackQuery
+	format string
+}
+
+// parseTrack reads and checks a track request, naming every bad field.
+func parseTrack(c *gin.Context, now time.Time) (trackRequest, error) {
+	p := newParams(c.Request)
+	plate := p.plate("plate", c.Param("plate"))
+	to, toOK := p.time("to", now)
+	from, fromOK := p.time("from", to.Add(-defaultTrackWindow))
+	if fromOK && toOK {
+		switch {
+		case !from.Before(to):
+			p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+		case to.Sub(from) > maxTrackWindow:
+			p.fail("from", "the window from %s to %s is longer than 31 days; page through longer histories by window",
+				from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+		}
+	}
+	r := trackRequest{
+		query: vehicles.TrackQuery{
+			Plate: plate, From: from, To: to,
+			Limit: p.limit(defaultTrackLimit, maxTrackLimit),
+			After: p.timeCursor(),
+		},
+		format: p.oneOf("format", "json", "json", "geojson"),
+	}
+	return r, p.err()
+}
+
+// track serves GET /api/v1/vehicles/{plate}/track.
+func (s *server) track(c *gin.Context) {
+	r, err := parseTrack(c, s.cfg.Now())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	q := r.query
+	limit := q.Limit
+	q.Limit++ // one more than the page tells whether another page follows
+	ctx, cancel := s.queryContext(c)
+	defer cancel()
+	fixes, err := s.cfg.Vehicles.Track(ctx, q)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if len(fixes) == 0 {
+		// An empty window of a known vehicle is an answer; an unknown
+		// vehicle is a 404. Asked only here: a page with fixes proves the
+		// vehicle exists.
+		if _, err := s.cfg.Vehicles.Get(ctx, q.Plate); err != nil {
+			fail(c, fmt.Errorf("vehicle %s: %w", q.Plate, err))
+			return
+		}
+	}
+	var next *string
+	if len(fixes) > limit {
+		fixes = fixes[:limit]
+		next = timeCursor(fixes[limit-1].FixTime)
+	}
+	if r.format == "geojson" {
+		writeJSON(c, http.StatusOK, contentGeoJSON, trackGeoJSON(q, fixes, next))
+		return
+	}
+	out := trackJSON{Plate: q.Plate, From: q.From.UTC(), To: q.To.UTC(), Points: make([]trackPointJSON, len(fixes)), NextCursor: next}
+	for i, f := range fixes {
+		out.Points[i] = trackPointJSON{
+			FixTime: f.FixTime.UTC(), ReceivedAt: f.ReceivedAt.UTC(),
+			Lat: f.Lat, Lng: f.Lng, SpeedKmh: f.SpeedKmh, CourseDeg: f.CourseDeg, Flags: nonNil(f.Flags),
+		}
+	}
+	writeJSON(c, http.StatusOK, contentJSON, out)
+}
+
+// GeoJSON (RFC 7946) of a track page.
+type (
+	featureCollection struct {
+		Type     string    `json:"type"`
+		Features []feature `json:"features"`
+	}
+	feature struct {
+		Type       string          `json:"type"`
+		Geometry   geometry        `json:"geometry"`
+		Properties trackProperties `json:"properties"`
+	}
+	geometry struct {
+		Type        string `json:"type"`
+		Coordinates any    `json:"coordinates"`
+	}
+	// trackProperties carry per-fix values in arrays parallel to the
+	// coordinates, the shape map libraries animate a replay from.
+	trackProperties struct {
+		Plate      string      `json:"plate"`
+		From       time.Time   `json:"from"`
+		To         time.Time   `json:"to"`
+		FixTimes   []time.Time `json:"fix_times"`
+		SpeedsKmh  []float64   `json:"speeds_kmh"`
+		NextCursor *string     `json:"next_cursor"`
+	}
+)
+
+// trackGeoJSON is a page as one LineString feature; a LineString needs
+// two positions, so one fix is a Point and none an empty collection.
+func trackGeoJSON(q vehicles.TrackQuery, fixes []vehicles.Fix, next *string) featureCollection {
+	fc := featureCollection{Type: "FeatureCollection", Features: []feature{}}
+	if len(fixes) == 0 {
+		return fc
+	}
+	props := trackProperties{
+		Plate: q.Plate, From: q.From.UTC(), To: q.To.UTC(),
+		FixTimes: make([]time.Time, len(fixes)), SpeedsKmh: make([]float64, len(fixes)), NextCursor: next,
+	}
+	coords := make([][2]float64, len(fixes))
+	for i, f := range fixes {
+		coords[i] = [2]float64{f.Lng, f.Lat} // GeoJSON is [lng, lat]
+		props.FixTimes[i] = f.FixTime.UTC()
+		props.SpeedsKmh[i] = f.SpeedKmh
+	}
+	g := geometry{Type: "LineString", Coordinates: coords}
+	if len(coords) == 1 {
+		g = geometry{Type: "Point", Coordinates: coords[0]}
+	}
+	fc.Features = append(fc.Features, feature{Type: "Feature", Geometry: g, Properties: props})
+	return fc
+}

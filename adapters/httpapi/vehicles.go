@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tmsfleet/tms/projections/vehicles"
+)
+
+// Page sizes of GET /api/v1/vehicles.
+const (
+	defaultVehiclesLimit = 100
+	maxVehiclesLimit     = 1000
+)
+
+// vehicleJSON is a vehicle as the API shows it.
+type vehicleJSON struct {
+	Plate          string       `json:"plate"`
+	Position       positionJSON `json:"position"`
+	FirstSeen      time.Time    `json:"first_seen"`
+	LastSeen       time.Time    `json:"last_seen"`
+	PositionsCount int64        `json:"positions_count"`
+}
+
+// positionJSON is a vehicle's latest fix.
+type positionJSON struct {
+	Lat        float64   `json:"lat"`
+	Lng        float64   `json:"lng"`
+	SpeedKmh   float64   `json:"speed_kmh"`
+	CourseDeg  *float64  `json:"course_deg"`
+	FixTime    time.Time `json:"fix_time"`
+	ReceivedAt time.Time `json:"received_at"`
+	Flags      []string  `json:"flags"`
+}
+
+// vehicleListJSON is a page of vehicles; NextCursor is null on the last.
+type vehicleListJSON struct {
+	Vehicles   []vehicleJSON `json:"vehicles"`
+	NextCursor *string       `json:"next_cursor"`
+}
+
+func toVehicleJSON(v *vehicles.Vehicle) vehicleJSON {
+	return vehicleJSON{
+		Plate: v.Plate,
+		Position: positionJSON{
+			Lat: v.Lat, Lng: v.Lng, SpeedKmh: v.SpeedKmh, CourseDeg: v.CourseDeg,
+			FixTime: v.FixTime.UTC(), ReceivedAt: v.ReceivedAt.UTC(), Flags: nonNil(v.Flags),
+		},
+		FirstSeen:      v.FirstSeen.UTC(),
+		LastSeen:       v.LastSeen.UTC(),
+		PositionsCount: v.PositionsCount,
+	}
+}
+
+// listVehicles serves GET /api/v1/vehicles.
+func (s *server) listVehicles(c *gin.Context) {
+	p := newParams(c.Request)
+	q := vehicles.ListQuery{
+		Limit:  p.limit(defaultVehiclesLimit, maxVehiclesLimit),
+		Plates: p.plates(maxVehiclesLimit),
+		BBox:   p.bbox(),
+		After:  p.plateCursor(),
+	}
+	if err := p.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	limit := q.Limit
+	q.Limit++ // one more than the page tells whether another page follows
+	ctx, cancel := s.queryContext(c)
+	defer cancel()
+	list, err := s.cfg.Vehicles.List(ctx, q)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := vehicleListJSON{Vehicles: make([]vehicleJSON, 0, min(len(list), limit))}
+	if len(list) > limit {
+		list = list[:limit]
+		out.NextCursor = encodeCursor(list[limit-1].Plate)
+	}
+	for i := range list {
+		out.Vehicles = append(out.Vehicles, toVehicleJSON(&list[i]))
+	}
+	writeJSON(c, http.StatusOK, contentJSON, out)
+}
+
+// getVehicle serves GET /api/v1/vehicles/{plate}.
+func (s *server) getVehicle(c *gin.Context) {
+	p := newParams(c.Request)
+	plate := p.plate("plate", c.Param("plate"))
+	if err := p.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	ctx, cancel := s.queryContext(c)
+	defer cancel()
+	v, err := s.cfg.Vehicles.Get(ctx, plate)
+	if err != nil {
+		fail(c, fmt.Errorf("vehicle %s: %w", plate, err))
+		return
+	}
+	writeJSON(c, http.StatusOK, contentJSON, toVehicleJSON(&v))
+}
+
+// nonNil makes an absent list encode as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,4 +1,38 @@
-# Provisional; see deploy/test/services.sh for the test services.
-.PHONY: test
-test:
-	bash deploy/test/services.sh run -- go test -count=1 -timeout 25m ./...
+# tms: the two commands a newcomer needs are `make run` and `make test`.
+GO ?= go
+SERVICES := bash deploy/test/services.sh run --
+
+.PHONY: run build test test-short bench fuzz vet fmt
+
+## run: the whole service on this machine, nothing to configure (embedded
+## Kafka, MQTT broker and a local Postgres, state under ./data).
+run:
+	$(GO) run ./cmd/tms serve
+
+## build: the tms binary, in ./bin.
+build:
+	$(GO) build -o bin/tms ./cmd/tms
+
+## test: every test, against a real Postgres, Mosquitto and Apache Kafka
+## that this target starts and stops (deploy/test/services.sh).
+test: vet
+	$(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
+
+## test-short: the tests that need no services (in-process brokers stand in
+## for Kafka and MQTT; tests needing Postgres skip).
+test-short:
+	$(GO) test -count=1 ./...
+
+## bench: the performance figures of docs/performance.md, on real services.
+bench:
+	$(SERVICES) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+
+## fuzz: run each fuzz target for FUZZTIME (default 60s); new interesting
+## inputs stay in the Go cache, copy them to testdata to keep them.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./adapters/g7/
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }

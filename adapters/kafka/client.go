@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -20,6 +21,12 @@ type Config struct {
 	// ("<namespace>.tms.positions"), so that independent deployments, or
 	// tests, can share one cluster. Empty for the contract's own names.
 	Namespace string
+	// InstanceID is a stable identity of this process (a pod or host
+	// name). When set, consumer groups use static membership: an instance
+	// restarted after a crash takes its partitions back at once, instead of
+	// after the session timeout, and without a rebalance. Two live
+	// processes must never share one.
+	InstanceID string
 	// Partitions is the partition count of vehicle-keyed topics created
 	// by tms. Default 12: enough to spread over a dozen instances.
 	Partitions int32
@@ -82,12 +89,22 @@ func (c *Config) Options(role string) []kgo.Opt {
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500 * time.Millisecond),
-		kgo.WithLogger(kslog.New(c.Logger.With("component", "kafka", "client", role))),
+		kgo.WithLogger(kslog.New(slog.New(warnAndAbove{c.Logger.Handler()}).With("component", "kafka", "client", role))),
 	}
 	if c.Registerer != nil {
 		m := kprom.NewMetrics("tms_kafka",
 			kprom.Registerer(prometheus.WrapRegistererWith(prometheus.Labels{"client": role}, c.Registerer)))
 		opts = append(opts, kgo.WithHooks(m))
+	}
+	return opts
+}
+
+// GroupOptions returns the options of a consumer group member: the group
+// (namespaced) and, with an InstanceID, its static membership.
+func (c *Config) GroupOptions(group string) []kgo.Opt {
+	opts := []kgo.Opt{kgo.ConsumerGroup(c.Group(group))}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID+"/"+group))
 	}
 	return opts
 }
@@ -104,4 +121,20 @@ func (c *Config) NewAdmin(role string) (*kadm.Client, error) {
 		return nil, err
 	}
 	return kadm.NewClient(cl), nil
+}
+
+// warnAndAbove passes on only warnings and errors: franz-go narrates every
+// metadata refresh and group step at info, which drowns tms's own logs.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnAndAbove) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }

@@ -119,8 +119,7 @@ func (p *Projector) Run(ctx context.Context) error {
 	for _, t := range p.cfg.Projection.Topics() {
 		topics = append(topics, p.cfg.Kafka.Topic(t))
 	}
-	cl, err := p.cfg.Kafka.NewClient("projector-"+p.cfg.Projection.Name(),
-		kgo.ConsumerGroup(p.cfg.Kafka.Group(p.cfg.Projection.Name())),
+	opts := append(p.cfg.Kafka.GroupOptions(p.cfg.Projection.Name()),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -128,6 +127,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.AdjustFetchOffsetsFn(p.startOffsets),
 	)
+	cl, err := p.cfg.Kafka.NewClient("projector-"+p.cfg.Projection.Name(), opts...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
 	}

@@ -1,0 +1,266 @@
+package ws
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/olahol/melody"
+)
+
+// client is one WebSocket connection: its subscription, its outbox and
+// its flow control.
+//
+// Flow control: melody's Session.Write only enqueues into a bounded
+// channel and drops the frame when the channel is full, so the hub never
+// lets melody hold more than SendWindow of a client's frames. The rest
+// wait in the outbox (where positions coalesce), and each frame melody
+// reports written (HandleSentMessage) releases the next. Seq numbers are
+// assigned on release, so the frames a client receives are numbered
+// without gaps whatever was coalesced.
+type client struct {
+	hub  *Hub
+	sess *melody.Session
+	// filter is the subscription in force, nil before the first
+	// subscribe. Publish reads it without the lock to skip clients that
+	// do not want an event cheaply; it is replaced under mu.
+	filter atomic.Pointer[filter]
+
+	mu     sync.Mutex
+	closed bool
+	seq    uint64
+	// gen counts subscribes, so that a snapshot loaded for a subscribe
+	// that has since been replaced is discarded.
+	gen uint64
+	// loading holds events back while a snapshot loads: they wait in the
+	// outbox (coalescing) and follow the snapshot.
+	loading    bool
+	cancelLoad context.CancelFunc
+	out        outbox
+	// inflight are the frames handed to melody and not yet reported
+	// written, oldest first: melody writes a session's frames in order,
+	// so each sent report is for the oldest.
+	inflight ring[sentFrame]
+}
+
+type sentFrame struct {
+	kind   frameKind
+	origin time.Time
+	buf    *[]byte
+}
+
+// offer gives ev to the client if its filter wants it. It never blocks on
+// the connection. It reports whether the client overflowed and was closed.
+func (c *client) offer(ev *published) (tooSlow bool) {
+	f := c.filter.Load()
+	if f == nil || !f.match(ev) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	// A subscribe may have replaced the filter since the check above; the
+	// events queued for the old one were dropped with it, and this one
+	// must not slip in behind the subscribed frame unless it matches.
+	if cur := c.filter.Load(); cur != f && !cur.match(ev) {
+		return false
+	}
+	window := c.hub.cfg.SendWindow
+	if c.out.len() == 0 && !c.loading && c.inflight.len() < window {
+		// Keeping up: straight to melody, nothing queued.
+		c.send(kindEvent, ev.body, ev.origin)
+		return false
+	}
+	if !ev.position && c.out.bounded() >= c.hub.cfg.MaxPending {
+		c.closeTooSlowLocked()
+		return true
+	}
+	if c.out.pushEvent(ev) {
+		c.hub.metrics.coalesced.Inc()
+	}
+	c.pump()
+	return false
+}
+
+// send hands one frame to melody. c.mu must be held, and the window must
+// have room.
+func (c *client) send(k frameKind, body []byte, origin time.Time) {
+	c.seq++
+	buf := getBuf(len(framePrefixes[k]) + 20 + len(body))
+	*buf = appendFrame((*buf)[:0], k, c.seq, body)
+	c.inflight.push(sentFrame{kind: k, origin: origin, buf: buf})
+	if err := c.sess.Write(*buf); err != nil {
+		// The connection is going; the disconnect handler cleans up.
+		c.closed = true
+	}
+}
+
+// pump releases queued frames while the window has room. c.mu must be
+// held.
+func (c *client) pump() {
+	for !c.closed && c.inflight.len() < c.hub.cfg.SendWindow {
+		k, body, ev, ok := c.out.pop(c.loading)
+		if !ok {
+			return
+		}
+		var origin time.Time
+		if ev != nil {
+			origin = ev.origin
+		}
+		c.send(k, body, origin)
+	}
+}
+
+// sent is melody's report that the oldest in-flight frame was written.
+func (c *client) sent() {
+	c.mu.Lock()
+	f, ok := c.inflight.pop()
+	c.pump()
+	c.mu.Unlock()
+	if ok {
+		c.hub.metrics.frameSent(f.kind, f.origin)
+		putBuf(f.buf)
+	}
+}
+
+// replyLocked queues a reply. c.mu must be held. It reports whether the
+// client overflowed and was closed.
+func (c *client) replyLocked(k frameKind, body []byte) (tooSlow bool) {
+	if c.closed {
+		return false
+	}
+	if c.out.bounded() >= c.hub.cfg.MaxPending {
+		c.closeTooSlowLocked()
+		return true
+	}
+	c.out.pushReply(k, body)
+	c.pump()
+	return false
+}
+
+// handleMessage acts on one client message. melody calls it from the
+// connection's read loop, one message at a time, so subscribes take
+// effect in the order the client sent them.
+func (c *client) handleMessage(msg []byte) {
+	f, rerr := parseMessage(msg)
+	c.mu.Lock()
+	var tooSlow bool
+	if rerr != nil {
+		// The subscription in force stays as it was.
+		tooSlow = c.replyLocked(kindError, rerr.body())
+	} else {
+		tooSlow = c.subscribeLocked(f)
+	}
+	c.mu.Unlock()
+	if tooSlow {
+		c.hub.remove(c)
+	}
+}
+
+// subscribeLocked puts f in force. c.mu must be held.
+func (c *client) subscribeLocked(f *filter) (tooSlow bool) {
+	if c.closed {
+		return false
+	}
+	c.gen++
+	c.stopLoadLocked()
+	c.filter.Store(f)
+	// What is queued was chosen by the old filter, and a snapshot not yet
+	// sent describes it: after the subscribed frame, everything the client
+	// receives is for the new one.
+	c.out.dropEvents()
+	c.out.dropReplies(kindSnapshot)
+	c.loading = f.admitsPositions()
+	if c.replyLocked(kindSubscribed, subscribedBody(&f.spec)) {
+		return true
+	}
+	if c.loading {
+		// Load off the read loop: a slow query must not stall pongs or
+		// the next subscribe, which cancels this load.
+		ctx, cancel := context.WithTimeout(c.sess.Request.Context(), c.hub.cfg.SnapshotTimeout)
+		c.cancelLoad = cancel
+		go c.loadSnapshot(ctx, cancel, c.gen, f)
+	}
+	return false
+}
+
+func (c *client) loadSnapshot(ctx context.Context, cancel context.CancelFunc, gen uint64, f *filter) {
+	defer cancel()
+	body, err := c.hub.snapshot(ctx, f)
+	c.mu.Lock()
+	if c.closed || c.gen != gen {
+		c.mu.Unlock()
+		return // replaced by a newer subscribe, or gone
+	}
+	c.loading = false
+	c.cancelLoad = nil
+	var tooSlow bool
+	if err != nil {
+		c.hub.log.Warn("websocket snapshot failed", "err", err)
+		tooSlow = c.replyLocked(kindError, refuse("",
+			"the snapshot could not be loaded; live events follow; subscribe again to retry").body())
+	} else {
+		tooSlow = c.replyLocked(kindSnapshot, body)
+	}
+	c.pump() // the events held while loading
+	c.mu.Unlock()
+	if tooSlow {
+		c.hub.remove(c)
+	}
+}
+
+func (c *client) stopLoadLocked() {
+	if c.cancelLoad != nil {
+		c.cancelLoad()
+		c.cancelLoad = nil
+	}
+}
+
+// closeTooSlowLocked closes a client whose outbox overflowed with 1013
+// (try again later): the client should reconnect, and its new subscribe
+// resynchronises it from a snapshot. The frames already handed to melody
+// go out first. c.mu must be held.
+func (c *client) closeTooSlowLocked() {
+	c.closed = true
+	c.stopLoadLocked()
+	dropped := c.out.reset()
+	c.hub.metrics.closedSlow.Inc()
+	c.hub.metrics.dropped.Add(float64(dropped))
+	c.hub.log.Info("closing a websocket client that cannot keep up",
+		"remote", c.sess.Request.RemoteAddr, "dropped_frames", dropped)
+	_ = c.sess.CloseWithMsg(melody.FormatCloseMessage(melody.CloseTryAgainLater, "too slow"))
+}
+
+// shutdown stops the client taking frames; what is queued is dropped.
+func (c *client) shutdown() {
+	c.mu.Lock()
+	c.closed = true
+	c.stopLoadLocked()
+	c.out.reset()
+	c.mu.Unlock()
+}
+
+// bufPool recycles frame buffers: a frame is copied into melody's
+// connection buffer when written, after which its buffer is free. Without
+// the pool every frame to every client would be garbage.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuf keeps snapshot-sized buffers out of the pool.
+const maxPooledBuf = 64 << 10
+
+func getBuf(size int) *[]byte {
+	b := bufPool.Get().(*[]byte)
+	if cap(*b) < size {
+		*b = make([]byte, 0, size)
+	}
+	return b
+}
+
+func putBuf(b *[]byte) {
+	if b != nil && cap(*b) <= maxPooledBuf {
+		bufPool.Put(b)
+	}
+}

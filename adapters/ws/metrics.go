@@ -1,0 +1,67 @@
+package ws
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	clients    prometheus.Gauge
+	framesSent [numKinds]prometheus.Counter
+	coalesced  prometheus.Counter
+	dropped    prometheus.Counter
+	closedSlow prometheus.Counter
+	published  prometheus.Counter
+	latency    prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tms_ws_frames_sent_total",
+		Help: "Frames written to WebSocket clients, by frame type (subscribed, snapshot, event, error).",
+	}, []string{"type"})
+	m := &metrics{
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tms_ws_clients", Help: "Connected WebSocket clients.",
+		}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_ws_frames_coalesced_total",
+			Help: "Position frames not sent because a newer position of the same vehicle replaced them in a slow client's outbox.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_ws_frames_dropped_total",
+			Help: "Frames discarded unsent: the outbox of clients closed as too slow.",
+		}),
+		closedSlow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_ws_clients_closed_slow_total",
+			Help: "WebSocket clients closed with 1013 because their outbox of discrete frames overflowed.",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_ws_events_published_total", Help: "Events given to the hub to fan out.",
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tms_ws_push_latency_seconds",
+			Help: "From tms receiving an event (a position's MQTT receipt, else its Kafka record time) " +
+				"to its frame being written to a WebSocket client.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. ~33s
+		}),
+	}
+	for k, name := range kindNames {
+		m.framesSent[k] = sent.WithLabelValues(name)
+	}
+	if reg != nil {
+		reg.MustRegister(m.clients, sent, m.coalesced, m.dropped, m.closedSlow, m.published, m.latency)
+	}
+	return m
+}
+
+// frameSent counts a written frame and, for an event, its latency.
+func (m *metrics) frameSent(k frameKind, origin time.Time) {
+	m.framesSent[k].Inc()
+	if k == kindEvent && !origin.IsZero() {
+		// Clocks of different hosts may disagree by a little; a negative
+		// latency is one of those, not a time machine.
+		m.latency.Observe(max(0, time.Since(origin).Seconds()))
+	}
+}

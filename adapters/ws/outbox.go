@@ -1,0 +1,166 @@
+package ws
+
+// outbox holds what a client is owed but has not yet been handed to
+// melody. It is what keeps a slow client's memory bounded:
+//
+//   - Positions coalesce: a vehicle has at most one pending position. A
+//     newer fix replaces the pending one in place, keeping its place in
+//     line, so a chatty vehicle cannot push the others back and nothing
+//     waits longer than one pass over the pending vehicles. An older fix
+//     (a late one) arriving while a newer is pending is dropped. Either
+//     way the client receives the vehicle's latest fix, not every one.
+//   - Other events are discrete (each one matters: a station entered, an
+//     alert): each takes its own place in the same line, in arrival order.
+//     (A replaced position keeps its earlier place, so a vehicle's newest
+//     fix can overtake a discrete event that happened before it; every
+//     frame carries its own time.) They are bounded, together with the
+//     replies, by the client's limit; past it the client is closed.
+//   - Replies (subscribed, snapshot, error) go before any event, so that a
+//     snapshot overtakes the events that arrived while it was loading.
+//
+// The outbox is not safe for concurrent use; its client's mutex guards it.
+type outbox struct {
+	replies ring[reply]
+	events  ring[*slot]
+	// pending finds a vehicle's queued position, to replace it.
+	pending map[string]*slot
+	// discrete counts the queued events that are not positions.
+	discrete int
+}
+
+// slot is a place in the event line; a position's is reused when a newer
+// fix of the same vehicle replaces it.
+type slot struct{ ev *published }
+
+type reply struct {
+	kind frameKind
+	body []byte
+}
+
+// bounded is the number of frames counted against the client's limit.
+func (o *outbox) bounded() int { return o.replies.len() + o.discrete }
+
+// len is the number of frames queued.
+func (o *outbox) len() int { return o.replies.len() + o.events.len() }
+
+// pushReply queues a reply.
+func (o *outbox) pushReply(k frameKind, body []byte) { o.replies.push(reply{k, body}) }
+
+// pushEvent queues ev and reports whether it coalesced with (replaced, or
+// was dropped in favour of) a pending position of the same vehicle.
+func (o *outbox) pushEvent(ev *published) (coalesced bool) {
+	if !ev.position {
+		o.discrete++
+		o.events.push(&slot{ev})
+		return false
+	}
+	if s, ok := o.pending[ev.subject]; ok {
+		if !ev.fixTime.Before(s.ev.fixTime) {
+			s.ev = ev
+		}
+		return true
+	}
+	if o.pending == nil {
+		o.pending = make(map[string]*slot)
+	}
+	s := &slot{ev}
+	o.pending[ev.subject] = s
+	o.events.push(s)
+	return false
+}
+
+// pop takes the next frame: a reply if any, else an event unless events
+// are held (while a snapshot loads).
+func (o *outbox) pop(holdEvents bool) (k frameKind, body []byte, ev *published, ok bool) {
+	if r, ok := o.replies.pop(); ok {
+		return r.kind, r.body, nil, true
+	}
+	if holdEvents {
+		return 0, nil, nil, false
+	}
+	s, ok := o.events.pop()
+	if !ok {
+		return 0, nil, nil, false
+	}
+	if s.ev.position {
+		delete(o.pending, s.ev.subject)
+	} else {
+		o.discrete--
+	}
+	return kindEvent, s.ev.body, s.ev, true
+}
+
+// dropEvents forgets the queued events and returns how many there were.
+func (o *outbox) dropEvents() int {
+	n := o.events.len()
+	o.events.reset()
+	clear(o.pending)
+	o.discrete = 0
+	return n
+}
+
+// dropReplies forgets the queued replies of kind k and returns how many
+// there were.
+func (o *outbox) dropReplies(k frameKind) int {
+	n := 0
+	kept := ring[reply]{}
+	for {
+		r, ok := o.replies.pop()
+		if !ok {
+			break
+		}
+		if r.kind == k {
+			n++
+			continue
+		}
+		kept.push(r)
+	}
+	o.replies = kept
+	return n
+}
+
+// reset forgets everything and returns how many frames there were.
+func (o *outbox) reset() int {
+	n := o.replies.len() + o.dropEvents()
+	o.replies.reset()
+	return n
+}
+
+// ring is a FIFO queue on a growable circular buffer: no allocation per
+// element once it has grown to its working size.
+type ring[T any] struct {
+	buf  []T
+	head int
+	n    int
+}
+
+func (r *ring[T]) len() int { return r.n }
+
+func (r *ring[T]) push(v T) {
+	if r.n == len(r.buf) {
+		grown := make([]T, max(8, 2*len(r.buf)))
+		for i := range r.n {
+			grown[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = v
+	r.n++
+}
+
+func (r *ring[T]) pop() (T, bool) {
+	var zero T
+	if r.n == 0 {
+		return zero, false
+	}
+	v := r.buf[r.head]
+	r.buf[r.head] = zero // let the collector have it
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return v, true
+}
+
+func (r *ring[T]) reset() {
+	clear(r.buf)
+	r.head, r.n = 0, 0
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tmsfleet/tms/adapters/httpapi"
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/ws"
+	"github.com/tmsfleet/tms/projections/vehicles"
+)
+
+// api wires the api role: the query API, the WebSocket hub and its Kafka
+// feed, health, readiness and metrics, on one listener.
+func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.Context) error, error) {
+	tokens, err := e.apiTokens()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := e.postgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	store := vehicles.NewStore(pool)
+	hub, err := ws.New(ws.Config{Snapshot: store, Registerer: e.registry, Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Registerer: e.registry, Logger: e.log}, hub)
+	if err != nil {
+		return nil, err
+	}
+	kafkaPing, err := kc.NewClient("readyz")
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(kafkaPing.Close)
+	checks := []httpapi.Check{
+		{Name: "postgres", Check: pool.Ping},
+		{Name: "kafka", Check: kafkaPing.Ping},
+		// Until the feed knows where the live end is, a new event might not
+		// reach the WebSocket clients.
+		{Name: "websocket-feed", Check: func(context.Context) error {
+			select {
+			case <-feed.Positioned():
+				return nil
+			default:
+				return errors.New("the WebSocket feed has not found the live end of the topics yet")
+			}
+		}},
+	}
+	if e.mqttReady != nil {
+		checks = append(checks, httpapi.Check{Name: "mqtt", Check: func(context.Context) error {
+			if !e.mqttReady() {
+				return errors.New("not connected to the MQTT broker")
+			}
+			return nil
+		}})
+	}
+	gin.SetMode(gin.ReleaseMode)
+	handler, err := httpapi.New(httpapi.Config{
+		Vehicles: store, Tokens: tokens, Checks: checks, WebSocket: hub,
+		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	base := "http://" + displayAddr(ln.Addr().String())
+	e.notes = append(e.notes,
+		"API:       "+base+"/api/v1/vehicles   (OpenAPI: "+base+"/api/v1/openapi.json)",
+		"WebSocket: "+strings.Replace(base, "http", "ws", 1)+"/api/v1/ws",
+		"Health:    "+base+"/healthz  "+base+"/readyz  "+base+"/metrics")
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	return func(ctx context.Context) error {
+		feedDone := make(chan error, 1)
+		go func() { feedDone <- feed.Run(ctx) }()
+		err := serveHTTP(ctx, srv, ln)
+		_ = hub.Close()
+		if ferr := <-feedDone; err == nil {
+			err = ferr
+		}
+		return err
+	}, nil
+}
+
+// apiTokens reads TMS_API_TOKENS, or, when it is unset, makes one viewer
+// and one operator token, keeps them under the data dir (mode 0600, so
+// they survive restarts) and says where they are. The tokens themselves
+// are never printed or logged.
+func (e *environment) apiTokens() (map[string]httpapi.Role, error) {
+	if e.cfg.APITokens != "" {
+		return httpapi.ParseTokens(e.cfg.APITokens)
+	}
+	dir := filepath.Join(e.cfg.DataDir, "api-tokens")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	tokens := map[string]httpapi.Role{}
+	for _, role := range []httpapi.Role{httpapi.RoleViewer, httpapi.RoleOperator} {
+		path := filepath.Join(dir, string(role))
+		raw, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			var b [24]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return nil, err
+			}
+			raw = []byte(hex.EncodeToString(b[:]))
+			err = os.WriteFile(path, raw, 0o600)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("api tokens: %w", err)
+		}
+		tokens[strings.TrimSpace(string(raw))] = role
+	}
+	e.notes = append(e.notes, fmt.Sprintf("API tokens (TMS_API_TOKENS unset): %s/viewer and %s/operator, e.g.\n"+
+		"    curl -H \"Authorization: Bearer $(cat %s/viewer)\" ...", dir, dir, dir))
+	return tokens, nil
+}
+
+// displayAddr turns a listener's address into one a browser can open.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

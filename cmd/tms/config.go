@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
+	"github.com/spf13/pflag"
+)
+
+// config is every setting of tms, read from the environment (and a .env
+// file when present); flags override it. .env.example lists each variable
+// with its default.
+type config struct {
+	DatabaseURL       string   `env:"DATABASE_URL"`
+	KafkaBrokers      []string `env:"KAFKA_BROKERS" envSeparator:","`
+	KafkaNamespace    string   `env:"TMS_KAFKA_NAMESPACE"`
+	KafkaPartitions   int32    `env:"TMS_KAFKA_PARTITIONS" envDefault:"12"`
+	KafkaReplication  int16    `env:"TMS_KAFKA_REPLICATION_FACTOR" envDefault:"-1"`
+	KafkaListen       string   `env:"TMS_KAFKA_LISTEN" envDefault:"127.0.0.1:9092"`
+	InstanceID        string   `env:"TMS_INSTANCE_ID"`
+	DataDir           string   `env:"TMS_DATA_DIR" envDefault:"./data"`
+	MQTTURL           string   `env:"MQTT_URL"`
+	MQTTListen        string   `env:"TMS_MQTT_LISTEN" envDefault:"127.0.0.1:1883"`
+	HTTPAddr          string   `env:"TMS_HTTP_ADDR" envDefault:":8080"`
+	Roles             string   `env:"TMS_ROLES" envDefault:"all"`
+	APITokens         string   `env:"TMS_API_TOKENS"`
+	LocalPostgresPort int      `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
+	LogLevel          string   `env:"TMS_LOG_LEVEL" envDefault:"info"`
+	LogFormat         string   `env:"TMS_LOG_FORMAT" envDefault:"text"`
+
+	// The original system's names for its G7 feed, accepted as they were.
+	G7Host     string `env:"G7_MQTT_HOST"`
+	G7Port     int    `env:"G7_MQTT_PORT" envDefault:"1883"`
+	G7QoS      int    `env:"G7_MQTT_QOS" envDefault:"1"`
+	G7Topic    string `env:"G7_MQTT_POSITION_TOPIC" envDefault:"g7/positions"`
+	G7ClientID string `env:"G7_MQTT_POSITION_CLIENT_ID" envDefault:"tms-ingest"`
+	G7AccessID string `env:"G7_MQTT_POSITION_ACCESS_ID"`
+	G7Secret   string `env:"G7_MQTT_POSITION_SECRET"`
+}
+
+// loadConfig reads .env (without overriding the real environment) and the
+// environment.
+func loadConfig() (config, error) {
+	if err := godotenv.Load(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return config{}, fmt.Errorf(".env: %w", err)
+	}
+	var c config
+	if err := env.Parse(&c); err != nil {
+		return config{}, fmt.Errorf("environment: %w", err)
+	}
+	return c, nil
+}
+
+// bindConnectionFlags registers the flags shared by the commands that talk
+// to Kafka, Postgres and MQTT, with the environment's values as defaults.
+func (c *config) bindConnectionFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "Postgres connection string (DATABASE_URL; empty: a local cluster under the data dir)")
+	fs.StringSliceVar(&c.KafkaBrokers, "kafka-brokers", c.KafkaBrokers, "Kafka seed brokers (KAFKA_BROKERS; empty: the embedded broker)")
+	fs.StringVar(&c.InstanceID, "instance-id", c.InstanceID, "stable identity of this process for static consumer-group membership (TMS_INSTANCE_ID)")
+	fs.StringVar(&c.KafkaNamespace, "kafka-namespace", c.KafkaNamespace, "prefix of topic and group names (TMS_KAFKA_NAMESPACE)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "where embedded state lives (TMS_DATA_DIR)")
+	fs.StringVar(&c.KafkaListen, "kafka-listen", c.KafkaListen, "where the embedded Kafka broker listens (TMS_KAFKA_LISTEN)")
+	fs.IntVar(&c.LocalPostgresPort, "postgres-port", c.LocalPostgresPort, "port of the local Postgres cluster (TMS_POSTGRES_PORT)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (TMS_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (TMS_LOG_FORMAT)")
+}
+
+// bindMQTTFlags registers the MQTT flags.
+func (c *config) bindMQTTFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.MQTTURL, "mqtt-url", c.MQTTURL, "MQTT broker, tcp://host:1883 or ssl://host:8883 (MQTT_URL; empty: G7_MQTT_HOST, else the embedded broker)")
+	fs.StringVar(&c.G7Topic, "mqtt-topic", c.G7Topic, "topic of the G7 position feed (G7_MQTT_POSITION_TOPIC)")
+	fs.StringVar(&c.MQTTListen, "mqtt-listen", c.MQTTListen, "where the embedded MQTT broker listens (TMS_MQTT_LISTEN)")
+}
+
+// mqttURL is the broker to use: MQTT_URL, else the original system's
+// G7_MQTT_HOST and G7_MQTT_PORT, else "" for the embedded broker.
+func (c *config) mqttURL() string {
+	switch {
+	case c.MQTTURL != "":
+		return c.MQTTURL
+	case c.G7Host != "":
+		scheme := "tcp"
+		if c.G7Port == 8883 {
+			scheme = "ssl"
+		}
+		return fmt.Sprintf("%s://%s:%d", scheme, c.G7Host, c.G7Port)
+	}
+	return ""
+}
+
+// Role names, as TMS_ROLES lists them.
+const (
+	roleIngest  = "ingest"
+	roleProject = "project"
+	roleAPI     = "api"
+)
+
+// knownRoles are the roles this build can run, in start order.
+var knownRoles = []string{roleIngest, roleProject, roleAPI}
+
+// roles parses TMS_ROLES.
+func (c *config) roles() (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, r := range strings.Split(c.Roles, ",") {
+		r = strings.TrimSpace(r)
+		switch {
+		case r == "all":
+			for _, k := range knownRoles {
+				out[k] = true
+			}
+		case slices.Contains(knownRoles, r):
+			out[r] = true
+		case r == "":
+		default:
+			return nil, fmt.Errorf("TMS_ROLES: unknown role %q (known: all, %s)", r, strings.Join(knownRoles, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("TMS_ROLES: no role to run")
+	}
+	return out, nil
+}
+
+// logger builds the process logger.
+func (c *config) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("TMS_LOG_LEVEL: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("TMS_LOG_FORMAT: %q is neither text nor json", c.LogFormat)
+}
+
+// qos checks G7_MQTT_QOS: QoS 0 would let the broker drop positions.
+func (c *config) qos() (byte, error) {
+	if c.G7QoS < 1 || c.G7QoS > 2 {
+		return 0, errors.New("G7_MQTT_QOS: must be 1 or 2 (" + strconv.Itoa(c.G7QoS) + " would let the broker drop positions)")
+	}
+	return byte(c.G7QoS), nil
+}

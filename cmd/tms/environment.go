@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/adapters/postgres"
+)
+
+// environment provides the services a command needs, starting the
+// embedded ones (Kafka, MQTT, a local Postgres) when none is configured,
+// and stops what it started, in reverse order, on close.
+type environment struct {
+	cfg      config
+	log      *slog.Logger
+	registry *prometheus.Registry
+	closers  []func()
+	// notes are what the operator needs to know at start (URLs, where
+	// tokens are); printed once the service is up.
+	notes []string
+	// mqttReady reports the ingest subscription's connection, for /readyz;
+	// nil when this process does not ingest.
+	mqttReady func() bool
+}
+
+func newEnvironment(cfg config) (*environment, error) {
+	log, err := cfg.logger()
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &environment{cfg: cfg, log: log, registry: reg}, nil
+}
+
+func (e *environment) onClose(f func()) { e.closers = append(e.closers, f) }
+
+func (e *environment) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// kafka returns the Kafka config, with the embedded broker started when
+// KAFKA_BROKERS is unset, and tms's topics created.
+func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
+	brokers := e.cfg.KafkaBrokers
+	if len(brokers) == 0 {
+		dir := filepath.Join(e.cfg.DataDir, "kafka")
+		b, err := kafka.StartEmbedded(dir, e.cfg.KafkaListen, e.log)
+		if err != nil {
+			return nil, err
+		}
+		e.onClose(b.Close)
+		brokers = b.Addrs()
+		e.notes = append(e.notes, fmt.Sprintf("Kafka (embedded, data in %s): %s", dir, brokers[0]))
+	}
+	kc := &kafka.Config{
+		Brokers:           brokers,
+		Namespace:         e.cfg.KafkaNamespace,
+		InstanceID:        e.cfg.InstanceID,
+		Partitions:        e.cfg.KafkaPartitions,
+		ReplicationFactor: e.cfg.KafkaReplication,
+		Logger:            e.log,
+		Registerer:        e.registry,
+	}
+	kc.SetDefaults()
+	if err := kc.Validate(); err != nil {
+		return nil, err
+	}
+	adm, err := kc.NewAdmin("admin")
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := kc.EnsureTopics(ctx, adm); err != nil {
+		return nil, err
+	}
+	return kc, nil
+}
+
+// databaseURL returns DATABASE_URL, or starts the local cluster.
+func (e *environment) databaseURL(ctx context.Context) (string, error) {
+	if e.cfg.DatabaseURL != "" {
+		return e.cfg.DatabaseURL, nil
+	}
+	l, err := postgres.StartLocal(ctx, postgres.LocalConfig{
+		Dir:    filepath.Join(e.cfg.DataDir, "postgres"),
+		Port:   e.cfg.LocalPostgresPort,
+		Logger: e.log,
+	})
+	if err != nil {
+		return "", err
+	}
+	e.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := l.Stop(ctx); err != nil {
+			e.log.Warn("stopping the local Postgres", "err", err)
+		}
+	})
+	e.cfg.DatabaseURL = l.URL()
+	e.notes = append(e.notes, "Postgres (local cluster): "+l.URL())
+	return l.URL(), nil
+}
+
+// postgres opens a pool on the migrated read models.
+func (e *environment) postgres(ctx context.Context) (*pgxpool.Pool, error) {
+	url, err := e.databaseURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := postgres.Migrate(url); err != nil {
+		return nil, err
+	}
+	pool, err := postgres.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(pool.Close)
+	return pool, nil
+}
+
+// mqttURL returns the configured broker, or starts the embedded one.
+func (e *environment) mqttURL() (string, error) {
+	if u := e.cfg.mqttURL(); u != "" {
+		return u, nil
+	}
+	b, err := mqtt.StartEmbedded(e.cfg.MQTTListen, e.log)
+	if err != nil {
+		return "", err
+	}
+	e.onClose(func() { _ = b.Close() })
+	e.notes = append(e.notes, "MQTT (embedded): "+b.URL()+"  topic "+e.cfg.G7Topic)
+	return b.URL(), nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/pipeline/ingest"
+	"github.com/tmsfleet/tms/projections/projector"
+	"github.com/tmsfleet/tms/projections/vehicles"
+)
+
+func serveCommand(cfg *config) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the service's roles (TMS_ROLES: all, or ingest,project,api)",
+		Long: `Runs the roles named by TMS_ROLES in one process: ingest (MQTT to Kafka),
+project (Kafka to the Postgres read models) and api (query API, WebSocket,
+health and metrics on TMS_HTTP_ADDR). Whatever is not configured runs
+embedded: a Kafka-protocol broker (KAFKA_BROKERS unset), an MQTT broker
+(MQTT_URL unset) and a local Postgres cluster (DATABASE_URL unset), with their
+state under TMS_DATA_DIR. SIGINT or SIGTERM stops intake first, then flushes
+and commits, then closes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), *cfg) },
+	}
+	f := cmd.Flags()
+	cfg.bindConnectionFlags(f)
+	cfg.bindMQTTFlags(f)
+	f.StringVar(&cfg.Roles, "roles", cfg.Roles, "roles to run (TMS_ROLES)")
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address of the API, WebSocket and metrics (TMS_HTTP_ADDR)")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg config) error {
+	roles, err := cfg.roles()
+	if err != nil {
+		return err
+	}
+	env, err := newEnvironment(cfg)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	kc, err := env.kafka(ctx)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if roles[roleIngest] {
+		run, err := env.ingest(kc)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return run(gctx) })
+	}
+	if roles[roleProject] {
+		pool, err := env.postgres(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := projector.New(projector.Config{
+			Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(env.registry, env.log),
+			Registerer: env.registry, Logger: env.log,
+		})
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return p.Run(gctx) })
+	}
+	if roles[roleAPI] {
+		run, err := env.api(ctx, kc)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return run(gctx) })
+	}
+	env.printNotes(os.Stdout)
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	env.log.Info("stopped")
+	return err
+}
+
+// ingest wires the ingest role: the MQTT subscription and a producer.
+func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, error) {
+	url, err := e.mqttURL()
+	if err != nil {
+		return nil, err
+	}
+	qos, err := e.cfg.qos()
+	if err != nil {
+		return nil, err
+	}
+	sub, err := mqtt.NewSubscriber(mqtt.Config{
+		URL: url, ClientID: e.cfg.G7ClientID, Username: e.cfg.G7AccessID, Password: e.cfg.G7Secret,
+		Topic: e.cfg.G7Topic, QoS: qos, Logger: e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	producer, err := kc.NewClient("ingest")
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(producer.Close)
+	in, err := ingest.New(ingest.Config{
+		Subscriber: sub, Producer: producer,
+		PositionsTopic: kc.Topic(kafka.TopicPositions), DeadLetterTopic: kc.Topic(kafka.TopicDeadLetter),
+		Registerer: e.registry, Logger: e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.mqttReady = sub.Connected
+	return in.Run, nil
+}
+
+// serveHTTP runs srv until ctx ends, then shuts it down gracefully.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// printNotes tells the operator where everything is.
+func (e *environment) printNotes(w io.Writer) {
+	fmt.Fprintf(w, "tms %s is up\n", buildVersion())
+	for _, n := range e.notes {
+		fmt.Fprintln(w, "  "+n)
+	}
+}

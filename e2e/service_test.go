@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/tmsfleet/tms/internal/testenv"
+	"github.com/tmsfleet/tms/internal/tmsproc"
+)
+
+// binary is the tms binary built for this test run.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tms-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary, err = tmsproc.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newDeployment(t *testing.T) *tmsproc.Deployment {
+	t.Helper()
+	return tmsproc.New(t, testenv.FromEnv(os.LookupEnv), binary)
+}
+
+func mqttHostPort(t *testing.T, raw string) (string, string) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Hostname(), u.Port()
+}

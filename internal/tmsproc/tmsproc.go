@@ -1,0 +1,266 @@
+// Package tmsproc runs the tms binary as its users do, for end-to-end
+// tests and benchmarks: built from cmd/tms, started as a separate process
+// in a deployment of its own (a fresh database, a Kafka namespace, an MQTT
+// topic and client id of its own, on the services testenv provides),
+// waited on until /readyz answers, and stopped with SIGTERM or killed with
+// SIGKILL.
+package tmsproc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/internal/testenv"
+)
+
+// Build compiles cmd/tms into dir and returns the binary's path. It finds
+// the module from the working directory, as `go build` does.
+func Build(dir string) (string, error) {
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the module: %w", err)
+	}
+	bin := filepath.Join(dir, "tms")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tms")
+	build.Dir = strings.TrimSpace(string(root))
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/tms: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Tokens the deployment's API accepts.
+const (
+	ViewerToken   = "tmsproc-viewer-token"
+	OperatorToken = "tmsproc-operator-token"
+)
+
+// Deployment is one tms installation: its services, its names in them,
+// and the process currently running it.
+type Deployment struct {
+	t      testing.TB
+	binary string
+	// Kafka is the deployment's Kafka config (its namespace included).
+	Kafka *kafka.Config
+	// Pool reads the deployment's read models.
+	Pool *pgxpool.Pool
+	// MQTTURL and Topic are where the deployment's feed comes from.
+	MQTTURL, Topic string
+	// HTTPAddr is where its API listens.
+	HTTPAddr string
+	env      []string
+	proc     *exec.Cmd
+	exited   chan struct{}
+	logs     *lockedBuffer
+}
+
+// New prepares a deployment of binary on svc's services; Start runs it.
+// extraEnv (KEY=value) is added to its environment.
+func New(t testing.TB, svc testenv.Services, binary string, extraEnv ...string) *Deployment {
+	t.Helper()
+	d := &Deployment{
+		t:        t,
+		binary:   binary,
+		Kafka:    svc.Kafka(t),
+		MQTTURL:  svc.MQTT(t),
+		Topic:    testenv.Name("g7") + "/positions",
+		HTTPAddr: freeAddr(t),
+		logs:     &lockedBuffer{},
+	}
+	dbURL := svc.Postgres(t)
+	pool, err := postgres.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	d.Pool = pool
+	d.env = append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"KAFKA_BROKERS="+strings.Join(d.Kafka.Brokers, ","),
+		"TMS_KAFKA_NAMESPACE="+d.Kafka.Namespace,
+		"TMS_KAFKA_PARTITIONS="+fmt.Sprint(d.Kafka.Partitions),
+		"TMS_INSTANCE_ID="+testenv.Name("tms"),
+		"MQTT_URL="+d.MQTTURL,
+		"G7_MQTT_POSITION_TOPIC="+d.Topic,
+		"G7_MQTT_POSITION_CLIENT_ID="+testenv.Name("tms-ingest"),
+		"TMS_HTTP_ADDR="+d.HTTPAddr,
+		"TMS_API_TOKENS="+ViewerToken+":viewer,"+OperatorToken+":operator",
+		"TMS_DATA_DIR="+t.TempDir(),
+		"TMS_LOG_LEVEL=warn",
+	)
+	d.env = append(d.env, extraEnv...)
+	t.Cleanup(func() {
+		d.Kill()
+		if t.Failed() {
+			t.Logf("tms output:\n%s", d.logs.String())
+		}
+	})
+	return d
+}
+
+// Start runs `tms serve` and waits until /readyz says it is ready.
+func (d *Deployment) Start() {
+	d.t.Helper()
+	cmd := exec.Command(d.binary, "serve")
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = d.logs, d.logs
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.proc, d.exited = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(d.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + d.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-d.exited:
+			d.t.Fatalf("tms exited during start-up:\n%s", d.logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("tms not ready after 60 s:\n%s", d.logs.String())
+		}
+	}
+}
+
+// Kill ends the process with SIGKILL: no shutdown code runs.
+func (d *Deployment) Kill() {
+	if d.proc == nil {
+		return
+	}
+	_ = d.proc.Process.Signal(syscall.SIGKILL)
+	<-d.exited
+	d.proc = nil
+}
+
+// Stop ends the process with SIGTERM and expects a clean exit.
+func (d *Deployment) Stop() {
+	d.t.Helper()
+	if err := d.proc.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		d.t.Fatal("tms did not stop within 30 s of SIGTERM")
+	}
+	if code := d.proc.ProcessState.ExitCode(); code != 0 {
+		d.t.Fatalf("tms exited with %d after SIGTERM:\n%s", code, d.logs.String())
+	}
+	d.proc = nil
+}
+
+// Get calls the API with the viewer token, decodes a 200 answer into
+// into, and returns the status.
+func (d *Deployment) Get(path string, into any) int {
+	d.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.HTTPAddr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+ViewerToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK && into != nil {
+		if err := json.Unmarshal(body, into); err != nil {
+			d.t.Fatalf("GET %s: %v: %s", path, err, body)
+		}
+	}
+	return resp.StatusCode
+}
+
+// Count runs a counting query on the read models.
+func (d *Deployment) Count(sql string, args ...any) int64 {
+	d.t.Helper()
+	var n int64
+	if err := d.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		d.t.Fatal(err)
+	}
+	return n
+}
+
+// WaitProjectorCaughtUp waits until the vehicles projector has committed
+// everything the positions topic holds now.
+func (d *Deployment) WaitProjectorCaughtUp(timeout time.Duration) {
+	d.t.Helper()
+	adm, err := d.Kafka.NewAdmin("tmsproc-admin")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer adm.Close()
+	topic := d.Kafka.Topic(kafka.TopicPositions)
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var end int64
+	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
+	Eventually(d.t, timeout, fmt.Sprintf("projector at the end of %s (%d records)", topic, end), func() bool {
+		return d.Count(`SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE topic = $1`, topic) >= end
+	})
+}
+
+// Eventually polls cond until it holds and fails the test after timeout.
+// It synchronises on the state under test, not on the passing of time.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestEnvExampleListsEveryVariable keeps .env.example, the newcomer's
+// list of settings, in step with what tms reads.
+func TestEnvExampleListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	var read []string
+	typ := reflect.TypeOf(config{})
+	for i := range typ.NumField() {
+		if name := typ.Field(i).Tag.Get("env"); name != "" {
+			read = append(read, name)
+		}
+	}
+	f, err := os.Open("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var listed []string
+	defaults := map[string]string{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, _ := strings.Cut(line, "=")
+		listed = append(listed, name)
+		defaults[name] = value
+	}
+	for _, name := range read {
+		if !slices.Contains(listed, name) {
+			t.Errorf("%s is read but not in .env.example", name)
+		}
+	}
+	for _, name := range listed {
+		if !slices.Contains(read, name) {
+			t.Errorf(".env.example lists %s, which tms does not read", name)
+		}
+	}
+	for i := range typ.NumField() {
+		field := typ.Field(i)
+		if want, ok := field.Tag.Lookup("envDefault"); ok && defaults[field.Tag.Get("env")] != want {
+			t.Errorf(".env.example gives %s=%s, the default is %s", field.Tag.Get("env"), defaults[field.Tag.Get("env")], want)
+		}
+	}
+}
+
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		want []string
+		bad  bool
+	}{
+		{in: "all", want: knownRoles},
+		{in: "ingest, api", want: []string{roleIngest, roleAPI}},
+		{in: "project", want: []string{roleProject}},
+		{in: "ingest,teleport", bad: true},
+		{in: " , ", bad: true},
+	} {
+		got, err := (&config{Roles: c.in}).roles()
+		if c.bad {
+			if err == nil {
+				t.Errorf("roles(%q) accepted", c.in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("roles(%q): %v", c.in, err)
+			continue
+		}
+		var names []string
+		for r := range got {
+			names = append(names, r)
+		}
+		slices.Sort(names)
+		want := slices.Clone(c.want)
+		slices.Sort(want)
+		if !slices.Equal(names, want) {
+			t.Errorf("roles(%q) = %v, want %v", c.in, names, want)
+		}
+	}
+}
+
+func TestMQTTURLPrefersMQTTURLThenTheOriginalG7Settings(t *testing.T) {
+	t.Parallel()
+	if got := (&config{MQTTURL: "ssl://a:8883", G7Host: "b"}).mqttURL(); got != "ssl://a:8883" {
+		t.Errorf("got %s", got)
+	}
+	if got := (&config{G7Host: "mqtt.g7.example", G7Port: 1883}).mqttURL(); got != "tcp://mqtt.g7.example:1883" {
+		t.Errorf("got %s", got)
+	}
+	if got := (&config{G7Host: "mqtt.g7.example", G7Port: 8883}).mqttURL(); got != "ssl://mqtt.g7.example:8883" {
+		t.Errorf("got %s", got)
+	}
+	if got := (&config{}).mqttURL(); got != "" {
+		t.Errorf("nothing configured gave %s, want the embedded broker", got)
+	}
+}

@@ -1,0 +1,454 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/pipeline/ingest"
+	"github.com/tmsfleet/tms/projections/projector"
+	"github.com/tmsfleet/tms/projections/vehicles"
+	"github.com/tmsfleet/tms/simulator"
+)
+
+// The projector's input: projectorRounds fixes of each of
+// projectorVehicles simulated vehicles, projectorInterval apart.
+const (
+	projectorVehicles = 10_000
+	projectorRounds   = 100
+	projectorRecords  = projectorVehicles * projectorRounds
+	projectorInterval = 10 * time.Second
+	// projectorTimeout bounds one run (it would take 200 s at 5,000/s).
+	projectorTimeout = 4 * time.Minute
+)
+
+// projectorRuns are the settings compared: MaxBatch values (10,000 is
+// what `tms serve` runs with) with one projector, and the default with as
+// many projectors in the group as the topic has partitions, which is how
+// the projection scales out (each applies its partitions in transactions
+// of its own, concurrently).
+var projectorRuns = []struct{ maxBatch, instances int }{
+	{2_000, 1}, {10_000, 1}, {50_000, 1}, {10_000, 3},
+}
+
+// BenchmarkProjector measures the vehicles projection applying a topic
+// that is already full: projector.New with vehicles.NewProjection, against
+// a fresh database, timed from its start until the offsets it commits in
+// projector_offsets reach the end of the topic.
+func BenchmarkProjector(b *testing.B) {
+	kc := svc.Kafka(b)
+	kc.Logger = quiet
+	topic := kc.Topic(kafka.TopicPositions)
+	start := time.Now()
+	fill(b, kc, topic)
+	end := endOffset(b, kc, topic)
+	if end != projectorRecords {
+		b.Fatalf("the topic holds %d records, want %d", end, projectorRecords)
+	}
+	// A benchmark with sub-benchmarks prints no log of its own: each
+	// sub-benchmark says what it ran on.
+	setup := fmt.Sprintf("%d position events (%d simulated vehicles x %d fixes %s apart, encoded as ingest encodes them) "+
+		"filled into a fresh topic with 3 partitions in %s before the timer starts; projector with vehicles.NewProjection "+
+		"in the benchmark process, fresh database per run; Kafka and Postgres co-located",
+		end, projectorVehicles, projectorRounds, projectorInterval, time.Since(start).Round(time.Millisecond))
+	for _, run := range projectorRuns {
+		name := fmt.Sprintf("MaxBatch=%d", run.maxBatch)
+		if run.instances > 1 {
+			name += fmt.Sprintf(",instances=%d", run.instances)
+		}
+		b.Run(name, func(b *testing.B) {
+			reportCores(b, fmt.Sprintf("MaxBatch %d, %d projector(s) in the group; %s", run.maxBatch, run.instances, setup))
+			b.StopTimer()
+			var elapsed time.Duration
+			for range b.N {
+				elapsed += runProjector(b, kc, topic, end, run.maxBatch, run.instances)
+			}
+			b.ReportMetric(float64(b.N*projectorRecords)/elapsed.Seconds(), "positions/s")
+		})
+	}
+}
+
+// fill produces the benchmark's fixes to topic as ingest would: each a
+// tms.position.reported.v1 event from ingest.Source, json.Marshal'ed,
+// keyed by plate, stamped with its receive time.
+func fill(b *testing.B, kc *kafka.Config, topic string) {
+	b.Helper()
+	fleet, err := simulator.NewFleet(1, projectorVehicles, simulator.Shanghai())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl, err := kc.NewClient("bench-fill", kgo.ProducerLinger(20*time.Millisecond), kgo.MaxBufferedRecords(50_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil && failed.Add(1) == 1 {
+			firstErr.Store(err)
+		}
+	}
+	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	for round := range projectorRounds {
+		for _, f := range fleet.Step(t0.Add(time.Duration(round) * projectorInterval)) {
+			cl.Produce(ctx, positionRecord(b, topic, f), promise)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d records were not produced: %v", n, firstErr.Load())
+	}
+}
+
+// positionRecord is the record ingest would make of fix f, received 1.5 s
+// after it was taken.
+func positionRecord(b *testing.B, topic string, f simulator.Fix) *kgo.Record {
+	course := math.Round(f.Course) // G7 reports whole degrees
+	p := position.Position{
+		Plate: f.Plate, FixTime: f.Time, ReceivedAt: f.Time.Add(1500 * time.Millisecond),
+		Lat: f.Lat, Lng: f.Lng, SpeedKmh: math.Round(f.SpeedKmh*10) / 10, Course: &course,
+	}
+	e, err := p.Event(ingest.Source)
+	if err != nil {
+		b.Fatal(err)
+	}
+	value, err := json.Marshal(e)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(p.Plate), Value: value, Timestamp: p.ReceivedAt,
+		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}}}
+}
+
+// BenchmarkProjectorDecode measures, without services, the decoding the
+// vehicles projection does for every record before its upsert
+// (event.Decode, then position.FromEvent: two passes of encoding/json),
+// and, for comparison, one json.Unmarshal of the same bytes into a typed
+// envelope, the least a decoder built on encoding/json could cost.
+func BenchmarkProjectorDecode(b *testing.B) {
+	fleet, err := simulator.NewFleet(1, projectorVehicles, simulator.Shanghai())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var values [][]byte
+	t0 := time.Now().Truncate(time.Second)
+	for round := range 10 {
+		for _, f := range fleet.Step(t0.Add(time.Duration(round) * projectorInterval)) {
+			values = append(values, positionRecord(b, "bench", f).Value)
+		}
+	}
+	perRecord := func(b *testing.B, decode func([]byte) error) {
+		for b.Loop() {
+			for _, v := range values {
+				if err := decode(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		// After the loop: b.Loop's start deletes reported metrics.
+		reportCores(b, fmt.Sprintf("%d position records of %d simulated vehicles, decoded on one goroutine", len(values), projectorVehicles))
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
+	}
+	b.Run("event.Decode+position.FromEvent", func(b *testing.B) {
+		perRecord(b, func(v []byte) error {
+			e, err := event.Decode(v)
+			if err != nil {
+				return err
+			}
+			_, err = position.FromEvent(e)
+			return err
+		})
+	})
+	b.Run("one_typed_json.Unmarshal", func(b *testing.B) {
+		perRecord(b, func(v []byte) error {
+			var e struct {
+				SpecVersion string            `json:"specversion"`
+				ID          string            `json:"id"`
+				Source      string            `json:"source"`
+				Type        string            `json:"type"`
+				Subject     string            `json:"subject"`
+				Time        time.Time         `json:"time"`
+				Data        position.Reported `json:"data"`
+			}
+			return json.Unmarshal(v, &e)
+		})
+	})
+}
+
+// runProjector projects the topic into a fresh database with maxBatch and
+// instances projectors in the group, and returns the time until the
+// committed offsets reached end.
+func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBatch, instances int) time.Duration {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dbURL := svc.Postgres(b)
+	timer := &sqlTimer{}
+	pool := openTraced(b, dbURL, timer)
+	defer pool.Close()
+	// The progress polls go through a pool of their own, out of the timer.
+	poll, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer poll.Close()
+	// A registry per projector: their metrics have the same names.
+	regs := make([]*prometheus.Registry, instances)
+	projectors := make([]*projector.Projector, instances)
+	for i := range instances {
+		regs[i] = prometheus.NewRegistry()
+		p, err := projector.New(projector.Config{
+			Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(regs[i], quiet),
+			MaxBatch: maxBatch, Registerer: regs[i], Logger: quiet,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		projectors[i] = p
+	}
+	done := make(chan error, instances)
+	cpu := startCPU()
+	b.StartTimer()
+	start := time.Now()
+	for _, p := range projectors {
+		go func() { done <- p.Run(ctx) }()
+	}
+	var first time.Duration
+	deadline := start.Add(projectorTimeout)
+	for {
+		n := applied(b, poll, topic)
+		if n > 0 && first == 0 {
+			first = time.Since(start)
+		}
+		if n >= end {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after %s the projector had committed %d of %d records", projectorTimeout, n, end)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	shares, wall := cpu.stop()
+	cancel()
+	for range instances {
+		if err := <-done; err != nil {
+			b.Fatalf("projector: %v", err)
+		}
+	}
+
+	var rows, vs int64
+	if err := poll.QueryRow(context.Background(),
+		`SELECT (SELECT count(*) FROM positions), (SELECT count(*) FROM vehicles)`).Scan(&rows, &vs); err != nil {
+		b.Fatal(err)
+	}
+	if rows != end || vs != projectorVehicles {
+		b.Errorf("positions %d, vehicles %d; want %d and %d", rows, vs, end, projectorVehicles)
+	}
+	var batches uint64
+	var records, inTx float64
+	for _, reg := range regs {
+		n, r, t := batchStats(b, reg)
+		batches, records, inTx = batches+n, records+r, inTx+t
+	}
+	b.Logf("%s: %d records committed in %s (%.0f positions/s); first commit after %s; "+
+		"%d transactions of %.0f records on average, %.1f s inside them (%.0f%% of the run x %d projector(s))",
+		b.Name(), end, elapsed.Round(time.Millisecond), float64(end)/elapsed.Seconds(), first.Round(time.Millisecond),
+		batches, records/float64(batches), inTx, 100*inTx/elapsed.Seconds()/float64(instances), instances)
+	upsert, other := timer.totals()
+	goTime := inTx - upsert.Seconds() - other.Seconds()
+	b.Logf("wall time inside the transactions (summed over projectors): %.1f s waiting for the upsert statement (%.1f µs/record), "+
+		"%.1f s for the offsets' lock, read and store and BEGIN/COMMIT, %.1f s in the Go process between statements "+
+		"(decoding the events and encoding the arrays: %.1f µs/record); CPU per record: Go process %.1f µs, Postgres %.1f µs",
+		upsert.Seconds(), upsert.Seconds()/records*1e6, other.Seconds(), goTime, goTime/records*1e6,
+		share(shares, groups[0])/records*1e6, share(shares, "postgres")/records*1e6)
+	logCPU(b, shares, wall)
+	if instances == 1 {
+		explainUpsert(b, pool, timer, maxBatch == 10_000)
+	}
+	return elapsed
+}
+
+// sqlTimer is a pgx tracer that adds up the wall time of the projection's
+// upsert and of every other statement, and keeps the largest upsert's
+// SQL and arguments, to explain it afterwards.
+type sqlTimer struct {
+	mu            sync.Mutex
+	upsert, other time.Duration
+	sql           string
+	args          []any
+	rows          int
+}
+
+type traceStart struct {
+	at     time.Time
+	upsert bool
+}
+
+type traceKey struct{}
+
+func (t *sqlTimer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	upsert := strings.Contains(d.SQL, "INSERT INTO positions")
+	if upsert && len(d.Args) > 0 {
+		if plates, ok := d.Args[0].([]string); ok {
+			t.mu.Lock()
+			if len(plates) >= t.rows {
+				t.sql, t.args, t.rows = d.SQL, d.Args, len(plates)
+			}
+			t.mu.Unlock()
+		}
+	}
+	return context.WithValue(ctx, traceKey{}, traceStart{at: time.Now(), upsert: upsert})
+}
+
+func (t *sqlTimer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	s, ok := ctx.Value(traceKey{}).(traceStart)
+	if !ok {
+		return
+	}
+	d := time.Since(s.at)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.upsert {
+		t.upsert += d
+	} else {
+		t.other += d
+	}
+}
+
+func (t *sqlTimer) totals() (upsert, other time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.upsert, t.other
+}
+
+// openTraced opens a pool on databaseURL as postgres.Open does, with
+// tracer on its connections.
+func openTraced(b *testing.B, databaseURL string, tracer pgx.QueryTracer) *pgxpool.Pool {
+	b.Helper()
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pool.Ping(context.Background()); err != nil {
+		pool.Close()
+		b.Fatal(err)
+	}
+	return pool
+}
+
+// explainUpsert runs the largest batch the projection wrote again, its fix
+// times moved past the end of the topic so that every row is new, under
+// EXPLAIN (ANALYZE, BUFFERS) in a transaction it rolls back: what one
+// upsert costs Postgres on a table that already holds the whole topic.
+// It logs each node's inclusive time, and its buffers when full is set.
+func explainUpsert(b *testing.B, pool *pgxpool.Pool, t *sqlTimer, full bool) {
+	b.Helper()
+	t.mu.Lock()
+	sql, args, n := t.sql, slices.Clone(t.args), t.rows
+	t.mu.Unlock()
+	if sql == "" {
+		b.Fatal("no upsert was traced")
+	}
+	fix, ok := args[1].([]time.Time)
+	if !ok {
+		b.Fatalf("the upsert's second argument is a %T, not the fix times", args[1])
+	}
+	moved := make([]time.Time, len(fix))
+	for i, f := range fix {
+		moved[i] = f.Add(projectorRounds * projectorInterval)
+	}
+	args[1] = moved
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
+	if err != nil {
+		b.Fatalf("explain the upsert: %v", err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		b.Fatalf("explain the upsert: %v", err)
+	}
+	// One line per benchmark log entry: each node's name and inclusive
+	// actual time, then the totals.
+	var nodes []string
+	for _, l := range plan {
+		name, rest, ok := strings.Cut(l, "(cost=")
+		_, actual, found := strings.Cut(rest, "(actual time=")
+		switch {
+		case ok && found:
+			_, span, _ := strings.Cut(actual, "..")
+			ms, _, _ := strings.Cut(span, " ")
+			name = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), "->"))
+			nodes = append(nodes, name+" "+ms+" ms")
+		case strings.HasPrefix(l, "Execution Time"), strings.HasPrefix(l, "Planning Time"):
+			nodes = append(nodes, l)
+		case full && strings.Contains(l, "Buffers:"):
+			nodes = append(nodes, "("+strings.TrimSpace(l)+")")
+		}
+	}
+	b.Logf("EXPLAIN (ANALYZE, BUFFERS) of the upsert with a batch of %d new fixes on the filled tables (node: inclusive ms): %s",
+		n, strings.Join(nodes, "; "))
+}
+
+// applied returns how many records of topic the projector has committed.
+func applied(b *testing.B, pool *pgxpool.Pool, topic string) int64 {
+	var n int64
+	err := pool.QueryRow(context.Background(), `
+		SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
+		vehicles.ProjectionName, topic).Scan(&n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// batchStats reads the projector's metrics: transactions, records applied
+// and seconds spent applying and committing.
+func batchStats(b *testing.B, reg *prometheus.Registry) (batches uint64, records, seconds float64) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	hist := func(name string) *dto.Histogram {
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+				return mf.GetMetric()[0].GetHistogram()
+			}
+		}
+		b.Fatalf("metric %s not found", name)
+		return nil
+	}
+	size := hist("tms_projector_batch_records")
+	return size.GetSampleCount(), size.GetSampleSum(), hist("tms_projector_batch_duration_seconds").GetSampleSum()
+}

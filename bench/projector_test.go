@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -142,10 +138,7 @@ func positionRecord(b *testing.B, topic string, f simulator.Fix) *kgo.Record {
 }
 
 // BenchmarkProjectorDecode measures, without services, the decoding the
-// vehicles projection does for every record before its upsert
-// (event.Decode, then position.FromEvent: two passes of encoding/json),
-// and, for comparison, one json.Unmarshal of the same bytes into a typed
-// envelope, the least a decoder built on encoding/json could cost.
+// vehicles projection does for every record (position.DecodeEvent).
 func BenchmarkProjectorDecode(b *testing.B) {
 	fleet, err := simulator.NewFleet(1, projectorVehicles, simulator.Shanghai())
 	if err != nil {
@@ -158,42 +151,16 @@ func BenchmarkProjectorDecode(b *testing.B) {
 			values = append(values, positionRecord(b, "bench", f).Value)
 		}
 	}
-	perRecord := func(b *testing.B, decode func([]byte) error) {
-		for b.Loop() {
-			for _, v := range values {
-				if err := decode(v); err != nil {
-					b.Fatal(err)
-				}
+	for b.Loop() {
+		for _, v := range values {
+			if _, _, _, err := position.DecodeEvent(v); err != nil {
+				b.Fatal(err)
 			}
 		}
-		// After the loop: b.Loop's start deletes reported metrics.
-		reportCores(b, fmt.Sprintf("%d position records of %d simulated vehicles, decoded on one goroutine", len(values), projectorVehicles))
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
 	}
-	b.Run("event.Decode+position.FromEvent", func(b *testing.B) {
-		perRecord(b, func(v []byte) error {
-			e, err := event.Decode(v)
-			if err != nil {
-				return err
-			}
-			_, err = position.FromEvent(e)
-			return err
-		})
-	})
-	b.Run("one_typed_json.Unmarshal", func(b *testing.B) {
-		perRecord(b, func(v []byte) error {
-			var e struct {
-				SpecVersion string            `json:"specversion"`
-				ID          string            `json:"id"`
-				Source      string            `json:"source"`
-				Type        string            `json:"type"`
-				Subject     string            `json:"subject"`
-				Time        time.Time         `json:"time"`
-				Data        position.Reported `json:"data"`
-			}
-			return json.Unmarshal(v, &e)
-		})
-	})
+	// After the loop: b.Loop's start deletes reported metrics.
+	reportCores(b, fmt.Sprintf("%d position records of %d simulated vehicles, decoded on one goroutine", len(values), projectorVehicles))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
 }
 
 // runProjector projects the topic into a fresh database with maxBatch and
@@ -203,10 +170,11 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dbURL := svc.Postgres(b)
-	timer := &sqlTimer{}
-	pool := openTraced(b, dbURL, timer)
+	pool, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer pool.Close()
-	// The progress polls go through a pool of their own, out of the timer.
 	poll, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		b.Fatal(err)
@@ -214,10 +182,10 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	defer poll.Close()
 	// A registry per projector: their metrics have the same names.
 	regs := make([]*prometheus.Registry, instances)
-	projectors := make([]*projector.Projector, instances)
+	projectors := make([]*projector.Projector[position.Position], instances)
 	for i := range instances {
 		regs[i] = prometheus.NewRegistry()
-		p, err := projector.New(projector.Config{
+		p, err := projector.New(projector.Config[position.Position]{
 			Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(regs[i], quiet),
 			MaxBatch: maxBatch, Registerer: regs[i], Logger: quiet,
 		})
@@ -276,149 +244,10 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 		"%d transactions of %.0f records on average, %.1f s inside them (%.0f%% of the run x %d projector(s))",
 		b.Name(), end, elapsed.Round(time.Millisecond), float64(end)/elapsed.Seconds(), first.Round(time.Millisecond),
 		batches, records/float64(batches), inTx, 100*inTx/elapsed.Seconds()/float64(instances), instances)
-	upsert, other := timer.totals()
-	goTime := inTx - upsert.Seconds() - other.Seconds()
-	b.Logf("wall time inside the transactions (summed over projectors): %.1f s waiting for the upsert statement (%.1f µs/record), "+
-		"%.1f s for the offsets' lock, read and store and BEGIN/COMMIT, %.1f s in the Go process between statements "+
-		"(decoding the events and encoding the arrays: %.1f µs/record); CPU per record: Go process %.1f µs, Postgres %.1f µs",
-		upsert.Seconds(), upsert.Seconds()/records*1e6, other.Seconds(), goTime, goTime/records*1e6,
+	b.Logf("CPU per record: Go process %.1f µs, Postgres %.1f µs",
 		share(shares, groups[0])/records*1e6, share(shares, "postgres")/records*1e6)
 	logCPU(b, shares, wall)
-	if instances == 1 {
-		explainUpsert(b, pool, timer, maxBatch == 10_000)
-	}
 	return elapsed
-}
-
-// sqlTimer is a pgx tracer that adds up the wall time of the projection's
-// upsert and of every other statement, and keeps the largest upsert's
-// SQL and arguments, to explain it afterwards.
-type sqlTimer struct {
-	mu            sync.Mutex
-	upsert, other time.Duration
-	sql           string
-	args          []any
-	rows          int
-}
-
-type traceStart struct {
-	at     time.Time
-	upsert bool
-}
-
-type traceKey struct{}
-
-func (t *sqlTimer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	upsert := strings.Contains(d.SQL, "INSERT INTO positions")
-	if upsert && len(d.Args) > 0 {
-		if plates, ok := d.Args[0].([]string); ok {
-			t.mu.Lock()
-			if len(plates) >= t.rows {
-				t.sql, t.args, t.rows = d.SQL, d.Args, len(plates)
-			}
-			t.mu.Unlock()
-		}
-	}
-	return context.WithValue(ctx, traceKey{}, traceStart{at: time.Now(), upsert: upsert})
-}
-
-func (t *sqlTimer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	s, ok := ctx.Value(traceKey{}).(traceStart)
-	if !ok {
-		return
-	}
-	d := time.Since(s.at)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if s.upsert {
-		t.upsert += d
-	} else {
-		t.other += d
-	}
-}
-
-func (t *sqlTimer) totals() (upsert, other time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.upsert, t.other
-}
-
-// openTraced opens a pool on databaseURL as postgres.Open does, with
-// tracer on its connections.
-func openTraced(b *testing.B, databaseURL string, tracer pgx.QueryTracer) *pgxpool.Pool {
-	b.Helper()
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.ConnConfig.Tracer = tracer
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pool.Ping(context.Background()); err != nil {
-		pool.Close()
-		b.Fatal(err)
-	}
-	return pool
-}
-
-// explainUpsert runs the largest batch the projection wrote again, its fix
-// times moved past the end of the topic so that every row is new, under
-// EXPLAIN (ANALYZE, BUFFERS) in a transaction it rolls back: what one
-// upsert costs Postgres on a table that already holds the whole topic.
-// It logs each node's inclusive time, and its buffers when full is set.
-func explainUpsert(b *testing.B, pool *pgxpool.Pool, t *sqlTimer, full bool) {
-	b.Helper()
-	t.mu.Lock()
-	sql, args, n := t.sql, slices.Clone(t.args), t.rows
-	t.mu.Unlock()
-	if sql == "" {
-		b.Fatal("no upsert was traced")
-	}
-	fix, ok := args[1].([]time.Time)
-	if !ok {
-		b.Fatalf("the upsert's second argument is a %T, not the fix times", args[1])
-	}
-	moved := make([]time.Time, len(fix))
-	for i, f := range fix {
-		moved[i] = f.Add(projectorRounds * projectorInterval)
-	}
-	args[1] = moved
-	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
-	if err != nil {
-		b.Fatalf("explain the upsert: %v", err)
-	}
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		b.Fatalf("explain the upsert: %v", err)
-	}
-	// One line per benchmark log entry: each node's name and inclusive
-	// actual time, then the totals.
-	var nodes []string
-	for _, l := range plan {
-		name, rest, ok := strings.Cut(l, "(cost=")
-		_, actual, found := strings.Cut(rest, "(actual time=")
-		switch {
-		case ok && found:
-			_, span, _ := strings.Cut(actual, "..")
-			ms, _, _ := strings.Cut(span, " ")
-			name = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), "->"))
-			nodes = append(nodes, name+" "+ms+" ms")
-		case strings.HasPrefix(l, "Execution Time"), strings.HasPrefix(l, "Planning Time"):
-			nodes = append(nodes, l)
-		case full && strings.Contains(l, "Buffers:"):
-			nodes = append(nodes, "("+strings.TrimSpace(l)+")")
-		}
-	}
-	b.Logf("EXPLAIN (ANALYZE, BUFFERS) of the upsert with a batch of %d new fixes on the filled tables (node: inclusive ms): %s",
-		n, strings.Join(nodes, "; "))
 }
 
 // applied returns how many records of topic the projector has committed.

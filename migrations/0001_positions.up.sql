@@ -11,9 +11,12 @@ CREATE TABLE projector_offsets (
 );
 
 -- Every accepted fix, once: a fix is identified by its vehicle and fix
--- time, so a redelivered or resent fix is stored once.
+-- time, so a redelivered or resent fix is stored once. (Its event id is
+-- derived from the same two, so it is not stored again.) Plates compare
+-- bytewise (COLLATE "C"): they need no linguistic order, and the primary
+-- key, written for every fix, is much cheaper to maintain that way.
 CREATE TABLE positions (
-    plate        text             NOT NULL,
+    plate        text COLLATE "C" NOT NULL,
     fix_time     timestamptz      NOT NULL,
     received_at  timestamptz      NOT NULL,
     lat          double precision NOT NULL,
@@ -21,14 +24,15 @@ CREATE TABLE positions (
     speed_kmh    double precision NOT NULL,
     course_deg   double precision,
     flags        text[]           NOT NULL DEFAULT '{}',
-    event_id     uuid             NOT NULL,
     PRIMARY KEY (plate, fix_time)
 );
 
 -- Each vehicle's latest fix by fix time (a late, older fix never replaces
 -- a newer one), when it was last heard from, and how many fixes it sent.
+-- Every batch updates its vehicles' rows: the free space left in each page
+-- lets Postgres update them in place (HOT) without touching the index.
 CREATE TABLE vehicles (
-    plate            text             PRIMARY KEY,
+    plate            text COLLATE "C" PRIMARY KEY,
     fix_time         timestamptz      NOT NULL,
     received_at      timestamptz      NOT NULL,
     lat              double precision NOT NULL,
@@ -38,6 +42,5 @@ CREATE TABLE vehicles (
     flags            text[]           NOT NULL DEFAULT '{}',
     first_seen       timestamptz      NOT NULL,
     last_seen        timestamptz      NOT NULL,
-    positions_count  bigint           NOT NULL,
-    late_count       bigint           NOT NULL DEFAULT 0
-);
+    positions_count  bigint           NOT NULL
+) WITH (fillfactor = 50);

@@ -102,8 +102,8 @@ func newDB(t *testing.T, fixes []fix) *pgxpool.Pool {
 			flags = []string{}
 		}
 		_, err := pool.Exec(t.Context(), `
-			INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags, event_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, gen_random_uuid())`,
+			INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			f.plate, f.at, f.at.Add(2*time.Second), f.lat, f.lng, f.speed, f.course, flags)
 		if err != nil {
 			t.Fatalf("seed positions: %v", err)

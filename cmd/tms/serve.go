@@ -15,6 +15,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/pipeline/ingest"
 	"github.com/tmsfleet/tms/projections/projector"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -69,7 +70,7 @@ func serve(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		p, err := projector.New(projector.Config{
+		p, err := projector.New(projector.Config[position.Position]{
 			Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(env.registry, env.log),
 			Registerer: env.registry, Logger: env.log,
 		})

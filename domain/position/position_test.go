@@ -98,3 +98,32 @@ func TestEventRoundTripsAndIDsAreDeterministic(t *testing.T) {
 		t.Errorf("round trip gave %+v, want %+v", back, p)
 	}
 }
+
+func TestDecodeEventReadsWhatEventWrites(t *testing.T) {
+	t.Parallel()
+	course := 12.5
+	p := Position{Plate: "沪A1", Lat: 31.5, Lng: 121.25, SpeedKmh: 3, Course: &course,
+		FixTime: time.UnixMilli(1764230000123).UTC(), ReceivedAt: time.UnixMilli(1764230001000).UTC(), Flags: []string{FlagNoFixTime}}
+	e, _ := p.Event("/a")
+	raw, _ := json.Marshal(e)
+	got, id, ok, err := DecodeEvent(raw)
+	if err != nil || !ok || id != e.ID {
+		t.Fatalf("DecodeEvent: %v %v %s", err, ok, id)
+	}
+	if got.Plate != p.Plate || !got.FixTime.Equal(p.FixTime) || !got.ReceivedAt.Equal(p.ReceivedAt) || got.Lat != p.Lat ||
+		got.Lng != p.Lng || got.SpeedKmh != p.SpeedKmh || *got.Course != course || len(got.Flags) != 1 {
+		t.Errorf("got %+v, want %+v", got, p)
+	}
+	other := e
+	other.Type = "tms.station.upserted.v1"
+	raw, _ = json.Marshal(other)
+	if _, _, ok, err := DecodeEvent(raw); ok || err != nil {
+		t.Errorf("another type: ok %v err %v", ok, err)
+	}
+	for _, bad := range []string{`not json`, `{"specversion":"0.3","id":"x","type":"tms.position.reported.v1"}`,
+		`{"specversion":"1.0","id":"x","type":"tms.position.reported.v1","data":{"lat":1}}`} {
+		if _, _, _, err := DecodeEvent([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

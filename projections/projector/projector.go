@@ -9,6 +9,10 @@
 // locks the offsets of the partitions it writes and skips records below
 // them, so even an instance that has not yet noticed it lost a partition
 // cannot apply a record twice.
+//
+// The projector works in two stages: while one batch's transaction runs,
+// the next batch is polled and decoded, so that the Go work and the
+// database work overlap instead of taking turns.
 package projector
 
 import (
@@ -27,8 +31,8 @@ import (
 	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
-// Projection builds one read model from records.
-type Projection interface {
+// Projection builds one read model from records, each decoded into a T.
+type Projection[T any] interface {
 	// Name identifies the projection. It is the consumer group and the
 	// key of the stored offsets: renaming it re-reads its topics from the
 	// start into tables that already hold their rows.
@@ -36,21 +40,25 @@ type Projection interface {
 	// Topics are the topics the projection reads, by their contract
 	// names; the projector adds the Kafka namespace.
 	Topics() []string
-	// Apply writes the rows for records, in order, within tx. It must be
-	// deterministic: records applied again after a crash find no trace of
-	// the first attempt. A record it cannot read it must skip (and count),
-	// not fail on, or the projection would stop for good.
-	Apply(ctx context.Context, tx pgx.Tx, records []*kgo.Record) error
+	// Decode reads one record, outside any transaction and possibly while
+	// another batch is being applied. ok false skips the record: one the
+	// projection cannot read it must skip (and count), not fail on, or the
+	// projection would stop for good.
+	Decode(r *kgo.Record) (item T, ok bool)
+	// Apply writes the rows for items, in record order, within tx. It
+	// must be deterministic: items applied again after a crash find no
+	// trace of the first attempt.
+	Apply(ctx context.Context, tx pgx.Tx, items []T) error
 }
 
-// Config configures a projector.
-type Config struct {
+// Config configures a projector of items of type T.
+type Config[T any] struct {
 	// Kafka is how to reach the brokers.
 	Kafka *kafka.Config
 	// Pool is the Postgres pool of the read models.
 	Pool *pgxpool.Pool
 	// Projection is what to build.
-	Projection Projection
+	Projection Projection[T]
 	// MaxBatch bounds the records applied in one transaction. Default 10000.
 	MaxBatch int
 	// AfterApply, when set, runs inside each transaction after the rows
@@ -66,7 +74,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() {
+func (c *Config[T]) setDefaults() {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 10000
 	}
@@ -79,7 +87,7 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports a config that cannot work.
-func (c *Config) Validate() error {
+func (c *Config[T]) Validate() error {
 	if c.Kafka == nil || c.Pool == nil || c.Projection == nil {
 		return errors.New("projector: Kafka, Pool and Projection are required")
 	}
@@ -90,21 +98,21 @@ func (c *Config) Validate() error {
 }
 
 // Projector is a running projection.
-type Projector struct {
-	cfg     Config
+type Projector[T any] struct {
+	cfg     Config[T]
 	offsets postgres.Offsets
 	log     *slog.Logger
 	metrics *metrics
 }
 
 // New validates cfg and builds a projector.
-func New(cfg Config) (*Projector, error) {
+func New[T any](cfg Config[T]) (*Projector[T], error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	name := cfg.Projection.Name()
-	return &Projector{
+	return &Projector[T]{
 		cfg:     cfg,
 		offsets: postgres.Offsets{Projector: name},
 		log:     cfg.Logger.With("component", "projector", "projection", name),
@@ -112,9 +120,18 @@ func New(cfg Config) (*Projector, error) {
 	}, nil
 }
 
+// batch is a polled batch with its records decoded; items[i] belongs to
+// records[i] when kept[i].
+type batch[T any] struct {
+	records []*kgo.Record
+	items   []T
+	kept    []bool
+	lag     kgo.Fetches
+}
+
 // Run consumes and applies until ctx ends. A batch that fails to apply is
 // retried until it succeeds or ctx ends; nothing is skipped.
-func (p *Projector) Run(ctx context.Context) error {
+func (p *Projector[T]) Run(ctx context.Context) error {
 	topics := make([]string, 0, len(p.cfg.Projection.Topics()))
 	for _, t := range p.cfg.Projection.Topics() {
 		topics = append(topics, p.cfg.Kafka.Topic(t))
@@ -131,32 +148,71 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
 	}
-	// Leave the group at once on return, so that another instance takes
-	// over the partitions without waiting for a session timeout.
-	defer cl.Close()
-	for {
-		fetches := cl.PollRecords(ctx, p.cfg.MaxBatch)
-		if ctx.Err() != nil {
-			cl.AllowRebalance()
-			return nil
-		}
-		if err := fatalFetchError(fetches); err != nil {
-			return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
-		}
-		if records := fetches.Records(); len(records) > 0 {
-			if err := p.applyUntilDone(ctx, records); err != nil {
-				cl.AllowRebalance()
-				return nil // ctx ended; the batch is read again next time
-			}
-			p.metrics.observeLag(fetches)
+
+	// The decode stage runs one batch ahead of the apply stage. A batch
+	// polled before the previous one let a rebalance through may hold
+	// records of partitions this instance no longer owns: applying them is
+	// still safe, as every transaction skips records below the offsets it
+	// finds committed.
+	ctx, cancel := context.WithCancel(ctx)
+	decoded := make(chan batch[T], 1)
+	fatal := make(chan error, 1)
+	defer func() {
+		// Stop the decode stage and wait for it: a batch it polled last
+		// blocks rebalances, and so leaving the group, until allowed. Then
+		// leave at once, so that another instance takes over the
+		// partitions without waiting for a session timeout.
+		cancel()
+		for range decoded {
 		}
 		cl.AllowRebalance()
+		cl.Close()
+	}()
+	go func() {
+		defer close(decoded)
+		for {
+			fetches := cl.PollRecords(ctx, p.cfg.MaxBatch)
+			if ctx.Err() != nil {
+				return
+			}
+			if err := fatalFetchError(fetches); err != nil {
+				fatal <- fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
+				return
+			}
+			records := fetches.Records()
+			if len(records) == 0 {
+				cl.AllowRebalance()
+				continue
+			}
+			b := batch[T]{records: records, items: make([]T, len(records)), kept: make([]bool, len(records)), lag: fetches}
+			for i, r := range records {
+				b.items[i], b.kept[i] = p.cfg.Projection.Decode(r)
+			}
+			select {
+			case decoded <- b:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for b := range decoded {
+		if err := p.applyUntilDone(ctx, b); err != nil {
+			break // ctx ended; the batch is read again next time
+		}
+		p.metrics.observeLag(b.lag)
+		cl.AllowRebalance()
+	}
+	select {
+	case err := <-fatal:
+		return err
+	default:
+		return nil
 	}
 }
 
 // startOffsets tells the consumer where to start in newly assigned
 // partitions: where the projector's own offsets say, not Kafka's.
-func (p *Projector) startOffsets(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+func (p *Projector[T]) startOffsets(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	out := make(map[string]map[int32]kgo.Offset, len(assigned))
 	for topic, parts := range assigned {
 		ids := make([]int32, 0, len(parts))
@@ -179,16 +235,16 @@ func (p *Projector) startOffsets(ctx context.Context, assigned map[string]map[in
 	return out, nil
 }
 
-func (p *Projector) applyUntilDone(ctx context.Context, records []*kgo.Record) error {
+func (p *Projector[T]) applyUntilDone(ctx context.Context, b batch[T]) error {
 	for {
 		start := time.Now()
-		applied, err := p.apply(ctx, records)
+		applied, err := p.apply(ctx, b)
 		if err == nil {
 			p.metrics.batch(applied, time.Since(start))
 			return nil
 		}
 		p.metrics.failures.Inc()
-		p.log.Error("applying a batch failed; retrying it", "records", len(records), "err", err)
+		p.log.Error("applying a batch failed; retrying it", "records", len(b.records), "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -199,7 +255,7 @@ func (p *Projector) applyUntilDone(ctx context.Context, records []*kgo.Record) e
 
 // apply writes one batch and its offsets in a transaction and returns how
 // many records it applied (records below the stored offsets are skipped).
-func (p *Projector) apply(ctx context.Context, records []*kgo.Record) (int, error) {
+func (p *Projector[T]) apply(ctx context.Context, b batch[T]) (int, error) {
 	applied := 0
 	err := pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
 		// The rows and offsets commit together, so a commit lost in a
@@ -208,47 +264,44 @@ func (p *Projector) apply(ctx context.Context, records []*kgo.Record) (int, erro
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 			return err
 		}
-		byTopic := map[string][]*kgo.Record{}
-		for _, r := range records {
-			byTopic[r.Topic] = append(byTopic[r.Topic], r)
-		}
-		var fresh []*kgo.Record
-		for topic, rs := range byTopic {
-			next, err := p.offsets.Lock(ctx, tx, topic, partitionsOf(rs))
+		next := map[string]map[int32]int64{}
+		for topic, parts := range partitionsOf(b.records) {
+			n, err := p.offsets.Lock(ctx, tx, topic, parts)
 			if err != nil {
 				return err
 			}
-			reached := map[int32]int64{}
-			for _, r := range rs {
-				if r.Offset < next[r.Partition] {
-					continue // applied already, by us before a crash or by another instance
-				}
-				fresh = append(fresh, r)
-				reached[r.Partition] = r.Offset + 1
+			next[topic] = n
+		}
+		reached := map[string]map[int32]int64{}
+		fresh := make([]T, 0, len(b.items))
+		for i, r := range b.records {
+			if r.Offset < next[r.Topic][r.Partition] {
+				continue // applied already, by us before a crash or by another instance
 			}
-			if len(reached) > 0 {
-				if err := p.offsets.Store(ctx, tx, topic, reached); err != nil {
-					return err
-				}
+			if reached[r.Topic] == nil {
+				reached[r.Topic] = map[int32]int64{}
+			}
+			reached[r.Topic][r.Partition] = r.Offset + 1
+			if b.kept[i] {
+				fresh = append(fresh, b.items[i])
+			}
+			applied++
+		}
+		for topic, offs := range reached {
+			if err := p.offsets.Store(ctx, tx, topic, offs); err != nil {
+				return err
 			}
 		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		if len(byTopic) > 1 {
-			// Records of different topics are applied in the order they
-			// were polled, which keeps each partition's order.
-			fresh = inPollOrder(records, fresh)
-		}
-		if err := p.cfg.Projection.Apply(ctx, tx, fresh); err != nil {
-			return fmt.Errorf("apply: %w", err)
+		if len(fresh) > 0 {
+			if err := p.cfg.Projection.Apply(ctx, tx, fresh); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
 		}
 		if p.cfg.AfterApply != nil {
 			if err := p.cfg.AfterApply(ctx); err != nil {
 				return err
 			}
 		}
-		applied = len(fresh)
 		return nil
 	})
 	if err != nil {
@@ -257,28 +310,17 @@ func (p *Projector) apply(ctx context.Context, records []*kgo.Record) (int, erro
 	return applied, nil
 }
 
-func partitionsOf(records []*kgo.Record) []int32 {
-	seen := map[int32]bool{}
-	var out []int32
+// partitionsOf lists the partitions of each topic that records touch.
+func partitionsOf(records []*kgo.Record) map[string][]int32 {
+	seen := map[string]map[int32]bool{}
+	out := map[string][]int32{}
 	for _, r := range records {
-		if !seen[r.Partition] {
-			seen[r.Partition] = true
-			out = append(out, r.Partition)
+		if seen[r.Topic] == nil {
+			seen[r.Topic] = map[int32]bool{}
 		}
-	}
-	return out
-}
-
-// inPollOrder returns the records of subset in the order of all.
-func inPollOrder(all, subset []*kgo.Record) []*kgo.Record {
-	keep := make(map[*kgo.Record]bool, len(subset))
-	for _, r := range subset {
-		keep[r] = true
-	}
-	out := subset[:0:0]
-	for _, r := range all {
-		if keep[r] {
-			out = append(out, r)
+		if !seen[r.Topic][r.Partition] {
+			seen[r.Topic][r.Partition] = true
+			out[r.Topic] = append(out[r.Topic], r.Partition)
 		}
 	}
 	return out

@@ -43,7 +43,7 @@ func TestRecordsBelowTheStoredOffsetsAreSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	p, err := New(Config{Kafka: &kafka.Config{}, Pool: pool, Projection: vehicles.NewProjection(nil, nil)})
+	p, err := New(Config[position.Position]{Kafka: &kafka.Config{}, Pool: pool, Projection: vehicles.NewProjection(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,12 @@ func TestRecordsBelowTheStoredOffsetsAreSkipped(t *testing.T) {
 		{0, 10, 0},  // the same batch again: nothing
 		{5, 15, 5},  // overlapping: only the new part
 	} {
-		got, err := p.apply(t.Context(), records(t, step.from, step.to))
+		rs := records(t, step.from, step.to)
+		b := batch[position.Position]{records: rs, items: make([]position.Position, len(rs)), kept: make([]bool, len(rs))}
+		for i, r := range rs {
+			b.items[i], b.kept[i] = p.cfg.Projection.Decode(r)
+		}
+		got, err := p.apply(t.Context(), b)
 		if err != nil {
 			t.Fatal(err)
 		}

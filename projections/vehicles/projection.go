@@ -2,17 +2,19 @@ package vehicles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
 )
 
@@ -52,48 +54,176 @@ func (*Projection) Name() string { return ProjectionName }
 // Topics implements projector.Projection.
 func (*Projection) Topics() []string { return []string{kafka.TopicPositions} }
 
-// columns holds one batch as column arrays, the shape unnest() takes:
-// one round trip per batch whatever its size.
-type columns struct {
-	plate      []string
-	fixTime    []time.Time
-	receivedAt []time.Time
-	lat, lng   []float64
-	speed      []float64
-	course     []*float64
-	flags      []string
-	eventID    []string
+// Decode implements projector.Projection.
+func (p *Projection) Decode(r *kgo.Record) (position.Position, bool) {
+	pos, _, ok, err := position.DecodeEvent(r.Value)
+	if err != nil {
+		p.skipped.WithLabelValues("malformed_event").Inc()
+		p.log.Warn("skipping a record the projection cannot read",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		return position.Position{}, false
+	}
+	return pos, ok // other event types are not ours
 }
 
-// upsertSQL inserts the batch's fixes (a fix already stored, or repeated
-// within the batch, is ignored) and folds the newly stored ones into
-// vehicles: the latest fix by fix time wins, so a late, older fix never
-// replaces a newer one; counts grow by the fixes actually stored.
-const upsertSQL = `
-WITH input AS (
-	SELECT DISTINCT ON (plate, fix_time) *
-	FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[],
-	            $6::float8[], $7::float8[], $8::text[], $9::uuid[])
-	     WITH ORDINALITY AS t(plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags, event_id, ord)
-	ORDER BY plate, fix_time, ord
-), stored AS (
-	INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags, event_id)
-	SELECT plate, fix_time, received_at, lat, lng, speed_kmh, course_deg,
-	       coalesce(string_to_array(nullif(flags, ''), ','), '{}'), event_id
-	FROM input
-	ON CONFLICT DO NOTHING
-	RETURNING plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags
-), latest AS (
-	SELECT DISTINCT ON (plate) * FROM stored ORDER BY plate, fix_time DESC
-), totals AS (
-	SELECT plate, count(*) AS n, min(received_at) AS first_seen, max(received_at) AS last_seen
-	FROM stored GROUP BY plate
-)
+// Apply implements projector.Projection. A fix is stored once: one
+// repeated within the batch, or already stored (a redelivery), adds
+// nothing. Vehicles take their latest fix by fix time, so a late, older
+// fix never replaces a newer one, and their counts grow by the fixes
+// actually stored.
+//
+// Fixes are written with COPY, the fastest way into Postgres, under a
+// savepoint: COPY cannot skip a fix that is already stored, so when one
+// is (rare: only after a redelivery), the savepoint is rolled back and the
+// batch goes in with INSERT ... ON CONFLICT DO NOTHING instead, which
+// reports the fixes it stored.
+func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, fixes []position.Position) error {
+	fixes = unique(fixes)
+	stored, err := copyPositions(ctx, tx, fixes)
+	if err != nil {
+		return err
+	}
+	return upsertVehicles(ctx, tx, fold(stored))
+}
+
+type fixKey struct {
+	plate string
+	at    time.Time
+}
+
+// unique drops fixes repeated within the batch, keeping the first.
+func unique(fixes []position.Position) []position.Position {
+	seen := make(map[fixKey]struct{}, len(fixes))
+	out := fixes[:0:0]
+	for _, f := range fixes {
+		k := fixKey{f.Plate, f.FixTime.UTC()}
+		if _, dup := seen[k]; dup {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, f)
+	}
+	return out
+}
+
+var positionColumns = []string{"plate", "fix_time", "received_at", "lat", "lng", "speed_kmh", "course_deg", "flags"}
+
+// copyPositions stores fixes and returns those it stored (all of them
+// unless some were stored before).
+func copyPositions(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([]position.Position, error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT copy_positions"); err != nil {
+		return nil, err
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"positions"}, positionColumns, pgx.CopyFromSlice(len(fixes), func(i int) ([]any, error) {
+		f := &fixes[i]
+		flags := f.Flags
+		if flags == nil {
+			flags = []string{}
+		}
+		return []any{f.Plate, f.FixTime, f.ReceivedAt, f.Lat, f.Lng, f.SpeedKmh, f.Course, flags}, nil
+	}))
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return fixes, nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+	default:
+		return nil, fmt.Errorf("copy %d positions: %w", len(fixes), err)
+	}
+	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT copy_positions"); err != nil {
+		return nil, err
+	}
+	return insertNew(ctx, tx, fixes)
+}
+
+// insertNew stores the fixes not stored yet and returns them.
+func insertNew(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([]position.Position, error) {
+	n := len(fixes)
+	plates, flags := make([]string, n), make([]string, n)
+	at, received := make([]time.Time, n), make([]time.Time, n)
+	lat, lng, speed, course := make([]float64, n), make([]float64, n), make([]float64, n), make([]*float64, n)
+	for i, f := range fixes {
+		plates[i], at[i], received[i] = f.Plate, f.FixTime, f.ReceivedAt
+		lat[i], lng[i], speed[i], course[i] = f.Lat, f.Lng, f.SpeedKmh, f.Course
+		flags[i] = strings.Join(f.Flags, ",") // flag codes hold no commas
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags)
+		SELECT t.plate, t.fix_time, t.received_at, t.lat, t.lng, t.speed_kmh, t.course_deg,
+		       coalesce(string_to_array(nullif(t.flags, ''), ','), '{}')
+		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[],
+		            $7::float8[], $8::text[])
+		     AS t(plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags)
+		ON CONFLICT DO NOTHING
+		RETURNING plate, fix_time`, plates, at, received, lat, lng, speed, course, flags)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d positions: %w", n, err)
+	}
+	isStored := make(map[fixKey]bool)
+	var k fixKey
+	if _, err := pgx.ForEachRow(rows, []any{&k.plate, &k.at}, func() error {
+		isStored[fixKey{k.plate, k.at.UTC()}] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("insert %d positions: %w", n, err)
+	}
+	var stored []position.Position
+	for _, f := range fixes {
+		if isStored[fixKey{f.Plate, f.FixTime.UTC()}] {
+			stored = append(stored, f)
+		}
+	}
+	return stored, nil
+}
+
+// vehicleDelta is what one batch changes of one vehicle.
+type vehicleDelta struct {
+	latest              position.Position
+	firstSeen, lastSeen time.Time
+	count               int64
+}
+
+// fold reduces stored fixes to one change per vehicle, in plate order
+// (one lock order for all writers).
+func fold(stored []position.Position) []vehicleDelta {
+	byPlate := make(map[string]*vehicleDelta, len(stored))
+	order := make([]string, 0)
+	for _, f := range stored {
+		d, ok := byPlate[f.Plate]
+		if !ok {
+			d = &vehicleDelta{latest: f, firstSeen: f.ReceivedAt, lastSeen: f.ReceivedAt}
+			byPlate[f.Plate] = d
+			order = append(order, f.Plate)
+		}
+		d.count++
+		if f.FixTime.After(d.latest.FixTime) {
+			d.latest = f
+		}
+		if f.ReceivedAt.Before(d.firstSeen) {
+			d.firstSeen = f.ReceivedAt
+		}
+		if f.ReceivedAt.After(d.lastSeen) {
+			d.lastSeen = f.ReceivedAt
+		}
+	}
+	slices.Sort(order)
+	out := make([]vehicleDelta, len(order))
+	for i, plate := range order {
+		out[i] = *byPlate[plate]
+	}
+	return out
+}
+
+// upsertVehiclesSQL folds each vehicle's change into its row: the newer
+// fix by fix time wins, counts add up.
+const upsertVehiclesSQL = `
 INSERT INTO vehicles AS v (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags,
                            first_seen, last_seen, positions_count)
-SELECT l.plate, l.fix_time, l.received_at, l.lat, l.lng, l.speed_kmh, l.course_deg, l.flags,
-       t.first_seen, t.last_seen, t.n
-FROM latest l JOIN totals t USING (plate)
+SELECT t.plate, t.fix_time, t.received_at, t.lat, t.lng, t.speed_kmh, t.course_deg,
+       coalesce(string_to_array(nullif(t.flags, ''), ','), '{}'), t.first_seen, t.last_seen, t.n
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[],
+            $7::float8[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[])
+     AS t(plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags, first_seen, last_seen, n)
 ON CONFLICT (plate) DO UPDATE SET
 	fix_time    = CASE WHEN EXCLUDED.fix_time > v.fix_time THEN EXCLUDED.fix_time    ELSE v.fix_time    END,
 	received_at = CASE WHEN EXCLUDED.fix_time > v.fix_time THEN EXCLUDED.received_at ELSE v.received_at END,
@@ -106,49 +236,24 @@ ON CONFLICT (plate) DO UPDATE SET
 	last_seen   = greatest(v.last_seen, EXCLUDED.last_seen),
 	positions_count = v.positions_count + EXCLUDED.positions_count`
 
-// Apply implements projector.Projection.
-func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, records []*kgo.Record) error {
-	c := columns{}
-	for _, r := range records {
-		e, err := event.Decode(r.Value)
-		if err != nil {
-			p.skip("malformed_envelope", r, err)
-			continue
-		}
-		if e.Type != event.TypePositionReported {
-			continue // other types on the topic are not ours to project
-		}
-		pos, err := position.FromEvent(e)
-		if err != nil {
-			p.skip("malformed_data", r, err)
-			continue
-		}
-		c.add(&pos, e.ID)
-	}
-	if len(c.plate) == 0 {
+func upsertVehicles(ctx context.Context, tx pgx.Tx, deltas []vehicleDelta) error {
+	n := len(deltas)
+	if n == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, upsertSQL, c.plate, c.fixTime, c.receivedAt, c.lat, c.lng, c.speed, c.course, c.flags, c.eventID)
-	if err != nil {
-		return fmt.Errorf("store %d positions: %w", len(c.plate), err)
+	plates, flags := make([]string, n), make([]string, n)
+	at, received, first, last := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+	lat, lng, speed, course := make([]float64, n), make([]float64, n), make([]float64, n), make([]*float64, n)
+	counts := make([]int64, n)
+	for i, d := range deltas {
+		f := d.latest
+		plates[i], at[i], received[i] = f.Plate, f.FixTime, f.ReceivedAt
+		lat[i], lng[i], speed[i], course[i] = f.Lat, f.Lng, f.SpeedKmh, f.Course
+		flags[i] = strings.Join(f.Flags, ",")
+		first[i], last[i], counts[i] = d.firstSeen, d.lastSeen, d.count
+	}
+	if _, err := tx.Exec(ctx, upsertVehiclesSQL, plates, at, received, lat, lng, speed, course, flags, first, last, counts); err != nil {
+		return fmt.Errorf("update %d vehicles: %w", n, err)
 	}
 	return nil
-}
-
-func (c *columns) add(p *position.Position, id string) {
-	c.plate = append(c.plate, p.Plate)
-	c.fixTime = append(c.fixTime, p.FixTime)
-	c.receivedAt = append(c.receivedAt, p.ReceivedAt)
-	c.lat = append(c.lat, p.Lat)
-	c.lng = append(c.lng, p.Lng)
-	c.speed = append(c.speed, p.SpeedKmh)
-	c.course = append(c.course, p.Course)
-	c.flags = append(c.flags, strings.Join(p.Flags, ","))
-	c.eventID = append(c.eventID, id)
-}
-
-func (p *Projection) skip(reason string, r *kgo.Record, err error) {
-	p.skipped.WithLabelValues(reason).Inc()
-	p.log.Warn("skipping a record the projection cannot read",
-		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", reason, "err", err)
 }

@@ -70,7 +70,7 @@ func (h *harness) produce(t *testing.T, fixes ...position.Position) int {
 }
 
 // start runs a projector until the returned stop is called.
-func (h *harness) start(t *testing.T, cfg projector.Config) (stop func() error) {
+func (h *harness) start(t *testing.T, cfg projector.Config[position.Position]) (stop func() error) {
 	t.Helper()
 	cfg.Kafka, cfg.Pool = h.kc, h.pool
 	if cfg.Projection == nil {
@@ -132,7 +132,7 @@ func TestLatestFixByFixTimeAndEachFixOnce(t *testing.T) {
 		fix("沪A00002", 4, 30.4), // late: older than what B already reported
 		fix("沪A00001", 2, 31.2), // the same fix again (a redelivery)
 	)
-	h.start(t, projector.Config{})
+	h.start(t, projector.Config[position.Position]{})
 	h.waitApplied(t, n)
 
 	store := vehicles.NewStore(h.pool)
@@ -183,7 +183,7 @@ func TestFailureBetweenWritingAndCommittingDoublesNothing(t *testing.T) {
 
 	crashed := make(chan struct{})
 	var batches atomic.Int32
-	stop := h.start(t, projector.Config{
+	stop := h.start(t, projector.Config[position.Position]{
 		MaxBatch: 37,
 		AfterApply: func(context.Context) error {
 			if batches.Add(1) == 4 {
@@ -201,7 +201,7 @@ func TestFailureBetweenWritingAndCommittingDoublesNothing(t *testing.T) {
 		t.Fatalf("the failure came after %d of %d records: it should be mid-stream", got, n)
 	}
 
-	h.start(t, projector.Config{MaxBatch: 37})
+	h.start(t, projector.Config[position.Position]{MaxBatch: 37})
 	h.waitApplied(t, n)
 	assertCounts(t, h.pool, vehiclesN, fixesEach)
 }
@@ -218,9 +218,9 @@ func TestTwoInstancesShareTheTopicWithoutDoubling(t *testing.T) {
 			fixes = append(fixes, fix(fmt.Sprintf("沪C%05d", v), s, 31))
 		}
 	}
-	h.start(t, projector.Config{MaxBatch: 25})
+	h.start(t, projector.Config[position.Position]{MaxBatch: 25})
 	n := h.produce(t, fixes[:len(fixes)/2]...)
-	h.start(t, projector.Config{MaxBatch: 25})
+	h.start(t, projector.Config[position.Position]{MaxBatch: 25})
 	n += h.produce(t, fixes[len(fixes)/2:]...)
 	h.waitApplied(t, n)
 	assertCounts(t, h.pool, vehiclesN, fixesEach)
@@ -240,5 +240,41 @@ func assertCounts(t *testing.T, pool *pgxpool.Pool, vehiclesN, fixesEach int) {
 	if rows != want || distinct != want || counted != want || vehicleRows != int64(vehiclesN) {
 		t.Errorf("positions %d (distinct %d), counted %d, vehicles %d; want %d fixes of %d vehicles",
 			rows, distinct, counted, vehicleRows, want, vehiclesN)
+	}
+}
+
+// TestARedeliveredFixIsStoredOnceAcrossBatches covers the fix that comes
+// back at a new offset (ingest redelivered it after a crash): the batch
+// holding it cannot be copied whole, and goes in row by row.
+func TestARedeliveredFixIsStoredOnceAcrossBatches(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	n := h.produce(t, fix("沪D00001", 1, 31.1), fix("沪D00001", 2, 31.2))
+	h.start(t, projector.Config[position.Position]{})
+	h.waitApplied(t, n)
+	noTime := fix("沪D00001", 3, 31.3)
+	noTime.Flags = []string{position.FlagNoFixTime}
+	n += h.produce(t, fix("沪D00001", 2, 31.2), noTime, fix("沪D00002", 1, 30.0))
+	h.waitApplied(t, n)
+
+	a, err := vehicles.NewStore(h.pool).Get(t.Context(), "沪D00001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PositionsCount != 3 || a.Lat != 31.3 || len(a.Flags) != 1 || a.Flags[0] != position.FlagNoFixTime {
+		t.Errorf("vehicle = %+v, want 3 fixes, the latest flagged %s", a, position.FlagNoFixTime)
+	}
+	assertRows(t, h.pool, 4)
+}
+
+func assertRows(t *testing.T, pool *pgxpool.Pool, want int64) {
+	t.Helper()
+	var rows, counted int64
+	if err := pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM positions), (SELECT sum(positions_count) FROM vehicles)`).
+		Scan(&rows, &counted); err != nil {
+		t.Fatal(err)
+	}
+	if rows != want || counted != want {
+		t.Errorf("%d positions stored, %d counted; want %d", rows, counted, want)
 	}
 }

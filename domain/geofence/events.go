@@ -1,0 +1,86 @@
+package geofence
+
+import (
+	"time"
+
+	"github.com/tmsfleet/tms/domain/event"
+)
+
+// Visit is the data of tms.vehicle.entered_station.v1 and
+// tms.vehicle.exited_station.v1 events (schemas in schemas/).
+type Visit struct {
+	Vehicle        string    `json:"vehicle"`
+	StationID      string    `json:"station_id"`
+	StationType    string    `json:"station_type"`
+	StationVersion int64     `json:"station_version"`
+	VisitID        string    `json:"visit_id"`
+	FixTime        time.Time `json:"fix_time"`
+	Lat            float64   `json:"lat"`
+	Lng            float64   `json:"lng"`
+	Flags          []string  `json:"flags"`
+	InitialCause   string    `json:"initial_cause,omitempty"`
+	// EnteredAt and DwellS are set on exits.
+	EnteredAt *time.Time `json:"entered_at,omitempty"`
+	DwellS    *float64   `json:"dwell_s,omitempty"`
+	// GapS is the silence before the decision, when there was one.
+	GapS *float64 `json:"gap_s,omitempty"`
+}
+
+// Alert is the data of a tms.alert.raised.v1 event.
+type Alert struct {
+	Vehicle     string    `json:"vehicle"`
+	Alert       string    `json:"alert"`
+	StationID   string    `json:"station_id"`
+	StationType string    `json:"station_type"`
+	VisitID     string    `json:"visit_id"`
+	FixTime     time.Time `json:"fix_time"`
+	Lat         float64   `json:"lat"`
+	Lng         float64   `json:"lng"`
+	Flags       []string  `json:"flags"`
+}
+
+// AlertHazardEntered is the alert raised when a vehicle enters a hazard
+// station.
+const AlertHazardEntered = "hazard_zone_entered"
+
+// Events encodes a transition as its events, from source: the entry or
+// exit, and, for an entry into a hazard station, the alert. Ids derive
+// from the visit, so reprocessing gives the same ids.
+func (t Transition) Events(source string) ([]event.Envelope, error) {
+	flags := t.Flags
+	if flags == nil {
+		flags = []string{}
+	}
+	v := Visit{
+		Vehicle: t.Vehicle, StationID: t.StationID, StationType: t.StationType, StationVersion: t.StationVersion,
+		VisitID: t.VisitID, FixTime: t.At.UTC(), Lat: t.Point.Lat, Lng: t.Point.Lng, Flags: flags,
+		InitialCause: t.InitialCause,
+	}
+	if t.Gap > 0 {
+		g := t.Gap.Seconds()
+		v.GapS = &g
+	}
+	typ := event.TypeEnteredStation
+	if t.Kind == Exited {
+		typ = event.TypeExitedStation
+		entered, dwell := t.EnteredAt.UTC(), t.Dwell.Seconds()
+		v.EnteredAt, v.DwellS = &entered, &dwell
+	}
+	e, err := event.New(typ, source, t.Vehicle, t.At, v, t.VisitID)
+	if err != nil {
+		return nil, err
+	}
+	out := []event.Envelope{e}
+	if t.Kind == Entered && t.StationType == TypeHazard {
+		a := Alert{
+			Vehicle: t.Vehicle, Alert: AlertHazardEntered, StationID: t.StationID, StationType: t.StationType,
+			VisitID: t.VisitID, FixTime: v.FixTime, Lat: v.Lat, Lng: v.Lng, Flags: flags,
+		}
+		ae, err := event.New(event.TypeAlertRaised, source, t.Vehicle, t.At, a, AlertHazardEntered, t.VisitID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ae)
+	}
+	return out, nil
+}

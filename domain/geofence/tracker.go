@@ -1,0 +1,464 @@
+package geofence
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tmsfleet/tms/domain/geo"
+)
+
+// Fix is one position of a vehicle, at its fix time.
+type Fix struct {
+	Time  time.Time `json:"t"`
+	Point geo.Point `json:"p"`
+}
+
+// Run is a confirmation in progress: consecutive fixes inside a station
+// the vehicle is not in yet, or outside one it is in.
+type Run struct {
+	// Start is the run's first fix: where and when the transition will be
+	// dated once confirmed.
+	Start Fix `json:"start"`
+	Count int `json:"count"`
+	// Gap is the silence before Start, when longer than the silence gap.
+	Gap time.Duration `json:"gap,omitempty"`
+	// Cause is why an entry run that starts here would be initial.
+	Cause string `json:"cause,omitempty"`
+}
+
+// Membership is a vehicle's standing with one station.
+type Membership struct {
+	StationID string `json:"station"`
+	// Version is the station version the vehicle entered, or last was
+	// judged against.
+	Version   int64     `json:"version"`
+	Inside    bool      `json:"inside"`
+	VisitID   string    `json:"visit,omitempty"`
+	EnteredAt time.Time `json:"entered_at,omitzero"`
+	Run       *Run      `json:"run,omitempty"`
+	// LastFrom and LastUntil bound the last closed visit, remembered for
+	// LateHorizon to judge late fixes.
+	LastFrom  time.Time `json:"last_from,omitzero"`
+	LastUntil time.Time `json:"last_until,omitzero"`
+}
+
+// VehicleState is everything the geofence keeps about one vehicle. It is
+// plain data, persisted between fixes (in the processor's state topic),
+// and fully determines what the next fix does.
+type VehicleState struct {
+	Plate string `json:"plate"`
+	// Last is the last fix decided.
+	Last *Fix `json:"last,omitempty"`
+	// MaxSeen is the newest fix time received.
+	MaxSeen time.Time `json:"max_seen,omitzero"`
+	// Pending are fixes received but not decided yet, in time order: they
+	// wait for the reorder window.
+	Pending []Fix `json:"pending,omitempty"`
+	// Recent are the latest fix times received, to recognise duplicates.
+	Recent []time.Time `json:"recent,omitempty"`
+	// Members are the vehicle's memberships, by station id.
+	Members []Membership `json:"members,omitempty"`
+	// Late and Duplicates count the fixes that arrived too late to be
+	// decided in order, and the repeated ones.
+	Late       int64 `json:"late,omitempty"`
+	Duplicates int64 `json:"duplicates,omitempty"`
+}
+
+// Vehicle is a VehicleState with the cursor that locates its fixes.
+type Vehicle struct {
+	State      VehicleState
+	cursor     Cursor
+	generation uint64
+}
+
+// NewVehicle returns a vehicle in state s (the zero state with Plate set
+// for a vehicle never seen).
+func NewVehicle(s VehicleState) *Vehicle { return &Vehicle{State: s} }
+
+// Tracker turns each vehicle's fixes into entered and exited transitions.
+//
+// Order: fixes wait in a reorder window and are decided in fix-time order
+// once the vehicle has reported a fix ReorderWindow newer. A fix with the
+// same time as one already received is a duplicate and changes nothing.
+//
+// Late fixes: a fix older than the last decided one arrived too late to
+// be put in order. It never changes the vehicle's state. It is counted,
+// and where it shows the vehicle inside a station at a time when, as
+// decided, the vehicle was not (neither in its current visit nor in the
+// last one, remembered for LateHorizon), it is reported as a zero-length
+// visit, an entry and an exit at the fix's time, both flagged late: an
+// explicit correction, never a silent change of history.
+//
+// Hysteresis: entering takes the station's EnterConfirmFixes consecutive
+// fixes inside over at least EnterConfirm; leaving takes ExitConfirmFixes
+// consecutive fixes farther than ExitMarginM outside over at least
+// ExitConfirm. A transition is dated at the first fix of its run.
+//
+// Crossings: when the straight segment between two consecutive fixes
+// passes through a station that neither is in (and the vehicle is not
+// in), an entry and an exit flagged interpolated are reported at the
+// estimated crossing times, without confirmation, there being no fix to
+// confirm with. None is inferred across a silence or the antimeridian.
+//
+// Initial: an entry whose run began at the vehicle's first fix, or at its
+// first fix after the station appeared or moved over it, is flagged
+// initial with its cause, not reported as an arrival.
+//
+// Silence: a vehicle without fixes for longer than SilenceGap closes no
+// visit by guessing. When it reports again, its state goes on from there;
+// an entry or exit whose run starts at that fix carries the gap.
+//
+// Station changes apply to fixes taken at or after their time: a visit to
+// a station that is deleted ends at the vehicle's next fix, flagged
+// station_deleted; a change that moves the fence away ends it flagged
+// station_changed.
+//
+// A Tracker is not safe for concurrent use.
+type Tracker struct {
+	cfg     Config
+	catalog *Catalog
+	keys    []Key
+}
+
+// NewTracker validates cfg (after defaults) and returns a tracker over
+// catalog.
+func NewTracker(cfg Config, catalog *Catalog) (*Tracker, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Tracker{cfg: cfg, catalog: catalog}, nil
+}
+
+// Observe takes one fix of v, appends the transitions it completes to
+// out, in time order, and returns out.
+func (t *Tracker) Observe(v *Vehicle, f Fix, out []Transition) []Transition {
+	s := &v.State
+	if slices.ContainsFunc(s.Recent, f.Time.Equal) || slices.ContainsFunc(s.Pending, func(p Fix) bool { return p.Time.Equal(f.Time) }) {
+		s.Duplicates++
+		return out
+	}
+	t.remember(s, f.Time)
+	if s.Last != nil && !f.Time.After(s.Last.Time) {
+		s.Late++
+		return t.late(v, f, out)
+	}
+	i, _ := slices.BinarySearchFunc(s.Pending, f.Time, func(p Fix, at time.Time) int { return p.Time.Compare(at) })
+	s.Pending = slices.Insert(s.Pending, i, f)
+	if f.Time.After(s.MaxSeen) {
+		s.MaxSeen = f.Time
+	}
+	horizon := s.MaxSeen.Add(-t.cfg.ReorderWindow)
+	for len(s.Pending) > 0 && !s.Pending[0].Time.After(horizon) {
+		next := s.Pending[0]
+		s.Pending = slices.Delete(s.Pending, 0, 1)
+		out = t.decide(v, next, out)
+	}
+	return out
+}
+
+// Flush decides every fix still waiting in v's reorder window, as if
+// the window had passed. Replays call it at the end of their input; the
+// live processor never does (it has no clock to say the window passed).
+func (t *Tracker) Flush(v *Vehicle, out []Transition) []Transition {
+	for len(v.State.Pending) > 0 {
+		next := v.State.Pending[0]
+		v.State.Pending = slices.Delete(v.State.Pending, 0, 1)
+		out = t.decide(v, next, out)
+	}
+	return out
+}
+
+func (t *Tracker) remember(s *VehicleState, at time.Time) {
+	s.Recent = append(s.Recent, at)
+	if extra := len(s.Recent) - t.cfg.RecentFixes; extra > 0 {
+		s.Recent = slices.Delete(s.Recent, 0, extra)
+	}
+}
+
+// locate returns the versions valid at f.Time whose shape contains f, by
+// station id.
+func (t *Tracker) locate(v *Vehicle, f Fix) map[string]*Version {
+	if v.cursor == nil || v.generation != t.catalog.Generation() {
+		v.cursor, v.generation = t.catalog.NewCursor(), t.catalog.Generation()
+	}
+	t.keys = v.cursor.Locate(f.Point, t.keys[:0])
+	in := make(map[string]*Version, len(t.keys))
+	for _, k := range t.keys {
+		if ver := t.catalog.ByKey(k); ver != nil && ver.ValidAt(f.Time) {
+			in[ver.Station.ID] = ver
+		}
+	}
+	return in
+}
+
+// decide applies one fix, in order, to v's memberships.
+func (t *Tracker) decide(v *Vehicle, f Fix, out []Transition) []Transition {
+	s := &v.State
+	first := len(out)
+	prev := s.Last
+	var gap time.Duration
+	if prev != nil && f.Time.Sub(prev.Time) > t.cfg.SilenceGap {
+		gap = f.Time.Sub(prev.Time)
+	}
+	in := t.locate(v, f)
+	if prev != nil && gap == 0 && !crossesAntimeridian(prev.Point, f.Point) {
+		out = t.crossings(v, *prev, f, in, out)
+	}
+
+	ids := make([]string, 0, len(s.Members)+len(in))
+	for _, m := range s.Members {
+		ids = append(ids, m.StationID)
+	}
+	for id := range in {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		m := s.member(id)
+		ver := in[id]
+		if ver == nil {
+			ver = t.catalog.At(id, f.Time)
+		}
+		switch {
+		case m != nil && m.Inside:
+			out = t.judgeInside(s, m, ver, f, gap, out)
+		case in[id] != nil:
+			if m == nil {
+				s.Members = append(s.Members, Membership{StationID: id, Version: ver.Station.Version})
+				m = &s.Members[len(s.Members)-1]
+			}
+			out = t.judgeOutside(s, m, ver, prev, f, gap, out)
+		case m != nil:
+			m.Run = nil // an entry run broken by a fix outside
+		}
+	}
+	s.Last = &f
+	s.prune(f.Time, t.cfg.LateHorizon)
+	sortTransitions(out[first:])
+	return out
+}
+
+// judgeOutside handles a fix inside a station the vehicle is not in.
+func (t *Tracker) judgeOutside(s *VehicleState, m *Membership, ver *Version, prev *Fix, f Fix, gap time.Duration, out []Transition) []Transition {
+	det := ver.Station.Detection.Apply(t.cfg.Detection)
+	if m.Run == nil {
+		m.Run = &Run{Start: f, Gap: gap, Cause: t.initialCause(ver, prev)}
+	}
+	m.Run.Count++
+	if m.Run.Count < det.EnterConfirmFixes || f.Time.Sub(m.Run.Start.Time) < det.EnterConfirm {
+		return out
+	}
+	run := m.Run
+	tr := Transition{
+		Kind: Entered, Vehicle: s.Plate, StationID: ver.Station.ID, StationType: ver.Station.Type,
+		StationVersion: ver.Station.Version, VisitID: visitID(s.Plate, ver.Station.ID, run.Start.Time, false),
+		At: run.Start.Time, Point: run.Start.Point, Gap: run.Gap, InitialCause: run.Cause,
+	}
+	if run.Cause != "" {
+		tr.Flags = append(tr.Flags, FlagInitial)
+	}
+	if run.Cause == CauseStationChanged {
+		tr.Flags = append(tr.Flags, FlagStationChanged)
+	}
+	if run.Gap > 0 {
+		tr.Flags = append(tr.Flags, FlagGap)
+	}
+	*m = Membership{StationID: m.StationID, Version: ver.Station.Version, Inside: true,
+		VisitID: tr.VisitID, EnteredAt: tr.At, LastFrom: m.LastFrom, LastUntil: m.LastUntil}
+	return append(out, tr)
+}
+
+// initialCause says why being inside ver at a run's first fix is not an
+// arrival: the vehicle had no fix before, or at its previous fix the
+// station did not exist, or had another shape that did not hold the
+// vehicle while this one does.
+func (t *Tracker) initialCause(ver *Version, prev *Fix) string {
+	if prev == nil {
+		return CauseFirstSeen
+	}
+	before := t.catalog.At(ver.Station.ID, prev.Time)
+	switch {
+	case before == nil:
+		return CauseStationAdded
+	case before != ver && !before.Station.Shape.Contains(prev.Point) && ver.Station.Shape.Contains(prev.Point):
+		return CauseStationChanged
+	}
+	return ""
+}
+
+// judgeInside handles any fix of a vehicle inside a station.
+func (t *Tracker) judgeInside(s *VehicleState, m *Membership, ver *Version, f Fix, gap time.Duration, out []Transition) []Transition {
+	if ver == nil {
+		// Deleted (or not yet valid, after a change dated later): the
+		// visit ends now.
+		return t.exit(s, m, f, 0, []string{FlagStationDeleted}, m.Version, out)
+	}
+	det := ver.Station.Detection.Apply(t.cfg.Detection)
+	if !ver.Station.Shape.OutsideBy(f.Point, det.ExitMarginM) {
+		m.Run = nil
+		return out
+	}
+	if m.Run == nil {
+		m.Run = &Run{Start: f, Gap: gap}
+	}
+	m.Run.Count++
+	if m.Run.Count < det.ExitConfirmFixes || f.Time.Sub(m.Run.Start.Time) < det.ExitConfirm {
+		return out
+	}
+	var flags []string
+	if ver.Station.Version != m.Version {
+		flags = append(flags, FlagStationChanged)
+	}
+	if m.Run.Gap > 0 {
+		flags = append(flags, FlagGap)
+	}
+	return t.exit(s, m, m.Run.Start, m.Run.Gap, flags, ver.Station.Version, out)
+}
+
+// exit ends m's visit at f.
+func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration, flags []string, version int64, out []Transition) []Transition {
+	ver := t.catalog.At(m.StationID, m.EnteredAt)
+	typ := ""
+	if ver != nil {
+		typ = ver.Station.Type
+	}
+	tr := Transition{
+		Kind: Exited, Vehicle: s.Plate, StationID: m.StationID, StationType: typ, StationVersion: version,
+		VisitID: m.VisitID, At: f.Time, Point: f.Point, Flags: flags,
+		EnteredAt: m.EnteredAt, Dwell: f.Time.Sub(m.EnteredAt), Gap: gap,
+	}
+	*m = Membership{StationID: m.StationID, Version: version, LastFrom: m.EnteredAt, LastUntil: f.Time}
+	return append(out, tr)
+}
+
+// crossings reports the stations the segment prev→f passes through while
+// neither end is in them and the vehicle is not in them.
+func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in map[string]*Version, out []Transition) []Transition {
+	s := &v.State
+	mid := lerp(prev.Point, f.Point, 0.5)
+	reach := geo.Haversine(prev.Point, f.Point)/2*1.01 + 1
+	t.keys = v.cursor.Near(mid, reach, t.keys[:0])
+	for _, k := range t.keys {
+		ver := t.catalog.ByKey(k)
+		if ver == nil || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in[ver.Station.ID] != nil {
+			continue
+		}
+		if m := s.member(ver.Station.ID); m != nil && (m.Inside || m.Run != nil) {
+			continue
+		}
+		shape := ver.Station.Shape
+		if shape.Contains(prev.Point) {
+			continue
+		}
+		sIn, sOut, ok := crossing(shape, prev.Point, f.Point)
+		if !ok {
+			continue
+		}
+		span := f.Time.Sub(prev.Time)
+		at := func(frac float64) time.Time {
+			return prev.Time.Add(time.Duration(frac * float64(span))).Round(time.Millisecond)
+		}
+		inAt, outAt := at(sIn), at(sOut)
+		id := visitID(s.Plate, ver.Station.ID, inAt, false)
+		// Remembered like any closed visit, so that a late fix within it
+		// is not reported again.
+		m := s.member(ver.Station.ID)
+		if m == nil {
+			s.Members = append(s.Members, Membership{StationID: ver.Station.ID, Version: ver.Station.Version})
+			m = &s.Members[len(s.Members)-1]
+		}
+		m.LastFrom, m.LastUntil = inAt, outAt
+		flags := []string{FlagInterpolated}
+		out = append(out,
+			Transition{Kind: Entered, Vehicle: s.Plate, StationID: ver.Station.ID, StationType: ver.Station.Type,
+				StationVersion: ver.Station.Version, VisitID: id, At: inAt, Point: lerp(prev.Point, f.Point, sIn), Flags: flags},
+			Transition{Kind: Exited, Vehicle: s.Plate, StationID: ver.Station.ID, StationType: ver.Station.Type,
+				StationVersion: ver.Station.Version, VisitID: id, At: outAt, Point: lerp(prev.Point, f.Point, sOut), Flags: flags,
+				EnteredAt: inAt, Dwell: outAt.Sub(inAt)})
+	}
+	return out
+}
+
+// late reports what a late fix shows and changes nothing else.
+func (t *Tracker) late(v *Vehicle, f Fix, out []Transition) []Transition {
+	s := &v.State
+	first := len(out)
+	in := t.locate(v, f)
+	ids := make([]string, 0, len(in))
+	for id := range in {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if m := s.member(id); m != nil && m.covers(f.Time) {
+			continue
+		}
+		ver := in[id]
+		vid := visitID(s.Plate, id, f.Time, true)
+		flags := []string{FlagLate}
+		out = append(out,
+			Transition{Kind: Entered, Vehicle: s.Plate, StationID: id, StationType: ver.Station.Type,
+				StationVersion: ver.Station.Version, VisitID: vid, At: f.Time, Point: f.Point, Flags: flags},
+			Transition{Kind: Exited, Vehicle: s.Plate, StationID: id, StationType: ver.Station.Type,
+				StationVersion: ver.Station.Version, VisitID: vid, At: f.Time, Point: f.Point, Flags: flags, EnteredAt: f.Time})
+	}
+	sortTransitions(out[first:])
+	return out
+}
+
+// covers reports whether the vehicle, as decided, was in the station at
+// time at: in its current visit, or in the last one remembered.
+func (m *Membership) covers(at time.Time) bool {
+	if m.Inside && !at.Before(m.EnteredAt) {
+		return true
+	}
+	return !m.LastFrom.IsZero() && !at.Before(m.LastFrom) && !at.After(m.LastUntil)
+}
+
+func (s *VehicleState) member(id string) *Membership {
+	for i := range s.Members {
+		if s.Members[i].StationID == id {
+			return &s.Members[i]
+		}
+	}
+	return nil
+}
+
+// prune forgets memberships with nothing left to remember: not inside,
+// no run, and the last visit beyond the late horizon. Members stay sorted
+// by station id.
+func (s *VehicleState) prune(now time.Time, horizon time.Duration) {
+	s.Members = slices.DeleteFunc(s.Members, func(m Membership) bool {
+		return !m.Inside && m.Run == nil && (m.LastUntil.IsZero() || now.Sub(m.LastUntil) > horizon)
+	})
+	slices.SortFunc(s.Members, func(a, b Membership) int { return cmp.Compare(a.StationID, b.StationID) })
+}
+
+// sortTransitions puts the transitions of one fix in time order; at equal
+// times a visit's entry comes before its exit, other exits before
+// entries, then by station.
+func sortTransitions(ts []Transition) {
+	slices.SortStableFunc(ts, func(a, b Transition) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		if a.VisitID == b.VisitID {
+			return cmp.Compare(a.Kind, b.Kind)
+		}
+		if a.Kind != b.Kind {
+			return cmp.Compare(b.Kind, a.Kind) // exits first
+		}
+		return cmp.Compare(a.StationID, b.StationID)
+	})
+}
+
+// String describes a transition for logs and test failures.
+func (t Transition) String() string {
+	return fmt.Sprintf("%s %s %s %s at %s (%.6f, %.6f) flags %v visit %s", t.Vehicle, t.Kind, t.StationID,
+		t.StationType, t.At.UTC().Format(time.RFC3339Nano), t.Point.Lat, t.Point.Lng, t.Flags, t.VisitID[:8])
+}

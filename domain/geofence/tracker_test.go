@@ -13,7 +13,9 @@ var t0 = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 // A station S1 of 100 m around (31, 121); a fix at metres north of it.
 var centre = geo.Point{Lat: 31, Lng: 121}
 
-func north(m float64) geo.Point { return geo.Point{Lat: centre.Lat + m/geo.MetresPerDegreeLat, Lng: centre.Lng} }
+func north(m float64) geo.Point {
+	return geo.Point{Lat: centre.Lat + m/geo.MetresPerDegreeLat, Lng: centre.Lng}
+}
 
 func circle(id, typ string, version int64, radius float64) Station {
 	return Station{ID: id, Type: typ, Version: version, Shape: Shape{Circle: &geo.Circle{Center: centre, RadiusM: radius}}}
@@ -110,8 +112,8 @@ func TestConfirmationByFixesAndSeconds(t *testing.T) {
 	w.at(0, north(500)).
 		at(1, north(50)).at(2, north(50)). // two fixes inside, then out: no entry
 		at(3, north(500)).
-		at(4, north(50)).at(5, north(50)).at(6, north(50)). // three: entry dated at the first
-		at(7, north(500)).at(8, north(50)). // out briefly: 1 s < 10 s, no exit
+		at(4, north(50)).at(5, north(50)).at(6, north(50)).      // three: entry dated at the first
+		at(7, north(500)).at(8, north(50)).                      // out briefly: 1 s < 10 s, no exit
 		at(9, north(500)).at(15, north(500)).at(19, north(500)). // out 10 s: exit dated at 9
 		at(20, north(500))
 	w.expect("entered S1 @4s", "exited S1 @9s")
@@ -260,4 +262,3 @@ func TestOverlappingStationsAreIndependent(t *testing.T) {
 		t.Errorf("entering a hazard station gives %+v, %v", events, err)
 	}
 }
-

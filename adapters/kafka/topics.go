@@ -23,6 +23,10 @@ const (
 	TopicJobs = "tms.jobs"
 	// TopicDeadLetter holds rejected input with its reason and raw bytes.
 	TopicDeadLetter = "tms.deadletter"
+	// TopicGeofenceState holds the geofence processor's snapshots of its
+	// per-vehicle state, one partition per tms.positions partition;
+	// internal, compacted.
+	TopicGeofenceState = "tms.geofence.state"
 )
 
 // TopicSpec is a topic tms creates when it is missing.
@@ -38,13 +42,19 @@ func ptr(s string) *string { return &s }
 
 // Topics lists every topic tms uses with its settings. Kafka is the system
 // of record, so event topics keep their records forever; the dead-letter
-// topic keeps them for 30 days.
+// topic keeps them for 30 days. The station catalogue is compacted, but a
+// station's versions stay uncompacted for 90 days (min.compaction.lag.ms),
+// so that reprocessing the last 90 days of positions judges every fix
+// against the station as it stood when the fix was taken.
 func Topics() []TopicSpec {
 	forever := map[string]*string{"retention.ms": ptr("-1"), "retention.bytes": ptr("-1")}
 	return []TopicSpec{
 		{Name: TopicPositions, Configs: forever},
-		{Name: TopicStations, SinglePartition: true, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
+		{Name: TopicStations, SinglePartition: true, Configs: map[string]*string{
+			"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("7776000000"),
+		}},
 		{Name: TopicGeofence, Configs: forever},
+		{Name: TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
 		{Name: TopicJobs, Configs: forever},
 		{Name: TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
 	}

@@ -26,7 +26,8 @@ type Config struct {
 	// fixes against. Default 1 h.
 	LateHorizon time.Duration
 	// RecentFixes is how many of a vehicle's latest fix times are
-	// remembered to recognise duplicates. Default 64.
+	// remembered to recognise duplicates. A repeat of an older fix is
+	// treated as a late fix. Default 32.
 	RecentFixes int
 }
 
@@ -46,7 +47,7 @@ func (c *Config) SetDefaults() {
 		c.LateHorizon = time.Hour
 	}
 	if c.RecentFixes == 0 {
-		c.RecentFixes = 64
+		c.RecentFixes = 32
 	}
 }
 

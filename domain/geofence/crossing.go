@@ -13,6 +13,16 @@ import (
 // passed through it: the crossing's entry and exit are estimated along
 // the segment.
 
+// Lerp is the point a fraction s of the way from a to b along the
+// straight lng/lat segment: where an interpolated transition is placed.
+func Lerp(a, b geo.Point, s float64) geo.Point { return lerp(a, b, s) }
+
+// SegmentCrossing returns the fractions of the way from a to b at which
+// the straight lng/lat segment first enters and last leaves shape s, when
+// it meets it; both ends are outside s. It is the estimate behind
+// interpolated transitions.
+func SegmentCrossing(s Shape, a, b geo.Point) (in, out float64, ok bool) { return crossing(s, a, b) }
+
 // lerp is the point a fraction s of the way from a to b.
 func lerp(a, b geo.Point, s float64) geo.Point {
 	return geo.Point{Lat: a.Lat + s*(b.Lat-a.Lat), Lng: a.Lng + s*(b.Lng-a.Lng)}

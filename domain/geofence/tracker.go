@@ -3,6 +3,7 @@ package geofence
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -56,8 +57,9 @@ type VehicleState struct {
 	// Pending are fixes received but not decided yet, in time order: they
 	// wait for the reorder window.
 	Pending []Fix `json:"pending,omitempty"`
-	// Recent are the latest fix times received, to recognise duplicates.
-	Recent []time.Time `json:"recent,omitempty"`
+	// Recent are the latest fix times received (Unix milliseconds, the
+	// precision of fix times), to recognise duplicates.
+	Recent []int64 `json:"recent,omitempty"`
 	// Members are the vehicle's memberships, by station id.
 	Members []Membership `json:"members,omitempty"`
 	// Late and Duplicates count the fixes that arrived too late to be
@@ -136,7 +138,7 @@ func NewTracker(cfg Config, catalog *Catalog) (*Tracker, error) {
 // out, in time order, and returns out.
 func (t *Tracker) Observe(v *Vehicle, f Fix, out []Transition) []Transition {
 	s := &v.State
-	if slices.ContainsFunc(s.Recent, f.Time.Equal) || slices.ContainsFunc(s.Pending, func(p Fix) bool { return p.Time.Equal(f.Time) }) {
+	if slices.Contains(s.Recent, f.Time.UnixMilli()) || slices.ContainsFunc(s.Pending, func(p Fix) bool { return p.Time.Equal(f.Time) }) {
 		s.Duplicates++
 		return out
 	}
@@ -172,7 +174,7 @@ func (t *Tracker) Flush(v *Vehicle, out []Transition) []Transition {
 }
 
 func (t *Tracker) remember(s *VehicleState, at time.Time) {
-	s.Recent = append(s.Recent, at)
+	s.Recent = append(s.Recent, at.UnixMilli())
 	if extra := len(s.Recent) - t.cfg.RecentFixes; extra > 0 {
 		s.Recent = slices.Delete(s.Recent, 0, extra)
 	}
@@ -340,9 +342,7 @@ func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration,
 // neither end is in them and the vehicle is not in them.
 func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in map[string]*Version, out []Transition) []Transition {
 	s := &v.State
-	mid := lerp(prev.Point, f.Point, 0.5)
-	reach := geo.Haversine(prev.Point, f.Point)/2*1.01 + 1
-	t.keys = v.cursor.Near(mid, reach, t.keys[:0])
+	t.keys = t.alongSegment(v.cursor, prev.Point, f.Point, t.keys[:0])
 	for _, k := range t.keys {
 		ver := t.catalog.ByKey(k)
 		if ver == nil || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in[ver.Station.ID] != nil {
@@ -382,6 +382,42 @@ func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in map[string]*Version, out
 				EnteredAt: inAt, Dwell: outAt.Sub(inAt)})
 	}
 	return out
+}
+
+// alongSegment appends the keys of the stations near any point of the
+// straight lng/lat segment a→b, ascending and without repeats. Every
+// point of a piece of the segment is within half the piece's path length
+// of its middle, and that length is at most R·√(Δφ² + (cos φ·Δλ)²) with φ
+// the piece's latitude nearest the equator: so each piece's stations are
+// those Near its middle within that half. Pieces of about 500 m keep the
+// queries small.
+func (t *Tracker) alongSegment(c Cursor, a, b geo.Point, dst []Key) []Key {
+	const pieceM = 500.0
+	n := int(math.Ceil(pathBound(a, b) / pieceM))
+	n = min(max(n, 1), 1000)
+	start := len(dst)
+	for i := range n {
+		p, q := lerp(a, b, float64(i)/float64(n)), lerp(a, b, float64(i+1)/float64(n))
+		dst = c.Near(lerp(p, q, 0.5), pathBound(p, q)/2+1, dst)
+	}
+	if n > 1 {
+		tail := dst[start:]
+		slices.Sort(tail)
+		dst = append(dst[:start], slices.Compact(tail)...)
+	}
+	return dst
+}
+
+// pathBound is an upper bound, in metres, of the length of the straight
+// lng/lat path from a to b.
+func pathBound(a, b geo.Point) float64 {
+	minLat := math.Min(math.Abs(a.Lat), math.Abs(b.Lat))
+	if (a.Lat < 0) != (b.Lat < 0) {
+		minLat = 0
+	}
+	dLat := (b.Lat - a.Lat) * math.Pi / 180
+	dLng := (b.Lng - a.Lng) * math.Pi / 180 * math.Cos(minLat*math.Pi/180)
+	return geo.EarthRadiusM * math.Hypot(dLat, dLng) * 1.000001
 }
 
 // late reports what a late fix shows and changes nothing else.
@@ -439,21 +475,19 @@ func (s *VehicleState) prune(now time.Time, horizon time.Duration) {
 	slices.SortFunc(s.Members, func(a, b Membership) int { return cmp.Compare(a.StationID, b.StationID) })
 }
 
-// sortTransitions puts the transitions of one fix in time order; at equal
-// times a visit's entry comes before its exit, other exits before
-// entries, then by station.
+// sortTransitions puts the transitions of one fix in a total order: by
+// time; at equal times, exits of visits that began earlier first, then by
+// station, a station's entry before its exit (a zero-length visit).
 func sortTransitions(ts []Transition) {
+	phase := func(t Transition) int {
+		if t.Kind == Exited && t.EnteredAt.Before(t.At) {
+			return 0 // ends a visit that began earlier
+		}
+		return 1
+	}
 	slices.SortStableFunc(ts, func(a, b Transition) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		if a.VisitID == b.VisitID {
-			return cmp.Compare(a.Kind, b.Kind)
-		}
-		if a.Kind != b.Kind {
-			return cmp.Compare(b.Kind, a.Kind) // exits first
-		}
-		return cmp.Compare(a.StationID, b.StationID)
+		return cmp.Or(a.At.Compare(b.At), cmp.Compare(phase(a), phase(b)),
+			cmp.Compare(a.StationID, b.StationID), cmp.Compare(a.Kind, b.Kind))
 	})
 }
 

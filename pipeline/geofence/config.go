@@ -1,0 +1,79 @@
+package geofence
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geofence"
+)
+
+// Group is the processor's consumer group. Renaming it re-reads
+// tms.positions from the start and produces every event again.
+const Group = "tms.geofence"
+
+// Source is the CloudEvents source of the events the processor produces.
+const Source = "/tms/geofence"
+
+// StationChange is a station event as the catalogue applies it: an
+// upsert (Station set) or a deletion (Deleted set), at At.
+type StationChange struct {
+	Station *geofence.Station
+	Deleted string
+	At      time.Time
+}
+
+// Config configures the processor.
+type Config struct {
+	// Kafka is how to reach the brokers (required).
+	Kafka *kafka.Config
+	// Geofence is the tracker's behaviour.
+	Geofence geofence.Config
+	// NewIndex makes the station index (required): the H3 index in
+	// production, the brute-force one in small tests.
+	NewIndex func() (geofence.Index, error)
+	// DecodeStation reads a station event from tms.stations (required).
+	DecodeStation func(event.Envelope) (StationChange, error)
+	// SnapshotEvery and SnapshotInterval bound how much of a partition a
+	// takeover replays: a snapshot is taken after this many records of the
+	// partition, or this long after the last one. Defaults 20,000 and 30 s.
+	SnapshotEvery    int
+	SnapshotInterval time.Duration
+	// MaxBatch bounds the records of one transaction. Default 10,000.
+	MaxBatch int
+	// Registerer receives the processor's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// Logger; default slog's.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 20_000
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = 30 * time.Second
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 10_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Geofence.SetDefaults()
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Kafka == nil || c.NewIndex == nil || c.DecodeStation == nil:
+		return errors.New("geofence processor: Kafka, NewIndex and DecodeStation are required")
+	case c.SnapshotEvery < 1 || c.SnapshotInterval <= 0 || c.MaxBatch < 1:
+		return errors.New("geofence processor: snapshot and batch limits must be positive")
+	}
+	return c.Geofence.Validate()
+}

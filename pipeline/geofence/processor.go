@@ -1,0 +1,361 @@
+package geofence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/deadletter"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geo"
+	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/position"
+)
+
+// Processor is the running geofence role.
+type Processor struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	catalog *geofence.Catalog
+	tracker *geofence.Tracker
+	feed    *stationFeed
+
+	topics struct{ positions, geofence, state, deadletter string }
+	// parts holds the state of the partitions this instance owns and
+	// has restored; revoked lists those a rebalance took away.
+	parts   map[int32]*partitionState
+	mu      sync.Mutex
+	revoked map[int32]bool
+}
+
+// New validates cfg and builds the processor.
+func New(cfg Config) (*Processor, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	idx, err := cfg.NewIndex()
+	if err != nil {
+		return nil, err
+	}
+	catalog := geofence.NewCatalog(idx)
+	tracker, err := geofence.NewTracker(cfg.Geofence, catalog)
+	if err != nil {
+		return nil, err
+	}
+	p := &Processor{
+		cfg: cfg, log: cfg.Logger.With("component", "geofence"), metrics: newMetrics(cfg.Registerer),
+		catalog: catalog, tracker: tracker, parts: map[int32]*partitionState{}, revoked: map[int32]bool{},
+	}
+	p.feed = newStationFeed(&p.cfg, p.log, p.metrics.stationsSkipped)
+	p.topics.positions = cfg.Kafka.Topic(kafka.TopicPositions)
+	p.topics.geofence = cfg.Kafka.Topic(kafka.TopicGeofence)
+	p.topics.state = cfg.Kafka.Topic(kafka.TopicGeofenceState)
+	p.topics.deadletter = cfg.Kafka.Topic(kafka.TopicDeadLetter)
+	return p, nil
+}
+
+// Run processes until ctx ends or a transaction fails for good.
+func (p *Processor) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	feedErr := make(chan error, 1)
+	go func() { feedErr <- p.feed.run(ctx) }()
+	// Decide nothing before the catalogue holds every station there was.
+	for caughtUp := false; !caughtUp; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-feedErr:
+			return err
+		case c := <-p.feed.changes:
+			p.apply(c)
+		case <-p.feed.caughtUp:
+			caughtUp = true
+		}
+	}
+	p.drainStations()
+	p.log.Info("station catalogue loaded", "stations", p.catalog.Stations())
+
+	if err := p.checkPartitions(ctx); err != nil {
+		return err
+	}
+	sess, err := p.newSession()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	aux, err := p.cfg.Kafka.NewClient("geofence-aux")
+	if err != nil {
+		return err
+	}
+	defer aux.Close()
+	rest := &restorer{kafka: p.cfg.Kafka, marker: aux, tracker: p.tracker}
+
+	for {
+		fetches := sess.PollRecords(ctx, p.cfg.MaxBatch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := fatalFetchError(fetches); err != nil {
+			return err
+		}
+		p.drainStations()
+		p.dropRevoked()
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("geofence: begin a transaction: %w", err)
+		}
+		produced, err := p.process(ctx, sess, rest, fetches)
+		if err != nil {
+			// The records stay uncommitted; abort and start over from the
+			// committed state.
+			p.log.Error("processing a batch failed; aborting it", "err", err)
+			produced = false
+		}
+		committed, err := sess.End(ctx, kgo.TransactionEndTry(produced))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("geofence: end a transaction: %w", err)
+		}
+		p.metrics.transaction(committed)
+		if !committed {
+			// Offsets are back at the last commit; so must the state be.
+			p.parts = map[int32]*partitionState{}
+		}
+	}
+}
+
+func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
+	txnID := "tms-geofence-" + newID()
+	if p.cfg.Kafka.InstanceID != "" {
+		// A stable id: a restarted instance aborts the transaction its
+		// crashed predecessor left open at once, instead of consumers
+		// waiting for it to time out.
+		txnID = "tms-geofence-" + p.cfg.Kafka.InstanceID
+	}
+	opts := append(p.cfg.Kafka.Options("geofence"), p.cfg.Kafka.GroupOptions(Group)...)
+	opts = append(opts,
+		kgo.ConsumeTopics(p.topics.positions),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.TransactionalID(p.cfg.Kafka.Namespace+txnID),
+		kgo.TransactionTimeout(30*time.Second),
+		kgo.RecordPartitioner(statePartitioner{state: p.topics.state}),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onRevoked),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("geofence: %w", err)
+	}
+	return sess, nil
+}
+
+// checkPartitions makes sure the state topic has a partition for every
+// positions partition: the state of positions partition p lives in state
+// partition p.
+func (p *Processor) checkPartitions(ctx context.Context) error {
+	adm, err := p.cfg.Kafka.NewAdmin("geofence-admin")
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	details, err := adm.ListTopics(ctx, p.topics.positions, p.topics.state)
+	if err != nil {
+		return fmt.Errorf("geofence: %w", err)
+	}
+	pos, state := details[p.topics.positions], details[p.topics.state]
+	if pos.Err != nil || state.Err != nil {
+		return fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
+	}
+	if len(pos.Partitions) != len(state.Partitions) {
+		return fmt.Errorf("geofence: %s has %d partitions and %s %d; they must match (add partitions to %s)",
+			p.topics.positions, len(pos.Partitions), p.topics.state, len(state.Partitions), p.topics.state)
+	}
+	return nil
+}
+
+// onRevoked notes partitions another instance now owns: their state here
+// is stale from now on.
+func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, part := range revoked[p.topics.positions] {
+		p.revoked[part] = true
+	}
+}
+
+func (p *Processor) dropRevoked() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for part := range p.revoked {
+		delete(p.parts, part)
+	}
+	clear(p.revoked)
+}
+
+// process runs one polled batch inside the open transaction and reports
+// whether it produced everything.
+func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) (bool, error) {
+	var out []geofence.Transition
+	var failed atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+		}
+	}
+	produce := func(r *kgo.Record) { sess.Produce(ctx, r, promise) }
+	var perr error
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if perr != nil || len(fp.Records) == 0 {
+			return
+		}
+		ps := p.parts[fp.Partition]
+		if ps == nil {
+			start := time.Now()
+			restored, replayed, err := rest.restore(ctx, fp.Partition, fp.Records[0].Offset)
+			if err != nil {
+				perr = fmt.Errorf("restore partition %d: %w", fp.Partition, err)
+				return
+			}
+			p.metrics.restored(time.Since(start), replayed)
+			p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", len(restored.vehicles),
+				"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
+			ps = restored
+			p.parts[fp.Partition] = ps
+		}
+		for _, r := range fp.Records {
+			pos, _, ok, err := position.DecodeEvent(r.Value)
+			switch {
+			case err != nil:
+				produce(p.deadLetter(r, err))
+			case ok:
+				p.metrics.fixes.Inc()
+				out = observe(p.tracker, ps, pos, out[:0])
+				for _, tr := range out {
+					if err := p.emit(produce, tr); err != nil {
+						perr = err
+						return
+					}
+				}
+			}
+			ps.next = r.Offset + 1
+			ps.sinceSnapshot++
+		}
+		if ps.sinceSnapshot >= p.cfg.SnapshotEvery || time.Since(ps.snapshotAt) >= p.cfg.SnapshotInterval {
+			records, err := snapshotRecords(p.topics.state, fp.Partition, ps)
+			if err != nil {
+				perr = err
+				return
+			}
+			for _, r := range records {
+				produce(r)
+			}
+			ps.sinceSnapshot, ps.snapshotAt = 0, time.Now()
+			p.metrics.snapshots.Inc()
+		}
+	})
+	if perr != nil {
+		return false, perr
+	}
+	if err := sess.Client().Flush(ctx); err != nil {
+		return false, err
+	}
+	if err := failed.Load(); err != nil {
+		return false, *err
+	}
+	return true, nil
+}
+
+// emit produces a transition's events, keyed by plate.
+func (p *Processor) emit(produce func(*kgo.Record), tr geofence.Transition) error {
+	events, err := tr.Events(Source)
+	if err != nil {
+		return err
+	}
+	p.metrics.transitions.WithLabelValues(tr.Kind.String()).Inc()
+	for _, e := range events {
+		value, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		produce(&kgo.Record{Topic: p.topics.geofence, Key: []byte(tr.Vehicle), Value: value, Timestamp: tr.At,
+			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}}})
+	}
+	return nil
+}
+
+// deadLetter records a positions record the geofence cannot read.
+func (p *Processor) deadLetter(r *kgo.Record, err error) *kgo.Record {
+	p.metrics.deadLetters.Inc()
+	origin := fmt.Sprintf("kafka:%s/%d@%d", r.Topic, r.Partition, r.Offset)
+	l := deadletter.New("geofence", origin, "malformed_event", "", err.Error(), r.Value, r.Timestamp)
+	e, eerr := l.Event(Source)
+	if eerr != nil {
+		panic(fmt.Sprintf("geofence: encode a dead letter: %v", eerr))
+	}
+	value, _ := json.Marshal(e)
+	return &kgo.Record{Topic: p.topics.deadletter, Key: r.Key, Value: value, Timestamp: r.Timestamp}
+}
+
+// drainStations applies every station change waiting.
+func (p *Processor) drainStations() {
+	for {
+		select {
+		case c := <-p.feed.changes:
+			p.apply(c)
+		default:
+			p.metrics.stations.Set(float64(p.catalog.Stations()))
+			return
+		}
+	}
+}
+
+func (p *Processor) apply(c StationChange) {
+	if c.Station != nil {
+		if err := p.catalog.Upsert(*c.Station, c.At); err != nil {
+			p.metrics.stationsSkipped.Inc()
+			p.log.Error("a station cannot be indexed", "station", c.Station.ID, "err", err)
+		}
+		return
+	}
+	p.catalog.Delete(c.Deleted, c.At)
+}
+
+// statePartitioner sends state records to the partition they name (the
+// positions partition they belong to) and keys every other record as
+// Kafka's default partitioner does.
+type statePartitioner struct{ state string }
+
+func (s statePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic == s.state {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+func fatalFetchError(fetches kgo.Fetches) error {
+	var fatal error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if fatal == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			fatal = fmt.Errorf("geofence: fetch %s[%d]: %w", topic, partition, err)
+		}
+	})
+	return fatal
+}
+
+func geoPoint(p position.Position) geo.Point { return geo.Point{Lat: p.Lat, Lng: p.Lng} }

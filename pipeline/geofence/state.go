@@ -1,0 +1,232 @@
+package geofence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	gojson "github.com/goccy/go-json"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/position"
+)
+
+// A snapshot of a partition is a header record and chunk records, all in
+// the state topic's partition of the same number, keyed so that
+// compaction keeps only the latest snapshot:
+//
+//	snapshot/header  {"id", "next_offset", "chunks", "vehicles"}
+//	snapshot/chunk/<i> {"id", "vehicles": [VehicleState...]}
+//
+// Restoring reads the partition to a marker of its own (key marker/<id>,
+// no value: compaction removes it) and keeps the last header and the
+// chunks with its id.
+const (
+	headerKey     = "snapshot/header"
+	chunkPrefix   = "snapshot/chunk/"
+	markerPrefix  = "marker/"
+	chunkVehicles = 500
+)
+
+type snapshotHeader struct {
+	ID         string `json:"id"`
+	NextOffset int64  `json:"next_offset"`
+	Chunks     int    `json:"chunks"`
+	Vehicles   int    `json:"vehicles"`
+}
+
+type snapshotChunk struct {
+	ID       string                  `json:"id"`
+	Vehicles []geofence.VehicleState `json:"vehicles"`
+}
+
+// partitionState is what the processor holds for one positions
+// partition it owns.
+type partitionState struct {
+	vehicles map[string]*geofence.Vehicle
+	// next is the offset of the next record to process.
+	next int64
+	// sinceSnapshot and snapshotAt decide when to snapshot next.
+	sinceSnapshot int
+	snapshotAt    time.Time
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// snapshotRecords encodes ps as the records of a snapshot of partition.
+func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.Record, error) {
+	id := newID()
+	states := make([]geofence.VehicleState, 0, len(ps.vehicles))
+	for _, v := range ps.vehicles {
+		states = append(states, v.State)
+	}
+	var out []*kgo.Record
+	chunks := 0
+	for start := 0; start < len(states) || start == 0; start += chunkVehicles {
+		end := min(start+chunkVehicles, len(states))
+		value, err := gojson.Marshal(snapshotChunk{ID: id, Vehicles: states[start:end]})
+		if err != nil {
+			return nil, fmt.Errorf("encode a state snapshot: %w", err)
+		}
+		out = append(out, &kgo.Record{Topic: topic, Partition: partition, Key: []byte(chunkPrefix + strconv.Itoa(chunks)), Value: value})
+		chunks++
+		if end == len(states) {
+			break
+		}
+	}
+	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: chunks, Vehicles: len(states)})
+	if err != nil {
+		return nil, err
+	}
+	// The header goes last: a reader that sees it has seen its chunks.
+	return append(out, &kgo.Record{Topic: topic, Partition: partition, Key: []byte(headerKey), Value: header}), nil
+}
+
+// restorer rebuilds a partition's state on takeover.
+type restorer struct {
+	kafka   *kafka.Config
+	marker  *kgo.Client // non-transactional producer of markers
+	tracker *geofence.Tracker
+}
+
+// restore returns the state of positions partition partition as of
+// offset resume, where consumption continues: the latest committed
+// snapshot, then the positions from its offset to resume replayed.
+func (r *restorer) restore(ctx context.Context, partition int32, resume int64) (*partitionState, int, error) {
+	stateTopic := r.kafka.Topic(kafka.TopicGeofenceState)
+	marker := markerPrefix + newID()
+	if err := r.marker.ProduceSync(ctx, &kgo.Record{Topic: stateTopic, Partition: partition, Key: []byte(marker)}).FirstErr(); err != nil {
+		return nil, 0, fmt.Errorf("mark state partition %d: %w", partition, err)
+	}
+	header, chunks, err := r.readSnapshot(ctx, stateTopic, partition, marker)
+	if err != nil {
+		return nil, 0, err
+	}
+	ps := &partitionState{vehicles: map[string]*geofence.Vehicle{}, snapshotAt: time.Now()}
+	if header != nil {
+		for i := range header.Chunks {
+			c, ok := chunks[i]
+			if !ok || c.ID != header.ID {
+				return nil, 0, fmt.Errorf("state partition %d: snapshot %s lacks chunk %d", partition, header.ID, i)
+			}
+			for _, s := range c.Vehicles {
+				ps.vehicles[s.Plate] = geofence.NewVehicle(s)
+			}
+		}
+		ps.next = header.NextOffset
+	}
+	replayed, err := r.replay(ctx, partition, ps, resume)
+	return ps, replayed, err
+}
+
+func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int32, marker string) (*snapshotHeader, map[int]snapshotChunk, error) {
+	cl, err := r.kafka.NewClient("geofence-restore",
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cl.Close()
+	var header *snapshotHeader
+	chunks := map[int]snapshotChunk{}
+	for {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, nil, fmt.Errorf("read state partition %d: %w", partition, ferr)
+		}
+		for _, rec := range fetches.Records() {
+			key := string(rec.Key)
+			switch {
+			case key == marker:
+				return header, chunks, nil
+			case key == headerKey:
+				var h snapshotHeader
+				if err := gojson.Unmarshal(rec.Value, &h); err != nil {
+					return nil, nil, fmt.Errorf("state partition %d: snapshot header: %w", partition, err)
+				}
+				header = &h
+			case strings.HasPrefix(key, chunkPrefix):
+				i, err := strconv.Atoi(strings.TrimPrefix(key, chunkPrefix))
+				if err != nil {
+					continue
+				}
+				var c snapshotChunk
+				if err := gojson.Unmarshal(rec.Value, &c); err != nil {
+					return nil, nil, fmt.Errorf("state partition %d: snapshot chunk: %w", partition, err)
+				}
+				chunks[i] = c
+			}
+		}
+	}
+}
+
+// replay runs the positions of partition from ps.next up to resume
+// through the tracker, discarding the transitions: they were produced, and
+// committed, when those positions were first processed.
+func (r *restorer) replay(ctx context.Context, partition int32, ps *partitionState, resume int64) (int, error) {
+	if ps.next >= resume {
+		ps.next = resume
+		return 0, nil
+	}
+	topic := r.kafka.Topic(kafka.TopicPositions)
+	cl, err := r.kafka.NewClient("geofence-replay",
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var discard []geofence.Transition
+	n := 0
+	for ps.next < resume {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return n, fmt.Errorf("replay positions partition %d: %w", partition, ferr)
+		}
+		for _, rec := range fetches.Records() {
+			if rec.Offset >= resume {
+				break
+			}
+			if p, ok := decodePosition(rec); ok {
+				discard = observe(r.tracker, ps, p, discard[:0])
+			}
+			ps.next = rec.Offset + 1
+			n++
+		}
+	}
+	return n, nil
+}
+
+// decodePosition reads a positions record; false for anything else.
+func decodePosition(r *kgo.Record) (position.Position, bool) {
+	p, _, ok, err := position.DecodeEvent(r.Value)
+	return p, ok && err == nil
+}
+
+// observe gives one fix to its vehicle's tracker.
+func observe(t *geofence.Tracker, ps *partitionState, p position.Position, out []geofence.Transition) []geofence.Transition {
+	v := ps.vehicles[p.Plate]
+	if v == nil {
+		v = geofence.NewVehicle(geofence.VehicleState{Plate: p.Plate})
+		ps.vehicles[p.Plate] = v
+	}
+	return t.Observe(v, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, out)
+}

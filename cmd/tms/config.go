@@ -8,10 +8,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
+
+	"github.com/tmsfleet/tms/domain/geofence"
 )
 
 // config is every setting of tms, read from the environment (and a .env
@@ -33,6 +36,15 @@ type config struct {
 	APITokens         string   `env:"TMS_API_TOKENS"`
 	LocalPostgresPort int      `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
 	LogLevel          string   `env:"TMS_LOG_LEVEL" envDefault:"info"`
+
+	// The geofence's defaults; stations may override detection.
+	ReorderWindow     time.Duration `env:"TMS_GEOFENCE_REORDER_WINDOW" envDefault:"3s"`
+	SilenceGap        time.Duration `env:"TMS_GEOFENCE_SILENCE_GAP" envDefault:"10m"`
+	EnterConfirmFixes int           `env:"TMS_GEOFENCE_ENTER_CONFIRM_FIXES" envDefault:"1"`
+	EnterConfirm      time.Duration `env:"TMS_GEOFENCE_ENTER_CONFIRM" envDefault:"0s"`
+	ExitMarginM       float64       `env:"TMS_GEOFENCE_EXIT_MARGIN_M" envDefault:"30"`
+	ExitConfirmFixes  int           `env:"TMS_GEOFENCE_EXIT_CONFIRM_FIXES" envDefault:"1"`
+	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
 	LogFormat         string   `env:"TMS_LOG_FORMAT" envDefault:"text"`
 
 	// The original system's names for its G7 feed, accepted as they were.
@@ -97,13 +109,14 @@ func (c *config) mqttURL() string {
 
 // Role names, as TMS_ROLES lists them.
 const (
-	roleIngest  = "ingest"
-	roleProject = "project"
-	roleAPI     = "api"
+	roleIngest   = "ingest"
+	roleGeofence = "geofence"
+	roleProject  = "project"
+	roleAPI      = "api"
 )
 
 // knownRoles are the roles this build can run, in start order.
-var knownRoles = []string{roleIngest, roleProject, roleAPI}
+var knownRoles = []string{roleIngest, roleGeofence, roleProject, roleAPI}
 
 // roles parses TMS_ROLES.
 func (c *config) roles() (map[string]bool, error) {
@@ -142,6 +155,18 @@ func (c *config) logger() (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("TMS_LOG_FORMAT: %q is neither text nor json", c.LogFormat)
+}
+
+// geofence returns the geofence's configuration.
+func (c *config) geofence() geofence.Config {
+	return geofence.Config{
+		ReorderWindow: c.ReorderWindow,
+		SilenceGap:    c.SilenceGap,
+		Detection: geofence.Detection{
+			EnterConfirmFixes: c.EnterConfirmFixes, EnterConfirm: c.EnterConfirm, ExitMarginM: c.ExitMarginM,
+			ExitConfirmFixes: c.ExitConfirmFixes, ExitConfirm: c.ExitConfirm,
+		},
+	}
 }
 
 // qos checks G7_MQTT_QOS: QoS 0 would let the broker drop positions.

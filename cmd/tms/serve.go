@@ -24,10 +24,11 @@ import (
 func serveCommand(cfg *config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the service's roles (TMS_ROLES: all, or ingest,project,api)",
+		Short: "Run the service's roles (TMS_ROLES: all, or ingest,geofence,project,api)",
 		Long: `Runs the roles named by TMS_ROLES in one process: ingest (MQTT to Kafka),
-project (Kafka to the Postgres read models) and api (query API, WebSocket,
-health and metrics on TMS_HTTP_ADDR). Whatever is not configured runs
+geofence (positions to station entries and exits, exactly once), project
+(Kafka to the Postgres read models) and api (query API, WebSocket, health and
+metrics on TMS_HTTP_ADDR). Whatever is not configured runs
 embedded: a Kafka-protocol broker (KAFKA_BROKERS unset), an MQTT broker
 (MQTT_URL unset) and a local Postgres cluster (DATABASE_URL unset), with their
 state under TMS_DATA_DIR. SIGINT or SIGTERM stops intake first, then flushes
@@ -60,6 +61,13 @@ func serve(ctx context.Context, cfg config) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if roles[roleIngest] {
 		run, err := env.ingest(kc)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return run(gctx) })
+	}
+	if roles[roleGeofence] {
+		run, err := env.geofence(kc)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -64,8 +65,18 @@ func New(cfg Config) (*Processor, error) {
 	return p, nil
 }
 
-// Run processes until ctx ends or a transaction fails for good.
+// Run processes until ctx ends or a transaction fails for good. Once ctx
+// ends, whatever was in progress is abandoned (an open transaction is
+// aborted by the broker or by the next owner) and Run returns nil.
 func (p *Processor) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (p *Processor) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	feedErr := make(chan error, 1)
@@ -94,7 +105,8 @@ func (p *Processor) Run(ctx context.Context) error {
 		return err
 	}
 	defer sess.Close()
-	aux, err := p.cfg.Kafka.NewClient("geofence-aux")
+	// Markers go to the state partition they name.
+	aux, err := p.cfg.Kafka.NewClient("geofence-aux", kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return err
 	}
@@ -119,12 +131,21 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		produced, err := p.process(ctx, sess, rest, fetches)
 		if err != nil {
+			if ctx.Err() != nil {
+				// Stopping: abort now rather than leave the transaction open
+				// until it times out, holding back every read_committed
+				// consumer of the topics it wrote to.
+				abortCtx, cancelAbort := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				_, _ = sess.End(abortCtx, kgo.TryAbort)
+				cancelAbort()
+				return nil
+			}
 			// The records stay uncommitted; abort and start over from the
 			// committed state.
 			p.log.Error("processing a batch failed; aborting it", "err", err)
 			produced = false
 		}
-		committed, err := sess.End(ctx, kgo.TransactionEndTry(produced))
+		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(produced))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -174,13 +195,25 @@ func (p *Processor) checkPartitions(ctx context.Context) error {
 		return err
 	}
 	defer adm.Close()
-	details, err := adm.ListTopics(ctx, p.topics.positions, p.topics.state)
-	if err != nil {
-		return fmt.Errorf("geofence: %w", err)
-	}
-	pos, state := details[p.topics.positions], details[p.topics.state]
-	if pos.Err != nil || state.Err != nil {
-		return fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
+	var pos, state kadm.TopicDetail
+	// Topics just created can take a moment to be known to every broker.
+	for attempt := 0; ; attempt++ {
+		details, err := adm.ListTopics(ctx, p.topics.positions, p.topics.state)
+		if err != nil {
+			return fmt.Errorf("geofence: %w", err)
+		}
+		pos, state = details[p.topics.positions], details[p.topics.state]
+		if pos.Err == nil && state.Err == nil {
+			break
+		}
+		if attempt == 30 {
+			return fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	if len(pos.Partitions) != len(state.Partitions) {
 		return fmt.Errorf("geofence: %s has %d partitions and %s %d; they must match (add partitions to %s)",

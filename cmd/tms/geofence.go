@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/station"
+	pipeline "github.com/tmsfleet/tms/pipeline/geofence"
+)
+
+// geofence wires the geofence role.
+func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, error) {
+	p, err := pipeline.New(pipeline.Config{
+		Kafka:         kc,
+		Geofence:      e.cfg.geofence(),
+		NewIndex:      newIndex,
+		DecodeStation: decodeStation,
+		Registerer:    e.registry,
+		Logger:        e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.Run, nil
+}
+
+// newIndex builds the station index the geofence uses.
+func newIndex() (geofence.Index, error) { return geofence.NewBruteForce(), nil }
+
+// decodeStation reads a tms.stations event for the geofence.
+func decodeStation(e event.Envelope) (pipeline.StationChange, error) {
+	c, err := station.FromEvent(e)
+	if err != nil {
+		return pipeline.StationChange{}, err
+	}
+	if c.Kind == station.Delete {
+		return pipeline.StationChange{Deleted: c.ID, At: c.At}, nil
+	}
+	if c.Station == nil {
+		return pipeline.StationChange{}, errors.New("an upsert without a station")
+	}
+	st := c.Geofence()
+	return pipeline.StationChange{Station: &st, At: c.At}, nil
+}

@@ -45,7 +45,7 @@ type config struct {
 	ExitMarginM       float64       `env:"TMS_GEOFENCE_EXIT_MARGIN_M" envDefault:"30"`
 	ExitConfirmFixes  int           `env:"TMS_GEOFENCE_EXIT_CONFIRM_FIXES" envDefault:"1"`
 	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
-	LogFormat         string   `env:"TMS_LOG_FORMAT" envDefault:"text"`
+	LogFormat         string        `env:"TMS_LOG_FORMAT" envDefault:"text"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`

@@ -326,7 +326,10 @@ func (p *Processor) emit(produce func(*kgo.Record), tr geofence.Transition) erro
 		if err != nil {
 			return err
 		}
-		produce(&kgo.Record{Topic: p.topics.geofence, Key: []byte(tr.Vehicle), Value: value, Timestamp: tr.At,
+		// The record's timestamp is when it was produced: Kafka refuses
+		// timestamps far in the future, which a device with a fast clock can
+		// give an event. The event time is in the event.
+		produce(&kgo.Record{Topic: p.topics.geofence, Key: []byte(tr.Vehicle), Value: value,
 			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}}})
 	}
 	return nil

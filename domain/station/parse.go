@@ -1,0 +1,153 @@
+package station
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+
+	"github.com/tmsfleet/tms/domain/geo"
+)
+
+// readOnly are the fields of a station as shown that a client cannot set:
+// naming them in a definition is an error that says so, rather than
+// "unknown field", since a client that read a station and sends it back
+// will meet them.
+var readOnly = map[string]string{
+	"version":           "read-only: the server sets it; send the version you read as If-Match instead",
+	"original_geometry": "read-only: the server keeps the geometry as given; send geometry with coord_system gcj02",
+	"updated_at":        "read-only: the server sets it",
+	"inside":            "read-only: the vehicles inside are not part of a station's definition",
+}
+
+// Parse reads a station definition from a request body and validates it:
+// every bad field is reported at once, in a *ValidationError whose fields
+// are JSON paths. The id is optional (the caller gives one with WithID);
+// coord_system defaults to WGS84. A GCJ-02 geometry is converted to WGS84,
+// the converted shape validated again, and the original kept. A null
+// optional field counts as absent.
+func Parse(body []byte) (*Station, error) {
+	var e errs
+	if !utf8.Valid(body) {
+		e.add("body", "is not valid UTF-8")
+		return nil, e.err()
+	}
+	members, dups, err := objectMembers(body)
+	if err != nil {
+		e.add("body", "%v", err)
+		return nil, e.err()
+	}
+	addDups(&e, "", dups)
+	s := &Station{coordSystem: WGS84}
+	var geometry, radius json.RawMessage
+	given := map[string]bool{}
+	for _, m := range members {
+		given[m.name] = true
+		str := func(check func(string) string) (string, bool) {
+			v, err := jsonString(m.value)
+			if err != nil {
+				e.add(m.name, "%v", err)
+				return "", false
+			}
+			if detail := check(v); detail != "" {
+				e.add(m.name, "%s", detail)
+				return "", false
+			}
+			return v, true
+		}
+		switch m.name {
+		case "id":
+			if !isNull(m.value) {
+				s.id, _ = str(checkID)
+			}
+		case "name":
+			s.name, _ = str(checkName)
+		case "type":
+			s.typ, _ = str(checkType)
+		case "coord_system":
+			if isNull(m.value) {
+				continue
+			}
+			if v, ok := str(checkCoordSystem); ok {
+				s.coordSystem = v
+			}
+		case "geometry":
+			geometry = m.value
+		case "radius_m":
+			if !isNull(m.value) {
+				radius = m.value
+			}
+		case "detection":
+			if !isNull(m.value) {
+				s.detection = parseDetection(&e, m.value)
+			}
+		default:
+			if detail, ok := readOnly[m.name]; ok {
+				e.add(m.name, "%s", detail)
+			} else {
+				e.add(memberPath("", m.name), "unknown field; a station has id, name, type, coord_system, geometry, radius_m and detection")
+			}
+		}
+	}
+	for _, f := range []string{"name", "type", "geometry"} {
+		if !given[f] {
+			e.add(f, "required")
+		}
+	}
+	var g Geometry
+	geometryOK := false
+	if geometry != nil {
+		g, geometryOK = parseGeometry(&e, "geometry", geometry)
+	}
+	s.radiusM = parseRadius(&e, radius, g)
+	if geometryOK {
+		s.geometry = g
+		if s.coordSystem == GCJ02 {
+			s.original = &g
+			s.geometry = g.convert(geo.GCJ02ToWGS84)
+			// The transform bends space a little differently at each
+			// position, so a shape valid as given may not be once
+			// converted (a ring that nearly touches itself).
+			if serr := s.geometry.validate("geometry.coordinates"); serr != nil {
+				e.add(serr.Field, "after conversion from GCJ-02 to WGS84: %s", serr.Detail)
+			}
+		}
+	}
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseRadius reads radius_m, which a Point needs and polygons must not
+// have. g's type is known even when its coordinates are bad; when it is
+// not known, a given radius is still checked, so that its problems are
+// reported in the same answer.
+func parseRadius(e *errs, raw json.RawMessage, g Geometry) float64 {
+	switch {
+	case raw == nil && g.typ == GeometryPoint:
+		e.add("radius_m", "required with a Point geometry: the circle's radius in metres, %d to %d", MinRadiusM, MaxRadiusM)
+		return 0
+	case raw == nil:
+		return 0
+	case g.typ != "" && g.typ != GeometryPoint:
+		e.add("radius_m", "applies to a Point geometry only; a %s has no radius", g.typ)
+		return 0
+	}
+	r, err := jsonNumber(raw)
+	switch {
+	case err != nil:
+		e.add("radius_m", "%v", err)
+	case r < MinRadiusM || r > MaxRadiusM:
+		e.add("radius_m", "%v m is outside [%d, %d] m", r, MinRadiusM, MaxRadiusM)
+	default:
+		return r
+	}
+	return 0
+}
+
+// checkCoordSystem returns what is wrong with a coordinate system, or "".
+func checkCoordSystem(cs string) string {
+	if cs != WGS84 && cs != GCJ02 {
+		return "must be wgs84 or gcj02"
+	}
+	return ""
+}

@@ -142,6 +142,10 @@ func (p *Projector[T]) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		// Apply a polled batch before a rebalance can move its partitions.
 		kgo.BlockRebalanceOnPoll(),
+		// Transaction markers come through as records, so that the stored
+		// offsets move past them: a projector that has read everything is
+		// then at the partition's end, not one marker short of it.
+		kgo.KeepControlRecords(),
 		kgo.AdjustFetchOffsetsFn(p.startOffsets),
 	)
 	cl, err := p.cfg.Kafka.NewClient("projector-"+p.cfg.Projection.Name(), opts...)
@@ -186,7 +190,9 @@ func (p *Projector[T]) Run(ctx context.Context) error {
 			}
 			b := batch[T]{records: records, items: make([]T, len(records)), kept: make([]bool, len(records)), lag: fetches}
 			for i, r := range records {
-				b.items[i], b.kept[i] = p.cfg.Projection.Decode(r)
+				if !r.Attrs.IsControl() {
+					b.items[i], b.kept[i] = p.cfg.Projection.Decode(r)
+				}
 			}
 			select {
 			case decoded <- b:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -276,5 +277,59 @@ func assertRows(t *testing.T, pool *pgxpool.Pool, want int64) {
 	}
 	if rows != want || counted != want {
 		t.Errorf("%d positions stored, %d counted; want %d", rows, counted, want)
+	}
+}
+
+// TestTransactionalInputIsReadToItsEnd feeds the projection from a
+// transactional producer, one transaction committed and one aborted: the
+// aborted fixes are never stored, and the stored offsets reach the end a
+// read_committed reader can reach, transaction markers included.
+func TestTransactionalInputIsReadToItsEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	cl, err := h.kc.NewClient("test-txn", kgo.TransactionalID(testenv.Name("txn")), kgo.DefaultProduceTopic(h.kc.Topic(kafka.TopicPositions)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	txn := func(commit bool, fixes ...position.Position) {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fixes {
+			e, _ := f.Event("/test")
+			v, _ := json.Marshal(e)
+			if err := cl.ProduceSync(t.Context(), &kgo.Record{Key: []byte(f.Plate), Value: v}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(t.Context(), kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	txn(true, fix("沪E00001", 1, 31.1), fix("沪E00001", 2, 31.2))
+	txn(false, fix("沪E00001", 3, 39.9))
+	txn(true, fix("沪E00001", 4, 31.4))
+
+	adm, err := h.kc.NewAdmin("test-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	stable, err := adm.ListCommittedOffsets(t.Context(), h.kc.Topic(kafka.TopicPositions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end int64
+	stable.Each(func(o kadm.ListedOffset) { end += o.Offset })
+	h.start(t, projector.Config[position.Position]{})
+	h.waitApplied(t, int(end))
+
+	a, err := vehicles.NewStore(h.pool).Get(t.Context(), "沪E00001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.PositionsCount != 3 || a.Lat != 31.4 {
+		t.Errorf("vehicle = %+v: want the 3 committed fixes only", a)
 	}
 }

@@ -1,0 +1,2 @@
+DROP TABLE replay_visits;
+DROP TABLE replay_runs;

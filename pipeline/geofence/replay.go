@@ -1,0 +1,230 @@
+package geofence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geofence"
+)
+
+// ReplayConfig says which station to derive history for, over which
+// time range.
+type ReplayConfig struct {
+	// Kafka is how to reach the brokers (required).
+	Kafka *kafka.Config
+	// Geofence is the tracker's behaviour, as the live geofence runs it.
+	Geofence geofence.Config
+	// DecodeStation reads station events (required).
+	DecodeStation func(event.Envelope) (StationChange, error)
+	// StationID names the station; its current version is applied as if
+	// it had always stood as it stands now.
+	StationID string
+	// From and To bound the fix times replayed: [From, To).
+	From, To time.Time
+	// Lookback is how much earlier than From, by the time tms received
+	// them, positions are read, for fixes that arrived late. Default 1 h.
+	Lookback time.Duration
+}
+
+// ReplayResult describes a finished replay.
+type ReplayResult struct {
+	Station   geofence.Station
+	FixesRead int64
+}
+
+// ErrNoSuchStation is returned by Replay for a station that does not
+// exist now.
+var ErrNoSuchStation = errors.New("no such station")
+
+// Replay derives the visits a station, as it stands now, would have seen
+// in a past time range: it reads tms.positions over the range and runs a
+// fresh tracker with that one station, handing every transition to sink.
+// Nothing is written to Kafka: the result is the caller's to keep apart
+// from the live events. Vehicles inside at the start of the range enter
+// flagged initial; those inside at its end have no exit.
+func Replay(ctx context.Context, cfg ReplayConfig, sink func(geofence.Transition) error) (ReplayResult, error) {
+	if cfg.Lookback == 0 {
+		cfg.Lookback = time.Hour
+	}
+	cfg.Geofence.SetDefaults()
+	st, err := currentStation(ctx, cfg)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	catalog := geofence.NewCatalog(geofence.NewBruteForce())
+	if err := catalog.Upsert(st, time.Time{}); err != nil {
+		return ReplayResult{}, err
+	}
+	tracker, err := geofence.NewTracker(cfg.Geofence, catalog)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	ranges, err := positionRanges(ctx, cfg)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	res := ReplayResult{Station: st}
+	vehicles := map[string]*geofence.Vehicle{}
+	var out []geofence.Transition
+	for partition, r := range ranges {
+		err := readRange(ctx, cfg.Kafka, partition, r, func(rec *kgo.Record) error {
+			p, ok := decodePosition(rec)
+			if !ok || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
+				return nil
+			}
+			res.FixesRead++
+			v := vehicles[p.Plate]
+			if v == nil {
+				v = geofence.NewVehicle(geofence.VehicleState{Plate: p.Plate})
+				vehicles[p.Plate] = v
+			}
+			out = tracker.Observe(v, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, out[:0])
+			return sinkAll(sink, out)
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	// The range is over: nothing more will arrive for its reorder windows.
+	for _, v := range vehicles {
+		if err := sinkAll(sink, tracker.Flush(v, out[:0])); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func sinkAll(sink func(geofence.Transition) error, ts []geofence.Transition) error {
+	for _, t := range ts {
+		if err := sink(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// currentStation reads tms.stations to its end and returns the station's
+// current version.
+func currentStation(ctx context.Context, cfg ReplayConfig) (geofence.Station, error) {
+	topic := cfg.Kafka.Topic(kafka.TopicStations)
+	var current *geofence.Station
+	ends, err := endOffsets(ctx, cfg.Kafka, topic)
+	if err != nil {
+		return geofence.Station{}, err
+	}
+	err = readRange(ctx, cfg.Kafka, 0, offsetRange{topic: topic, start: 0, end: ends[0]}, func(r *kgo.Record) error {
+		if r.Value == nil || string(r.Key) != cfg.StationID {
+			return nil
+		}
+		e, err := event.Decode(r.Value)
+		if err != nil {
+			return nil
+		}
+		c, err := cfg.DecodeStation(e)
+		if err != nil {
+			return nil
+		}
+		current = c.Station // nil after a deletion
+		return nil
+	})
+	if err != nil {
+		return geofence.Station{}, err
+	}
+	if current == nil {
+		return geofence.Station{}, fmt.Errorf("%w: %s", ErrNoSuchStation, cfg.StationID)
+	}
+	return *current, nil
+}
+
+type offsetRange struct {
+	topic      string
+	start, end int64
+}
+
+// positionRanges finds, per positions partition, the records received
+// from From - Lookback on, up to the end of the partition now.
+func positionRanges(ctx context.Context, cfg ReplayConfig) (map[int32]offsetRange, error) {
+	topic := cfg.Kafka.Topic(kafka.TopicPositions)
+	adm, err := cfg.Kafka.NewAdmin("replay-admin")
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	starts, err := adm.ListOffsetsAfterMilli(ctx, cfg.From.Add(-cfg.Lookback).UnixMilli(), topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: find the start of the range: %w", err)
+	}
+	ends, err := endOffsets(ctx, cfg.Kafka, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]offsetRange{}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Offset < ends[o.Partition] {
+			out[o.Partition] = offsetRange{topic: topic, start: o.Offset, end: ends[o.Partition]}
+		}
+	})
+	return out, nil
+}
+
+func endOffsets(ctx context.Context, kc *kafka.Config, topic string) (map[int32]int64, error) {
+	adm, err := kc.NewAdmin("replay-admin")
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: find the end of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+// readRange hands each record of [r.start, r.end) of partition to fn.
+func readRange(ctx context.Context, kc *kafka.Config, partition int32, r offsetRange, fn func(*kgo.Record) error) error {
+	if r.start >= r.end {
+		return nil
+	}
+	cl, err := kc.NewClient("replay", kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {partition: kgo.NewOffset().At(r.start)}}))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return fmt.Errorf("replay: read %s[%d]: %w", r.topic, partition, ferr)
+		}
+		for _, rec := range fetches.Records() {
+			if rec.Offset >= r.end {
+				return nil
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+			if rec.Offset == r.end-1 {
+				return nil
+			}
+		}
+	}
+}

@@ -29,9 +29,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newDeployment(t *testing.T) *tmsproc.Deployment {
+// newDeployment prepares a deployment of the tms binary; env (KEY=value)
+// adds to its settings.
+func newDeployment(t *testing.T, env ...string) *tmsproc.Deployment {
 	t.Helper()
-	return tmsproc.New(t, testenv.FromEnv(os.LookupEnv), binary)
+	return tmsproc.New(t, testenv.FromEnv(os.LookupEnv), binary, env...)
 }
 
 func mqttHostPort(t *testing.T, raw string) (string, string) {

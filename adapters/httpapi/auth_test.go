@@ -11,7 +11,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tmsfleet/tms/projections/vehicles"
+	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/visits"
 )
 
 func TestParseTokens(t *testing.T) {
@@ -89,7 +90,7 @@ func wsEcho() http.Handler {
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t, fleet())
-	a := newAPI(t, vehicles.NewStore(pool), func(c *Config) { c.WebSocket = wsEcho() })
+	a := newDBAPI(t, pool, func(c *Config) { c.WebSocket = wsEcho() })
 	// Parent cleanups run after the parallel subtests have finished.
 	t.Cleanup(func() {
 		for _, tok := range []string{viewerToken, operatorToken} {
@@ -216,6 +217,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"valid", ok, ""},
 		{"no store", func(c *Config) { c.Vehicles = nil }, "no Vehicles store"},
+		{"no stations store", func(c *Config) { c.Stations = nil }, "no Stations or Visits store"},
+		{"no visits store", func(c *Config) { c.Visits = nil }, "no Stations or Visits store"},
+		{"no station commands", func(c *Config) { c.StationCommands = nil }, "no StationCommands"},
 		{"no tokens", func(c *Config) { c.Tokens = nil }, "no API tokens"},
 		{"empty token", func(c *Config) { c.Tokens[""] = RoleViewer }, "an API token is empty"},
 		{"unknown role", func(c *Config) { c.Tokens["x"] = "root" }, `unknown role "root"`},
@@ -230,7 +234,10 @@ func TestConfigValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{Vehicles: noStore(), Tokens: map[string]Role{viewerToken: RoleViewer}}
+			cfg := Config{
+				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), StationCommands: noCommands{},
+				Tokens: map[string]Role{viewerToken: RoleViewer},
+			}
 			tt.tweak(&cfg)
 			_, err := New(cfg)
 			if tt.wantErr == "" {

@@ -16,6 +16,16 @@ type Config struct {
 	// Vehicles reads the vehicles read model. Required; cmd/ passes a
 	// *vehicles.Store.
 	Vehicles VehicleStore
+	// Stations reads the stations read model. Required; cmd/ passes a
+	// *stations.Store.
+	Stations StationStore
+	// Visits reads the visits read model (visits, vehicles' current
+	// stations, who is inside a station). Required; cmd/ passes a
+	// *visits.Store.
+	Visits VisitStore
+	// StationCommands executes POST, PUT and DELETE on stations.
+	// Required; cmd/ passes a *stationcmd.Commands.
+	StationCommands StationCommands
 	// Tokens maps each accepted bearer token to its role (ParseTokens
 	// reads TMS_API_TOKENS into it). Required: without a token every
 	// /api/v1 request would be refused, which is never what was meant.
@@ -45,8 +55,8 @@ type Config struct {
 	QueryTimeout time.Duration
 	// Logger receives server-side errors (never tokens). Default: slog's.
 	Logger *slog.Logger
-	// Now is the clock the default track window ends at. Default
-	// time.Now; tests pin it.
+	// Now is the clock the default track and visits windows end at.
+	// Default time.Now; tests pin it.
 	Now func() time.Time
 }
 
@@ -87,6 +97,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.Vehicles == nil {
 		errs = append(errs, errors.New("no Vehicles store"))
+	}
+	if c.Stations == nil || c.Visits == nil {
+		errs = append(errs, errors.New("no Stations or Visits store"))
+	}
+	if c.StationCommands == nil {
+		errs = append(errs, errors.New("no StationCommands"))
 	}
 	if len(c.Tokens) == 0 {
 		errs = append(errs, errors.New("no API tokens: every /api/v1 request would be refused (set TMS_API_TOKENS)"))

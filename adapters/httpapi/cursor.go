@@ -5,7 +5,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/projections/visits"
 )
 
 // Cursors are opaque to clients: base64url (unpadded) of the key the next
@@ -55,6 +59,39 @@ func (p *params) timeCursor() *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// stationCursor reads a stations list cursor: the last id of the page.
+func (p *params) stationCursor() string {
+	key, ok := p.cursor()
+	if !ok {
+		return ""
+	}
+	if station.ValidateID("cursor", key) != nil {
+		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+		return ""
+	}
+	return key
+}
+
+// visitCursor reads a visits cursor: the entry time and id of the last
+// visit of the page.
+func (p *params) visitCursor() *visits.Cursor {
+	key, ok := p.cursor()
+	if !ok {
+		return nil
+	}
+	at, id, found := strings.Cut(key, " ")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if !found || err != nil || uuid.Validate(id) != nil {
+		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+		return nil
+	}
+	return &visits.Cursor{EnteredAt: t, VisitID: id}
+}
+
+func visitCursor(v *visits.Visit) *string {
+	return encodeCursor(v.EnteredAt.UTC().Format(time.RFC3339Nano) + " " + v.VisitID)
 }
 
 func timeCursor(t time.Time) *string {

@@ -11,9 +11,28 @@
 // in fix-time order over a window of at most 31 days, as JSON or GeoJSON,
 // paginated by fix time. Plates in paths are normalised the way ingest
 // normalises them (domain/position.NormalizePlate), so "沪a12345" finds
-// "沪A12345". GET /api/v1/openapi.json is the OpenAPI document of every
+// "沪A12345". Vehicles carry the stations they are in now (their open
+// visits), read for a whole page in one query.
+//
+// GET /api/v1/stations lists the live stations (keyset by id, filtered by
+// type); GET /api/v1/stations/{id} returns one with the vehicles inside it
+// now and its version as ETag. GET /api/v1/visits lists the visits that
+// overlap a window, newest entry first, filtered by station, vehicle and
+// open or closed. GET /api/v1/openapi.json is the OpenAPI document of every
 // endpoint; it is hand-written, embedded, and a test checks that it and the
 // routes the engine registers name the same paths.
+//
+// # Writes
+//
+// POST /api/v1/stations, PUT and DELETE /api/v1/stations/{id} need the
+// operator role. They are commands: the body is parsed strictly by
+// domain/station (every bad field named by its JSON path), the command is
+// handed to StationCommands, which appends its event to tms.stations and
+// answers once the stations read model shows it (201 or 200 with the
+// stored station and its ETag, 204 for a deletion), or 202 with the event
+// id when that takes too long. PUT and DELETE honour If-Match (412 when it
+// does not hold); PUT honours If-None-Match: * (create only). Bodies must
+// be application/json (else 415), of at most 2 MiB (else 413).
 //
 // # Errors
 //
@@ -37,7 +56,8 @@
 // # Wiring
 //
 // cmd/ parses TMS_API_TOKENS with ParseTokens, fills a Config (the
-// vehicles store, the readiness checks, the WebSocket hub, the process's
-// Prometheus registry) and serves the handler New returns. gin's debug
+// vehicles, stations and visits stores, the station commands, the
+// readiness checks, the WebSocket hub, the process's Prometheus registry)
+// and serves the handler New returns. gin's debug
 // mode is process-wide; cmd/ switches it off with gin.SetMode.
 package httpapi

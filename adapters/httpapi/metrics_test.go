@@ -6,13 +6,11 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, vehicles.NewStore(newDB(t, fleet())))
+	a := newDBAPI(t, newDB(t, fleet()))
 	a.get(t, "/api/v1/vehicles/%E6%B2%AAA12345")
 	a.get(t, "/api/v1/vehicles/%E6%B2%AAZ99999")
 	a.do(t, http.MethodGet, "/api/v1/vehicles", "")

@@ -1,15 +1,18 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -129,6 +132,45 @@ func (p *params) plate(field, raw string) string {
 		return ""
 	}
 	return plate
+}
+
+// stationID checks a station id from field (a path or query parameter).
+func (p *params) stationID(field, raw string) string {
+	var verr *station.ValidationError
+	if err := station.ValidateID(field, raw); errors.As(err, &verr) {
+		for _, f := range verr.Fields {
+			p.fail(f.Field, "%s", f.Detail)
+		}
+		return ""
+	}
+	return raw
+}
+
+// boolean returns an optional true/false parameter; nil when absent.
+func (p *params) boolean(name string) *bool {
+	v, ok := p.single(name)
+	if !ok {
+		return nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil || (v != "true" && v != "false") {
+		p.fail(name, "%q is not true or false", v)
+		return nil
+	}
+	return &b
+}
+
+// stationTypes returns the repeatable station type filter.
+func (p *params) stationTypes() []string {
+	var out []string
+	for _, v := range p.values["type"] {
+		if !slices.Contains(station.Types, v) {
+			p.fail("type", "%q is not a station type; want one of %s", v, strings.Join(station.Types, ", "))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // plates returns the repeatable plate filter, normalised, at most max.

@@ -7,15 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 // TestBadRequests checks that each kind of bad parameter is a 400 that
 // names it, and that several bad parameters are named together.
 func TestBadRequests(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, vehicles.NewStore(newDB(t, fleet())))
+	a := newDBAPI(t, newDB(t, fleet()))
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	from := func(d time.Duration) string { return url.QueryEscape(rfc(base.Add(d))) }
 	const list, track = "/api/v1/vehicles", trackPath

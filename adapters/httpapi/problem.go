@@ -11,6 +11,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -67,7 +69,12 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 		p.Status, p.Type, p.Title = status, problemBase+slug, title
 	}
 	var invalid *invalidError
+	var badStation *station.ValidationError
 	var notReady *notReadyError
+	if errors.As(err, &badStation) {
+		invalid = &invalidError{fields: fieldErrors(badStation)}
+		err = invalid
+	}
 	switch {
 	case errors.As(err, &invalid):
 		set(http.StatusBadRequest, "invalid-parameter", "Invalid request parameters")
@@ -84,6 +91,22 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 		set(http.StatusForbidden, "forbidden", "Not allowed for this role")
 	case errors.Is(err, vehicles.ErrNotFound):
 		set(http.StatusNotFound, "not-found", "Vehicle not found")
+	case errors.Is(err, station.ErrNotFound):
+		set(http.StatusNotFound, "not-found", "Station not found")
+	case errors.Is(err, station.ErrExists):
+		set(http.StatusConflict, "conflict", "Station exists")
+	case errors.Is(err, station.ErrPreconditionFailed):
+		set(http.StatusPreconditionFailed, "precondition-failed", "Precondition failed")
+	case errors.Is(err, errUnsupportedMediaType):
+		set(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type")
+	case errors.Is(err, errBodyTooLarge):
+		set(http.StatusRequestEntityTooLarge, "too-large", "Request body too large")
+	case errors.Is(err, stationcmd.ErrUnavailable):
+		set(http.StatusServiceUnavailable, "unavailable", "Try again")
+		p.Detail = "the command could not be decided in time (the stations read model is behind, or other commands " +
+			"on this station held it up); nothing was written: try again"
+		c.Header("Retry-After", "1")
+		s.log.WarnContext(c.Request.Context(), "station command unavailable", "route", c.FullPath(), "err", err)
 	case errors.Is(err, errNoRoute):
 		set(http.StatusNotFound, "not-found", "Not found")
 		p.Detail = fmt.Sprintf("%s: %s", err, c.Request.URL.EscapedPath())

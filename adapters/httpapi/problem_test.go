@@ -10,7 +10,6 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/postgres"
 	"github.com/tmsfleet/tms/internal/testenv"
-	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 func TestRoutingProblems(t *testing.T) {
@@ -23,7 +22,8 @@ func TestRoutingProblems(t *testing.T) {
 	}{
 		{"unknown API route", http.MethodGet, "/api/v1/nope", http.StatusNotFound, ""},
 		{"unknown route", http.MethodGet, "/nope", http.StatusNotFound, ""},
-		{"not built yet", http.MethodGet, "/api/v1/stations", http.StatusNotFound, ""},
+		{"not built yet", http.MethodGet, "/api/v1/jobs", http.StatusNotFound, ""},
+		{"PATCH on a station", http.MethodPatch, "/api/v1/stations/S1", http.StatusMethodNotAllowed, "GET, PUT, DELETE"},
 		{"POST on a read", http.MethodPost, "/api/v1/vehicles", http.StatusMethodNotAllowed, "GET"},
 		{"DELETE on a vehicle", http.MethodDelete, "/api/v1/vehicles/X1", http.StatusMethodNotAllowed, "GET"},
 		{"PUT on health", http.MethodPut, "/healthz", http.StatusMethodNotAllowed, "GET"},
@@ -55,7 +55,7 @@ func TestServerErrorsDoNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool.Close() // every query now fails with "closed pool"
-	a := newAPI(t, vehicles.NewStore(pool))
+	a := newDBAPI(t, pool)
 	for _, path := range []string{"/api/v1/vehicles", "/api/v1/vehicles/X1", "/api/v1/vehicles/X1/track"} {
 		w := a.get(t, path)
 		p := wantProblem(t, w, path, http.StatusInternalServerError)

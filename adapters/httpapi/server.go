@@ -48,8 +48,8 @@ func newServer(cfg Config) (*server, error) {
 	return &server{cfg: cfg, tokens: hashTokens(cfg.Tokens), metrics: m, log: cfg.Logger.With("component", "httpapi")}, nil
 }
 
-// engine builds the gin engine and its routes. Write routes, when they
-// come, go in the api group behind RequireRole(RoleOperator).
+// engine builds the gin engine and its routes. Write routes are behind
+// RequireRole(RoleOperator).
 func (s *server) engine() *gin.Engine {
 	e := gin.New()
 	// Answer a wrong method with 405 and Allow, not with 404.
@@ -76,6 +76,13 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/vehicles", s.listVehicles)
 	api.GET("/vehicles/:plate", s.getVehicle)
 	api.GET("/vehicles/:plate/track", s.track)
+	api.GET("/stations", s.listStations)
+	api.GET("/stations/:id", s.getStation)
+	api.GET("/visits", s.listVisits)
+	write := RequireRole(RoleOperator)
+	api.POST("/stations", write, s.createStation)
+	api.PUT("/stations/:id", write, s.putStation)
+	api.DELETE("/stations/:id", write, s.deleteStation)
 	api.GET("/ws", s.websocket)
 	return e
 }

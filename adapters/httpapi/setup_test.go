@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,12 +20,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/internal/testenv"
+	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
+	"github.com/tmsfleet/tms/projections/visits"
 )
 
-// The real store is what the API is built against.
-var _ VehicleStore = (*vehicles.Store)(nil)
+// The real stores and commands are what the API is built against.
+var (
+	_ VehicleStore    = (*vehicles.Store)(nil)
+	_ StationStore    = (*stations.Store)(nil)
+	_ VisitStore      = (*visits.Store)(nil)
+	_ StationCommands = (*stationcmd.Commands)(nil)
+)
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.TestMode) // no route listing on stdout
@@ -157,11 +168,14 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 	t.Helper()
 	a := &testAPI{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	cfg := Config{
-		Vehicles:   store,
-		Tokens:     map[string]Role{viewerToken: RoleViewer, operatorToken: RoleOperator},
-		Registerer: a.reg,
-		Logger:     slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:        func() time.Time { return base.Add(time.Hour) },
+		Vehicles:        store,
+		Stations:        stations.NewStore(nil),
+		Visits:          visits.NewStore(nil),
+		StationCommands: noCommands{},
+		Tokens:          map[string]Role{viewerToken: RoleViewer, operatorToken: RoleOperator},
+		Registerer:      a.reg,
+		Logger:          slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:             func() time.Time { return base.Add(time.Hour) },
 	}
 	for _, f := range tweak {
 		f(&cfg)
@@ -177,6 +191,31 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 // noStore is a real store that no request of the test reaches: for tests
 // of routes that do not read vehicles, so they run without Postgres.
 func noStore() VehicleStore { return vehicles.NewStore(nil) }
+
+// newDBAPI is newAPI over every read model in pool.
+func newDBAPI(t *testing.T, pool *pgxpool.Pool, tweak ...func(*Config)) *testAPI {
+	t.Helper()
+	return newAPI(t, vehicles.NewStore(pool), append([]func(*Config){func(c *Config) {
+		c.Stations, c.Visits = stations.NewStore(pool), visits.NewStore(pool)
+	}}, tweak...)...)
+}
+
+// noCommands stands in for the station commands where a test writes none.
+type noCommands struct{}
+
+var errNoCommands = errors.New("this test has no station commands")
+
+func (noCommands) Create(context.Context, *station.Station) (stationcmd.Result, error) {
+	return stationcmd.Result{}, errNoCommands
+}
+
+func (noCommands) Put(context.Context, *station.Station, station.Condition) (stationcmd.Result, error) {
+	return stationcmd.Result{}, errNoCommands
+}
+
+func (noCommands) Delete(context.Context, string, station.Condition) (stationcmd.Result, error) {
+	return stationcmd.Result{}, errNoCommands
+}
 
 // do sends a request with token (none when empty) and records the answer.
 func (a *testAPI) do(t *testing.T, method, target, token string) *httptest.ResponseRecorder {

@@ -3,7 +3,11 @@ package httpapi
 import (
 	"context"
 
+	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
+	"github.com/tmsfleet/tms/projections/visits"
 )
 
 // VehicleStore is what the API reads vehicles through; *vehicles.Store
@@ -19,4 +23,44 @@ type VehicleStore interface {
 	// error for a vehicle it does not know: the caller tells an unknown
 	// vehicle from an empty window with Get.
 	Track(ctx context.Context, q vehicles.TrackQuery) ([]vehicles.Fix, error)
+}
+
+// StationStore is what the API reads stations through; *stations.Store
+// implements it. It must be safe for concurrent use.
+type StationStore interface {
+	// List returns the live stations q selects, ordered by id.
+	List(ctx context.Context, q stations.ListQuery) ([]stations.Station, error)
+	// Get returns a live station, or an error wrapping station.ErrNotFound
+	// for one that never existed or is deleted.
+	Get(ctx context.Context, id string) (stations.Station, error)
+}
+
+// VisitStore is what the API reads visits through; *visits.Store
+// implements it. It must be safe for concurrent use.
+type VisitStore interface {
+	// List returns the visits q selects, newest entry first.
+	List(ctx context.Context, q visits.Query) ([]visits.Visit, error)
+	// OpenByVehicles returns the open visits of the vehicles with plates,
+	// in one query, ordered by vehicle and then by entry.
+	OpenByVehicles(ctx context.Context, plates []string) ([]visits.Visit, error)
+	// OpenAtStation returns up to limit open visits of a station, earliest
+	// entry first.
+	OpenAtStation(ctx context.Context, stationID string, limit int) ([]visits.Visit, error)
+}
+
+// StationCommands executes the station writes; *stationcmd.Commands
+// implements it. It must be safe for concurrent use, and serialise the
+// commands of one station across every API instance. Each method answers
+// once the read model shows the change (Result.Station set, for upserts),
+// or with Result.Accepted once it is appended but not yet shown. Errors
+// wrap station.ErrExists, station.ErrNotFound,
+// station.ErrPreconditionFailed or stationcmd.ErrUnavailable when the
+// command did not apply.
+type StationCommands interface {
+	// Create creates s, giving it an id when it has none.
+	Create(ctx context.Context, s *station.Station) (stationcmd.Result, error)
+	// Put creates or replaces s (which has an id) if cond holds.
+	Put(ctx context.Context, s *station.Station, cond station.Condition) (stationcmd.Result, error)
+	// Delete deletes station id if it exists and cond holds.
+	Delete(ctx context.Context, id string, cond station.Condition) (stationcmd.Result, error)
 }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 // track of 沪A12345 in the seeded fleet: ten fixes a minute apart from base.
@@ -34,7 +32,7 @@ func fixTimes(ps []trackPointJSON) []time.Time {
 
 func TestTrack(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, vehicles.NewStore(newDB(t, fleet())))
+	a := newDBAPI(t, newDB(t, fleet()))
 	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
 
 	ranges := []struct {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -23,6 +24,16 @@ type vehicleJSON struct {
 	FirstSeen      time.Time    `json:"first_seen"`
 	LastSeen       time.Time    `json:"last_seen"`
 	PositionsCount int64        `json:"positions_count"`
+	// Stations are the stations the vehicle is in now: its open visits.
+	Stations []currentStationJSON `json:"stations"`
+}
+
+// currentStationJSON is a station a vehicle is in now.
+type currentStationJSON struct {
+	StationID   string    `json:"station_id"`
+	StationType string    `json:"station_type"`
+	VisitID     string    `json:"visit_id"`
+	EnteredAt   time.Time `json:"entered_at"`
 }
 
 // positionJSON is a vehicle's latest fix.
@@ -52,7 +63,30 @@ func toVehicleJSON(v *vehicles.Vehicle) vehicleJSON {
 		FirstSeen:      v.FirstSeen.UTC(),
 		LastSeen:       v.LastSeen.UTC(),
 		PositionsCount: v.PositionsCount,
+		Stations:       []currentStationJSON{},
 	}
+}
+
+// currentStations reads the open visits of every vehicle in out, in one
+// query for the whole page, and puts them in place.
+func (s *server) currentStations(ctx context.Context, out []vehicleJSON) error {
+	plates := make([]string, len(out))
+	index := make(map[string]int, len(out))
+	for i, v := range out {
+		plates[i], index[v.Plate] = v.Plate, i
+	}
+	open, err := s.cfg.Visits.OpenByVehicles(ctx, plates)
+	if err != nil {
+		return err
+	}
+	for _, v := range open {
+		if i, ok := index[v.Vehicle]; ok {
+			out[i].Stations = append(out[i].Stations, currentStationJSON{
+				StationID: v.StationID, StationType: v.StationType, VisitID: v.VisitID, EnteredAt: v.EnteredAt.UTC(),
+			})
+		}
+	}
+	return nil
 }
 
 // listVehicles serves GET /api/v1/vehicles.
@@ -85,6 +119,10 @@ func (s *server) listVehicles(c *gin.Context) {
 	for i := range list {
 		out.Vehicles = append(out.Vehicles, toVehicleJSON(&list[i]))
 	}
+	if err := s.currentStations(ctx, out.Vehicles); err != nil {
+		fail(c, err)
+		return
+	}
 	writeJSON(c, http.StatusOK, contentJSON, out)
 }
 
@@ -103,7 +141,12 @@ func (s *server) getVehicle(c *gin.Context) {
 		fail(c, fmt.Errorf("vehicle %s: %w", plate, err))
 		return
 	}
-	writeJSON(c, http.StatusOK, contentJSON, toVehicleJSON(&v))
+	out := []vehicleJSON{toVehicleJSON(&v)}
+	if err := s.currentStations(ctx, out); err != nil {
+		fail(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, contentJSON, out[0])
 }
 
 // nonNil makes an absent list encode as [] rather than null.

@@ -7,13 +7,11 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 func TestListVehicles(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, vehicles.NewStore(newDB(t, fleet())))
+	a := newDBAPI(t, newDB(t, fleet()))
 
 	t.Run("one page of everything, with the latest position", func(t *testing.T) {
 		t.Parallel()
@@ -43,7 +41,7 @@ func TestListVehicles(t *testing.T) {
 		got := decode[map[string]any](t, a.get(t, "/api/v1/vehicles?limit=1"), "application/json")
 		wantKeys(t, got, "vehicles", "next_cursor")
 		v := got["vehicles"].([]any)[0].(map[string]any)
-		wantKeys(t, v, "plate", "position", "first_seen", "last_seen", "positions_count")
+		wantKeys(t, v, "plate", "position", "first_seen", "last_seen", "positions_count", "stations")
 		pos := v["position"].(map[string]any)
 		wantKeys(t, pos, "lat", "lng", "speed_kmh", "course_deg", "fix_time", "received_at", "flags")
 		if _, ok := pos["flags"].([]any); !ok {
@@ -132,7 +130,7 @@ func walkVehicles(t *testing.T, a *testAPI, query string, limit int) (plates []s
 
 func TestGetVehicle(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t, vehicles.NewStore(newDB(t, fleet())))
+	a := newDBAPI(t, newDB(t, fleet()))
 	tests := []struct {
 		name, plate string
 		want        int

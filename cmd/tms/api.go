@@ -18,7 +18,10 @@ import (
 	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/ws"
+	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
+	"github.com/tmsfleet/tms/projections/visits"
 )
 
 // api wires the api role: the query API, the WebSocket hub and its Kafka
@@ -33,11 +36,18 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	store := vehicles.NewStore(pool)
+	commands, err := stationcmd.New(stationcmd.Config{Kafka: kc, Pool: pool, Registerer: e.registry, Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(commands.Close)
 	hub, err := ws.New(ws.Config{Snapshot: store, Registerer: e.registry, Logger: e.log})
 	if err != nil {
 		return nil, err
 	}
-	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Registerer: e.registry, Logger: e.log}, hub)
+	// Dashboards get positions and the geofence's entries, exits and alerts.
+	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{kafka.TopicPositions, kafka.TopicGeofence},
+		Registerer: e.registry, Logger: e.log}, hub)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +80,8 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	}
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
-		Vehicles: store, Tokens: tokens, Checks: checks, WebSocket: hub,
+		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), StationCommands: commands,
+		Tokens: tokens, Checks: checks, WebSocket: hub,
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})
 	if err != nil {

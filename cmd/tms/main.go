@@ -30,7 +30,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(&cfg), migrateCommand(&cfg), simulateCommand(&cfg), versionCommand())
+	root.AddCommand(serveCommand(&cfg), migrateCommand(&cfg), simulateCommand(&cfg), replayCommand(&cfg), versionCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tms:", err)
 		os.Exit(1)

@@ -15,10 +15,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
-	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/pipeline/ingest"
-	"github.com/tmsfleet/tms/projections/projector"
-	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 func serveCommand(cfg *config) *cobra.Command {
@@ -78,14 +75,13 @@ func serve(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
-		p, err := projector.New(projector.Config[position.Position]{
-			Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(env.registry, env.log),
-			Registerer: env.registry, Logger: env.log,
-		})
+		runners, err := env.projectors(kc, pool)
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return p.Run(gctx) })
+		for _, r := range runners {
+			g.Go(func() error { return r.run(gctx) })
+		}
 	}
 	if roles[roleAPI] {
 		run, err := env.api(ctx, kc)

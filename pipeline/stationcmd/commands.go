@@ -1,0 +1,393 @@
+package stationcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/projections/stations"
+)
+
+// Source is the default CloudEvents source of station events.
+const Source = "/tms/api"
+
+// ErrUnavailable: the command could not be decided in time, because the
+// stations read model is behind tms.stations or another command on the
+// same station held it up. Nothing was produced; the client may retry.
+var ErrUnavailable = errors.New("station commands are unavailable")
+
+// Config configures the station commands.
+type Config struct {
+	// Kafka is how to reach the brokers; events go to tms.stations in its
+	// namespace.
+	Kafka *kafka.Config
+	// Pool is the read models' Postgres: the stations table, the stations
+	// projection's offsets, and the advisory locks.
+	Pool *pgxpool.Pool
+	// Source is the events' CloudEvents source. Default Source.
+	Source string
+	// Timeout bounds each of a command's two waits: for the lock and the
+	// read model before deciding (then ErrUnavailable), and for the read
+	// model to show the event after producing it (then the result is
+	// Accepted). Default 5 s.
+	Timeout time.Duration
+	// ProduceTimeout bounds producing the event. The produce does not end
+	// with the client's request: a decided command is appended or fails
+	// on its own. Default 10 s.
+	ProduceTimeout time.Duration
+	// Now is the clock commands take their time from. Default time.Now.
+	Now func() time.Time
+	// NewID makes an id for a station created without one. Default a
+	// random UUID.
+	NewID func() string
+	// Registerer receives the commands' metrics; nil means none.
+	Registerer prometheus.Registerer
+	// Logger; default slog's.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Source == "" {
+		c.Source = Source
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.ProduceTimeout == 0 {
+		c.ProduceTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.NewID == nil {
+		c.NewID = uuid.NewString
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Kafka == nil || c.Pool == nil:
+		return errors.New("stationcmd: Kafka and Pool are required")
+	case c.Timeout < 0 || c.ProduceTimeout < 0:
+		return errors.New("stationcmd: timeouts must not be negative")
+	}
+	return nil
+}
+
+// Commands executes station commands. It is safe for concurrent use.
+type Commands struct {
+	cfg      Config
+	topic    string
+	producer *kgo.Client
+	admin    *kadm.Client
+	offsets  postgres.Offsets
+	metrics  *metrics
+	log      *slog.Logger
+}
+
+// New validates cfg and connects a producer (acks from all in-sync
+// replicas, idempotent). Close it with Close.
+func New(cfg Config) (*Commands, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := cfg.Kafka.NewClient("station-commands")
+	if err != nil {
+		return nil, fmt.Errorf("stationcmd: %w", err)
+	}
+	return &Commands{
+		cfg: cfg, topic: cfg.Kafka.Topic(kafka.TopicStations), producer: cl, admin: kadm.NewClient(cl),
+		offsets: postgres.Offsets{Projector: stations.ProjectionName}, metrics: m,
+		log: cfg.Logger.With("component", "station-commands"),
+	}, nil
+}
+
+// Close closes the Kafka client; call it once no command is running.
+func (c *Commands) Close() { c.producer.Close() }
+
+// Result is what a command did.
+type Result struct {
+	StationID string
+	// EventID is the id of the event the command appended.
+	EventID string
+	// Version is the station's version once the event is applied.
+	Version int64
+	// Created: the station did not exist before.
+	Created bool
+	// Accepted: the event is in tms.stations, but the read model did not
+	// show it within the timeout; it will.
+	Accepted bool
+	// Station is the station as the read model stores it once it shows
+	// the event; nil for deletions and when Accepted.
+	Station *stations.Station
+}
+
+// Create creates s, giving it an id when it has none. It fails with
+// station.ErrExists when a station with its id exists.
+func (c *Commands) Create(ctx context.Context, s *station.Station) (Result, error) {
+	if s.ID() == "" {
+		var err error
+		if s, err = s.WithID(c.cfg.NewID()); err != nil {
+			return Result{}, fmt.Errorf("stationcmd: a new id: %w", err)
+		}
+	}
+	return c.execute(ctx, "create", func(at time.Time) station.Command {
+		return station.CreateStation{Station: s, Source: c.cfg.Source, At: at}
+	}, s.ID())
+}
+
+// Put creates or replaces s (which must have an id) if cond holds, else
+// fails with station.ErrPreconditionFailed.
+func (c *Commands) Put(ctx context.Context, s *station.Station, cond station.Condition) (Result, error) {
+	return c.execute(ctx, "put", func(at time.Time) station.Command {
+		return station.PutStation{Station: s, Condition: cond, Source: c.cfg.Source, At: at}
+	}, s.ID())
+}
+
+// Delete deletes station id if it exists (else station.ErrNotFound) and
+// cond holds (else station.ErrPreconditionFailed).
+func (c *Commands) Delete(ctx context.Context, id string, cond station.Condition) (Result, error) {
+	return c.execute(ctx, "delete", func(at time.Time) station.Command {
+		return station.DeleteStation{ID: id, Condition: cond, Source: c.cfg.Source, At: at}
+	}, id)
+}
+
+// execute runs one command: decided and produced under the station's
+// lock, then waited for. The command's time is taken once the lock is
+// held, so that the times of one station's events follow their order.
+func (c *Commands) execute(ctx context.Context, kind string, command func(at time.Time) station.Command, id string) (res Result, err error) {
+	start := time.Now()
+	defer func() { c.metrics.observe(kind, res, err, time.Since(start)) }()
+
+	d, err := c.decideAndProduce(ctx, command, id)
+	if err != nil {
+		return Result{}, err
+	}
+	res = Result{StationID: id, EventID: d.Event.ID, Version: d.Version, Created: d.Created}
+	st, shown, err := c.awaitVersion(ctx, id, d)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return Result{}, err // the client went away; the event is in
+	case err != nil:
+		// The event is appended: say so rather than fail the command.
+		c.log.WarnContext(ctx, "waiting for the stations read model failed", "station", id, "version", d.Version, "err", err)
+		res.Accepted = true
+	case !shown:
+		res.Accepted = true
+	default:
+		res.Station = st
+	}
+	return res, nil
+}
+
+// decideAndProduce decides the command against the station's version and
+// produces its event, holding the station's lock, on a read model that
+// has caught up with the topic. Waiting for the read model and for the
+// lock happens without holding a connection: a waiting command that held
+// one could starve the pool of the projector it waits for.
+func (c *Commands) decideAndProduce(ctx context.Context, command func(at time.Time) station.Command, id string) (station.Decision, error) {
+	lockCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	pause := time.Millisecond
+	var why error // what held the command up last, for the error at the deadline
+	for {
+		ends, err := c.endOffsets(lockCtx)
+		if err == nil {
+			err = poll(lockCtx, func() (bool, error) { return c.caughtUp(lockCtx, c.cfg.Pool, ends) })
+			if err != nil {
+				return station.Decision{}, c.unavailable(lockCtx, ctx, "waiting for the stations read model to catch up with tms.stations", err)
+			}
+			d, held, err := c.tryDecide(lockCtx, ctx, command, id)
+			if held || err != nil {
+				return d, err
+			}
+			why = errors.New("the station's lock was held, or tms.stations moved on, at every try")
+		} else {
+			// Kafka not answering, or a topic just created and not yet
+			// known everywhere: retriable until the deadline.
+			why = err
+		}
+		// Wait a little (jittered, so that waiters do not retry in step)
+		// and try again.
+		select {
+		case <-lockCtx.Done():
+			return station.Decision{}, c.unavailable(lockCtx, ctx, fmt.Sprintf("deciding (%v)", why), lockCtx.Err())
+		case <-time.After(pause + rand.N(pause)):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// tryDecide takes the station's lock if it is free (held false if not),
+// checks that the read model is still caught up with the topic (held
+// false if not), and then decides the command and produces its event
+// before releasing the lock.
+func (c *Commands) tryDecide(lockCtx, ctx context.Context, command func(at time.Time) station.Command, id string) (d station.Decision, held bool, err error) {
+	tx, err := c.cfg.Pool.Begin(lockCtx)
+	if err != nil {
+		return d, false, c.unavailable(lockCtx, ctx, "begin", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // releases the lock
+	var locked bool
+	err = tx.QueryRow(lockCtx, `SELECT pg_try_advisory_xact_lock(hashtext('tms.station-commands'), hashtext($1))`, id).Scan(&locked)
+	if err != nil || !locked {
+		return d, false, c.unavailable(lockCtx, ctx, "taking the station's lock", err)
+	}
+	ends, err := c.endOffsets(lockCtx)
+	if err != nil {
+		return d, false, nil // retried, as before the lock
+	}
+	if ok, err := c.caughtUp(lockCtx, tx, ends); err != nil || !ok {
+		return d, false, c.unavailable(lockCtx, ctx, "reading the stations projection's offsets", err)
+	}
+	cur, err := stations.Current(lockCtx, tx, id)
+	if err != nil {
+		return d, false, c.unavailable(lockCtx, ctx, "reading the station's version", err)
+	}
+	// Postgres keeps microseconds: a command's time is truncated to them,
+	// so that the read model shows exactly the event's time.
+	d, err = command(c.cfg.Now().UTC().Truncate(time.Microsecond)).Decide(cur)
+	if err != nil {
+		return d, true, err
+	}
+	if err := c.produce(ctx, id, d.Event); err != nil {
+		return d, true, err
+	}
+	return d, true, nil
+}
+
+// unavailable wraps a failure before deciding: nil for none,
+// ErrUnavailable when the deadline passed, the error itself otherwise.
+func (c *Commands) unavailable(lockCtx, ctx context.Context, what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case lockCtx.Err() != nil && ctx.Err() == nil:
+		return fmt.Errorf("%w: %s took longer than %s", ErrUnavailable, what, c.cfg.Timeout)
+	}
+	return fmt.Errorf("stationcmd: %s: %w", what, err)
+}
+
+// produce appends e to tms.stations, keyed by the station id. Once a
+// command is decided its event is appended whether or not the client
+// waits for the answer, so the produce runs on a context of its own.
+func (c *Commands) produce(ctx context.Context, id string, e event.Envelope) error {
+	value, err := encode(e)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
+	defer cancel()
+	r := &kgo.Record{
+		Topic: c.topic, Key: []byte(id), Value: value,
+		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}},
+	}
+	if err := c.producer.ProduceSync(pctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("stationcmd: produce %s of station %s: %w", e.Type, id, err)
+	}
+	return nil
+}
+
+// endOffsets returns where tms.stations ends now, by partition.
+func (c *Commands) endOffsets(ctx context.Context) (map[int32]int64, error) {
+	ends, err := c.admin.ListEndOffsets(ctx, c.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", c.topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+// caughtUp reports whether the stations projection, as q sees it, has
+// applied every record below ends.
+func (c *Commands) caughtUp(ctx context.Context, q postgres.Querier, ends map[int32]int64) (bool, error) {
+	partitions := make([]int32, 0, len(ends))
+	for p := range ends {
+		partitions = append(partitions, p)
+	}
+	next, err := c.offsets.Read(ctx, q, c.topic, partitions)
+	if err != nil {
+		return false, err
+	}
+	for p, end := range ends {
+		if max(next[p], 0) < end {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// awaitVersion waits up to the timeout for the read model to show the
+// decided version and returns the station as stored (nil for a
+// deletion). shown is false when the timeout passed first.
+func (c *Commands) awaitVersion(ctx context.Context, id string, d station.Decision) (*stations.Station, bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	store := stations.NewStore(c.cfg.Pool)
+	var cur station.Current
+	err := poll(wctx, func() (bool, error) {
+		var err error
+		cur, err = store.Current(wctx, id)
+		return cur.Version >= d.Version, err
+	})
+	switch {
+	case wctx.Err() != nil && ctx.Err() == nil:
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	case d.Event.Type == event.TypeStationDeleted || cur.Deleted:
+		// A deletion; or a later command deleted the station already, and
+		// there is nothing to show of this version.
+		return nil, true, nil
+	}
+	st, err := store.Get(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	return &st, true, nil
+}
+
+// poll calls done with a growing pause until it reports true, fails, or
+// ctx ends. A projector applies a record within a few milliseconds to a
+// fraction of a second, so the first pauses are short.
+func poll(ctx context.Context, done func() (bool, error)) error {
+	pause := 2 * time.Millisecond
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}

@@ -75,6 +75,7 @@ func TestEncodedEventsMatchTheirSchemas(t *testing.T) {
 	for _, l := range []deadletter.Letter{
 		deadletter.New("ingest", "mqtt:g7", position.ReasonLatOutOfRange, "lat", "95 is outside", []byte(`{"lat":95}`), at).InBatch(3, deadletter.Hash([]byte("batch"))),
 		deadletter.New("ingest", "mqtt:g7", position.ReasonInvalidJSON, "", "not JSON", []byte{0xff}, at),
+		deadletter.New("geofence", "kafka:tms.positions/3@42", "malformed_event", "", "not a CloudEvent", []byte("{}"), at),
 	} {
 		e, err := l.Event("/tms/ingest/g7")
 		if err != nil {

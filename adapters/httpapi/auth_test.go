@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -219,6 +220,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no store", func(c *Config) { c.Vehicles = nil }, "no Vehicles store"},
 		{"no stations store", func(c *Config) { c.Stations = nil }, "no Stations or Visits store"},
 		{"no visits store", func(c *Config) { c.Visits = nil }, "no Stations or Visits store"},
+		{"no replays store", func(c *Config) { c.Replays = nil }, "no Replays store"},
 		{"no station commands", func(c *Config) { c.StationCommands = nil }, "no StationCommands"},
 		{"no tokens", func(c *Config) { c.Tokens = nil }, "no API tokens"},
 		{"empty token", func(c *Config) { c.Tokens[""] = RoleViewer }, "an API token is empty"},
@@ -235,8 +237,8 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := Config{
-				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), StationCommands: noCommands{},
-				Tokens: map[string]Role{viewerToken: RoleViewer},
+				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), Replays: replays.NewStore(nil),
+				StationCommands: noCommands{}, Tokens: map[string]Role{viewerToken: RoleViewer},
 			}
 			tt.tweak(&cfg)
 			_, err := New(cfg)

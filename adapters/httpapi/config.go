@@ -23,6 +23,9 @@ type Config struct {
 	// stations, who is inside a station). Required; cmd/ passes a
 	// *visits.Store.
 	Visits VisitStore
+	// Replays reads the results of `tms replay geofence` (replay_runs,
+	// replay_visits). Required; cmd/ passes a *replays.Store.
+	Replays ReplayStore
 	// StationCommands executes POST, PUT and DELETE on stations.
 	// Required; cmd/ passes a *stationcmd.Commands.
 	StationCommands StationCommands
@@ -100,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Stations == nil || c.Visits == nil {
 		errs = append(errs, errors.New("no Stations or Visits store"))
+	}
+	if c.Replays == nil {
+		errs = append(errs, errors.New("no Replays store"))
 	}
 	if c.StationCommands == nil {
 		errs = append(errs, errors.New("no StationCommands"))

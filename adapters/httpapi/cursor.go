@@ -77,21 +77,36 @@ func (p *params) stationCursor() string {
 // visitCursor reads a visits cursor: the entry time and id of the last
 // visit of the page.
 func (p *params) visitCursor() *visits.Cursor {
-	key, ok := p.cursor()
+	t, id, ok := p.entryCursor()
 	if !ok {
-		return nil
-	}
-	at, id, found := strings.Cut(key, " ")
-	t, err := time.Parse(time.RFC3339Nano, at)
-	if !found || err != nil || uuid.Validate(id) != nil {
-		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
 		return nil
 	}
 	return &visits.Cursor{EnteredAt: t, VisitID: id}
 }
 
-func visitCursor(v *visits.Visit) *string {
-	return encodeCursor(v.EnteredAt.UTC().Format(time.RFC3339Nano) + " " + v.VisitID)
+func visitCursor(v *visits.Visit) *string { return entryCursor(v.EnteredAt, v.VisitID) }
+
+// entryCursor reads a cursor of visits in entry order, live or replayed:
+// the entry time and visit id of the last visit of the page.
+func (p *params) entryCursor() (time.Time, string, bool) {
+	key, ok := p.cursor()
+	if !ok {
+		return time.Time{}, "", false
+	}
+	at, id, found := strings.Cut(key, " ")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	u, uerr := uuid.Parse(id)
+	if !found || err != nil || uerr != nil {
+		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+		return time.Time{}, "", false
+	}
+	// Canonical, as the cursors made here are: uuid.Parse also takes
+	// forms (urn:uuid:...) that Postgres does not.
+	return t, u.String(), true
+}
+
+func entryCursor(enteredAt time.Time, visitID string) *string {
+	return encodeCursor(enteredAt.UTC().Format(time.RFC3339Nano) + " " + visitID)
 }
 
 func timeCursor(t time.Time) *string {

@@ -18,7 +18,18 @@
 // type); GET /api/v1/stations/{id} returns one with the vehicles inside it
 // now and its version as ETag. GET /api/v1/visits lists the visits that
 // overlap a window, newest entry first, filtered by station, vehicle and
-// open or closed. GET /api/v1/openapi.json is the OpenAPI document of every
+// open or closed.
+//
+// GET /api/v1/replays lists the runs of `tms replay geofence` (newest
+// first, filtered by station), GET /api/v1/replays/{id} returns one, and
+// GET /api/v1/replays/{id}/visits pages through the visits it found in
+// entry order, keyset by (entered_at, visit_id). A replay is derived
+// history: one station, as it stands now, applied to past positions. Every
+// replay resource carries "kind": "replay" and a note saying so, and none
+// of it is ever mixed into /api/v1/visits or tms.geofence, which billing
+// consumes.
+//
+// GET /api/v1/openapi.json is the OpenAPI document of every
 // endpoint; it is hand-written, embedded, and a test checks that it and the
 // routes the engine registers name the same paths.
 //
@@ -56,7 +67,7 @@
 // # Wiring
 //
 // cmd/ parses TMS_API_TOKENS with ParseTokens, fills a Config (the
-// vehicles, stations and visits stores, the station commands, the
+// vehicles, stations, visits and replays stores, the station commands, the
 // readiness checks, the WebSocket hub, the process's Prometheus registry)
 // and serves the handler New returns. gin's debug
 // mode is process-wide; cmd/ switches it off with gin.SetMode.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -93,6 +94,8 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 		set(http.StatusNotFound, "not-found", "Vehicle not found")
 	case errors.Is(err, station.ErrNotFound):
 		set(http.StatusNotFound, "not-found", "Station not found")
+	case errors.Is(err, replays.ErrNotFound):
+		set(http.StatusNotFound, "not-found", "Replay not found")
 	case errors.Is(err, station.ErrExists):
 		set(http.StatusConflict, "conflict", "Station exists")
 	case errors.Is(err, station.ErrPreconditionFailed):

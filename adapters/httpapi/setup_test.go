@@ -23,6 +23,7 @@ import (
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
@@ -33,6 +34,7 @@ var (
 	_ VehicleStore    = (*vehicles.Store)(nil)
 	_ StationStore    = (*stations.Store)(nil)
 	_ VisitStore      = (*visits.Store)(nil)
+	_ ReplayStore     = (*replays.Store)(nil)
 	_ StationCommands = (*stationcmd.Commands)(nil)
 )
 
@@ -171,6 +173,7 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 		Vehicles:        store,
 		Stations:        stations.NewStore(nil),
 		Visits:          visits.NewStore(nil),
+		Replays:         replays.NewStore(nil),
 		StationCommands: noCommands{},
 		Tokens:          map[string]Role{viewerToken: RoleViewer, operatorToken: RoleOperator},
 		Registerer:      a.reg,
@@ -196,7 +199,7 @@ func noStore() VehicleStore { return vehicles.NewStore(nil) }
 func newDBAPI(t *testing.T, pool *pgxpool.Pool, tweak ...func(*Config)) *testAPI {
 	t.Helper()
 	return newAPI(t, vehicles.NewStore(pool), append([]func(*Config){func(c *Config) {
-		c.Stations, c.Visits = stations.NewStore(pool), visits.NewStore(pool)
+		c.Stations, c.Visits, c.Replays = stations.NewStore(pool), visits.NewStore(pool), replays.NewStore(pool)
 	}}, tweak...)...)
 }
 

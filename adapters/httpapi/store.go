@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"time"
 
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
@@ -46,6 +48,22 @@ type VisitStore interface {
 	// OpenAtStation returns up to limit open visits of a station, earliest
 	// entry first.
 	OpenAtStation(ctx context.Context, stationID string, limit int) ([]visits.Visit, error)
+}
+
+// ReplayStore is what the API reads replay runs through: the results of
+// `tms replay geofence`, derived history kept apart from the live visits.
+// *replays.Store implements it. It must be safe for concurrent use.
+type ReplayStore interface {
+	// List returns up to limit runs, newest start first, of one station
+	// when stationID is not empty.
+	List(ctx context.Context, stationID string, limit int) ([]replays.Run, error)
+	// Get returns one run, or replays.ErrNotFound. id is a UUID in its
+	// canonical form.
+	Get(ctx context.Context, id string) (replays.Run, error)
+	// Visits returns up to limit visits of run id in entry order (ties
+	// by visit id), after the visit entered at afterTime with id afterID
+	// when afterTime is not nil.
+	Visits(ctx context.Context, id string, afterTime *time.Time, afterID string, limit int) ([]replays.Visit, error)
 }
 
 // StationCommands executes the station writes; *stationcmd.Commands

@@ -19,6 +19,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
@@ -80,8 +81,8 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	}
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
-		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), StationCommands: commands,
-		Tokens: tokens, Checks: checks, WebSocket: hub,
+		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
+		StationCommands: commands, Tokens: tokens, Checks: checks, WebSocket: hub,
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -35,7 +36,9 @@ func replayGeofenceCommand(cfg *config) *cobra.Command {
 a replay run of its own: tables replay_runs and replay_visits, and
 GET /api/v1/replays/{id}. Nothing is written to tms.geofence: the result is
 never mixed into the live events billing consumes. Vehicles inside at the start
-of the range enter flagged initial; those inside at its end have no exit.`,
+of the range enter flagged initial; those inside at its end have no exit. The
+run is recorded as running once the station is found, and as failed, with the
+reason, if it does not finish.`,
 		Example: `  tms replay geofence --station S001 --from 2026-10-01T00:00:00+08:00 --to 2026-11-01T00:00:00+08:00`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -54,7 +57,7 @@ of the range enter flagged initial; those inside at its end have no exit.`,
 				}
 			}
 			if !from.Before(to) {
-				return errors.New("--from must be before --to")
+				return fmt.Errorf("--from (%s) must be before --to (%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
 			}
 			env, err := newEnvironment(*cfg)
 			if err != nil {
@@ -71,22 +74,31 @@ of the range enter flagged initial; those inside at its end have no exit.`,
 			}
 			store := replays.NewStore(pool)
 			collector := replays.NewCollector()
-			started := time.Now()
+			run := replays.Run{ID: uuid.NewString(), StationID: stationID, From: from, To: to, StartedAt: time.Now()}
+			recorded := false
 			rc := pipeline.ReplayConfig{Kafka: kc, Geofence: cfg.geofence(), DecodeStation: decodeStation,
-				StationID: stationID, From: from, To: to}
-			res, err := pipeline.Replay(ctx, rc, func(t geofence.Transition) error { return collector.Add(t) })
-			if err != nil {
-				return err
+				StationID: stationID, From: from, To: to,
+				// The run is visible as running while positions are read, and
+				// stays as failed if the replay does not finish.
+				Found: func(st geofence.Station) error {
+					run.StationVersion = st.Version
+					if err := store.Start(ctx, run); err != nil {
+						return err
+					}
+					recorded = true
+					return nil
+				},
 			}
-			run := replays.Run{ID: uuid.NewString(), StationID: stationID, StationVersion: res.Station.Version,
-				From: from, To: to, StartedAt: started}
-			if err := store.Start(ctx, run); err != nil {
-				return err
-			}
+			res, err := pipeline.Replay(ctx, rc, collector.Add)
 			visits := collector.Visits()
-			if err := store.Finish(ctx, run.ID, res.FixesRead, visits, time.Now()); err != nil {
-				_ = store.Fail(ctx, run.ID, err, time.Now())
-				return err
+			if err == nil {
+				err = store.Finish(ctx, run.ID, res.FixesRead, visits, time.Now())
+			}
+			if err != nil {
+				if !recorded {
+					return err
+				}
+				return failRun(ctx, store, run.ID, err)
 			}
 			vehicles := map[string]bool{}
 			for _, v := range visits {
@@ -104,4 +116,18 @@ of the range enter flagged initial; those inside at its end have no exit.`,
 	cmd.Flags().StringVar(&fromText, "from", "", "start of the range, RFC 3339")
 	cmd.Flags().StringVar(&toText, "to", "", "end of the range, RFC 3339 (default now)")
 	return cmd
+}
+
+// failRun records run id as failed with err, and returns err naming the
+// run. It records it even when ctx is canceled (an interrupted replay is
+// a failed one), within a few seconds of its own.
+func failRun(ctx context.Context, store *replays.Store, id string, err error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ferr := store.Fail(ctx, id, err, time.Now())
+	err = fmt.Errorf("replay %s failed: %w", id, err)
+	if ferr != nil {
+		return errors.Join(err, fmt.Errorf("record replay %s as failed: %w", id, ferr))
+	}
+	return err
 }

@@ -3,7 +3,8 @@
 // in a deployment of its own (a fresh database, a Kafka namespace, an MQTT
 // topic and client id of its own, on the services testenv provides),
 // waited on until /readyz answers, and stopped with SIGTERM or killed with
-// SIGKILL.
+// SIGKILL. One-off commands (`tms replay ...`) run in the same deployment
+// through Command.
 package tmsproc
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,6 +147,18 @@ func (d *Deployment) Start() {
 			d.t.Fatalf("tms not ready after 60 s:\n%s", d.logs.String())
 		}
 	}
+}
+
+// Command returns a one-off run of the tms binary with args (`replay
+// geofence ...`, `migrate`) in the deployment's environment: its
+// database, Kafka namespace, MQTT topic, tokens and data dir, as Start
+// gives `tms serve`. The caller runs it (Output, CombinedOutput...); it is
+// not the serving process that Start, Stop and Kill manage, and may run
+// beside it. ctx bounds it: when ctx is done, the command is killed.
+func (d *Deployment) Command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, d.binary, args...)
+	cmd.Env = slices.Clone(d.env)
+	return cmd
 }
 
 // Kill ends the process with SIGKILL: no shutdown code runs.

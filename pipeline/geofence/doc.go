@@ -40,4 +40,14 @@
 // fixes taken at or after its time, so when a change arrives does not
 // change any decision. At start, processing waits until the catalogue has
 // caught up with the topic.
+//
+// # History for a new or changed station
+//
+// Replay (`tms replay geofence`) is apart from the processor: it applies
+// one station, as it stands now, to the positions of a past range with a
+// fresh tracker, and hands the transitions to its caller. It writes
+// nothing to Kafka, so what it derives never mixes with tms.geofence. It
+// reads each positions partition up to its last stable offset, with
+// transaction markers, so that it also finishes on positions written in
+// transactions.
 package geofence

@@ -31,6 +31,11 @@ type ReplayConfig struct {
 	// Lookback is how much earlier than From, by the time tms received
 	// them, positions are read, for fixes that arrived late. Default 1 h.
 	Lookback time.Duration
+	// Found, when set, is called with the station once it is found and
+	// before any position is read, so that the caller can record the run
+	// as started (and, should the replay then fail, as failed). An error
+	// from Found ends the replay with that error.
+	Found func(geofence.Station) error
 }
 
 // ReplayResult describes a finished replay.
@@ -54,9 +59,21 @@ func Replay(ctx context.Context, cfg ReplayConfig, sink func(geofence.Transition
 		cfg.Lookback = time.Hour
 	}
 	cfg.Geofence.SetDefaults()
+	switch {
+	case cfg.Kafka == nil || cfg.DecodeStation == nil:
+		return ReplayResult{}, errors.New("replay: Kafka and DecodeStation are required")
+	case !cfg.From.Before(cfg.To):
+		return ReplayResult{}, fmt.Errorf("replay: the range's start, %s, is not before its end, %s",
+			cfg.From.Format(time.RFC3339Nano), cfg.To.Format(time.RFC3339Nano))
+	}
 	st, err := currentStation(ctx, cfg)
 	if err != nil {
 		return ReplayResult{}, err
+	}
+	if cfg.Found != nil {
+		if err := cfg.Found(st); err != nil {
+			return ReplayResult{}, err
+		}
 	}
 	catalog := geofence.NewCatalog(geofence.NewBruteForce())
 	if err := catalog.Upsert(st, time.Time{}); err != nil {
@@ -115,7 +132,12 @@ func sinkAll(sink func(geofence.Transition) error, ts []geofence.Transition) err
 func currentStation(ctx context.Context, cfg ReplayConfig) (geofence.Station, error) {
 	topic := cfg.Kafka.Topic(kafka.TopicStations)
 	var current *geofence.Station
-	ends, err := endOffsets(ctx, cfg.Kafka, topic)
+	adm, err := cfg.Kafka.NewAdmin("replay-admin")
+	if err != nil {
+		return geofence.Station{}, err
+	}
+	ends, err := endOffsets(ctx, adm, topic)
+	adm.Close()
 	if err != nil {
 		return geofence.Station{}, err
 	}
@@ -164,7 +186,10 @@ func positionRanges(ctx context.Context, cfg ReplayConfig) (map[int32]offsetRang
 	if err != nil {
 		return nil, fmt.Errorf("replay: find the start of the range: %w", err)
 	}
-	ends, err := endOffsets(ctx, cfg.Kafka, topic)
+	// The same admin client: a second one of the same role, open at the
+	// same time, would register its metrics twice (a panic with a
+	// Registerer).
+	ends, err := endOffsets(ctx, adm, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -177,13 +202,12 @@ func positionRanges(ctx context.Context, cfg ReplayConfig) (map[int32]offsetRang
 	return out, nil
 }
 
-func endOffsets(ctx context.Context, kc *kafka.Config, topic string) (map[int32]int64, error) {
-	adm, err := kc.NewAdmin("replay-admin")
-	if err != nil {
-		return nil, err
-	}
-	defer adm.Close()
-	ends, err := adm.ListEndOffsets(ctx, topic)
+// endOffsets returns the end of each partition of topic for a
+// read_committed reader: the last stable offset, which is the high
+// watermark unless a transaction is still open. Reading up to the high
+// watermark instead would wait for that transaction to end.
+func endOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -195,12 +219,16 @@ func endOffsets(ctx context.Context, kc *kafka.Config, topic string) (map[int32]
 	return out, nil
 }
 
-// readRange hands each record of [r.start, r.end) of partition to fn.
+// readRange hands each record of [r.start, r.end) of partition to fn,
+// except transaction markers. It reads them too (KeepControlRecords),
+// because the last offset before r.end may be one: a reader waiting for
+// a record there would wait forever.
 func readRange(ctx context.Context, kc *kafka.Config, partition int32, r offsetRange, fn func(*kgo.Record) error) error {
 	if r.start >= r.end {
 		return nil
 	}
-	cl, err := kc.NewClient("replay", kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {partition: kgo.NewOffset().At(r.start)}}))
+	cl, err := kc.NewClient("replay", kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {partition: kgo.NewOffset().At(r.start)}}))
 	if err != nil {
 		return err
 	}
@@ -219,8 +247,10 @@ func readRange(ctx context.Context, kc *kafka.Config, partition int32, r offsetR
 			if rec.Offset >= r.end {
 				return nil
 			}
-			if err := fn(rec); err != nil {
-				return err
+			if !rec.Attrs.IsControl() {
+				if err := fn(rec); err != nil {
+					return err
+				}
 			}
 			if rec.Offset == r.end-1 {
 				return nil

@@ -145,8 +145,10 @@ func scanRun(r pgx.CollectableRow) (Run, error) {
 
 // List returns the newest runs, of one station when stationID is set.
 func (s *Store) List(ctx context.Context, stationID string, limit int) ([]Run, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM replay_runs
-		WHERE $1 = '' OR station_id = $1 ORDER BY started_at DESC, id LIMIT $2`, stationID, limit)
+	// Columns are qualified in ORDER BY: a bare id would name the id::text
+	// output column, not the uuid.
+	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM replay_runs r
+		WHERE $1 = '' OR r.station_id = $1 ORDER BY r.started_at DESC, r.id LIMIT $2`, stationID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list replay runs: %w", err)
 	}
@@ -169,11 +171,15 @@ func (s *Store) Get(ctx context.Context, id string) (Run, error) {
 // Visits returns a run's visits in entry order, after the (entered_at,
 // visit_id) cursor when one is given.
 func (s *Store) Visits(ctx context.Context, id string, afterTime *time.Time, afterID string, limit int) ([]Visit, error) {
+	// The order is the uuid's, as the cursor's comparison is: a bare
+	// visit_id in ORDER BY would name the visit_id::text output column,
+	// whose order follows the database's collation.
 	rows, err := s.pool.Query(ctx, `
-		SELECT visit_id::text, vehicle, entered_at, exited_at, dwell_s, entry_flags, exit_flags, coalesce(initial_cause, '')
-		FROM replay_visits
-		WHERE run_id = $1 AND ($2::timestamptz IS NULL OR (entered_at, visit_id) > ($2, $3::uuid))
-		ORDER BY entered_at, visit_id LIMIT $4`, id, afterTime, nullUUID(afterID), limit)
+		SELECT v.visit_id::text, v.vehicle, v.entered_at, v.exited_at, v.dwell_s, v.entry_flags, v.exit_flags,
+		       coalesce(v.initial_cause, '')
+		FROM replay_visits v
+		WHERE v.run_id = $1 AND ($2::timestamptz IS NULL OR (v.entered_at, v.visit_id) > ($2, $3::uuid))
+		ORDER BY v.entered_at, v.visit_id LIMIT $4`, id, afterTime, nullUUID(afterID), limit)
 	if err != nil {
 		return nil, fmt.Errorf("replay visits: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tmsfleet/tms/adapters/h3"
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
@@ -27,8 +28,9 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 	return p.Run, nil
 }
 
-// newIndex builds the station index the geofence uses.
-func newIndex() (geofence.Index, error) { return geofence.NewBruteForce(), nil }
+// newIndex builds the station index the geofence uses: H3 cells, with
+// the exact geometry for the stations whose boundary crosses a cell.
+func newIndex() (geofence.Index, error) { return h3.New(h3.Config{}) }
 
 // decodeStation reads a tms.stations event for the geofence.
 func decodeStation(e event.Envelope) (pipeline.StationChange, error) {

@@ -11,6 +11,10 @@ type Point struct {
 	Lat, Lng float64
 }
 
+func (p Point) finite() bool {
+	return !math.IsNaN(p.Lat) && !math.IsNaN(p.Lng) && !math.IsInf(p.Lat, 0) && !math.IsInf(p.Lng, 0)
+}
+
 // Valid reports whether p's coordinates are finite and in range.
 func (p Point) Valid() bool {
 	return !math.IsNaN(p.Lat) && !math.IsNaN(p.Lng) &&

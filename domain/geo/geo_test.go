@@ -183,3 +183,13 @@ func TestGCJ02(t *testing.T) {
 		t.Error("GCJ-02 applies outside China")
 	}
 }
+
+func TestPolygonsContainNoNonFinitePoint(t *testing.T) {
+	t.Parallel()
+	pg := Polygon{square(0, 0, 1, 1)}
+	for _, p := range []Point{{math.NaN(), 0.5}, {0.5, math.NaN()}, {math.Inf(1), 0.5}} {
+		if pg.Contains(p) {
+			t.Errorf("Contains(%v) = true", p)
+		}
+	}
+}

@@ -49,7 +49,9 @@ func (r Ring) locate(p Point) position {
 // ring, and not strictly inside any hole (a point on a hole's edge is on
 // the polygon's boundary, so it counts as inside).
 func (pg Polygon) Contains(p Point) bool {
-	if len(pg) == 0 || pg[0].locate(p) == outside {
+	// A point that is not a position (NaN, infinite) is in no polygon;
+	// exact arithmetic cannot take it.
+	if len(pg) == 0 || !p.finite() || pg[0].locate(p) == outside {
 		return false
 	}
 	for _, hole := range pg[1:] {

@@ -46,7 +46,9 @@ func (s Shape) Bounds() geo.Rect {
 		return s.Polygons.Bounds()
 	}
 	c := s.Circle
-	dLat := c.RadiusM / geo.MetresPerDegreeLat
+	// Widened a little for rounding, so that the last float the haversine
+	// test puts inside is inside the rectangle too.
+	dLat := c.RadiusM/geo.MetresPerDegreeLat*(1+1e-9) + 1e-9
 	r := geo.Rect{MinLat: c.Center.Lat - dLat, MaxLat: c.Center.Lat + dLat}
 	if r.MaxLat >= 90 || r.MinLat <= -90 {
 		r.MinLat, r.MaxLat = math.Max(r.MinLat, -90), math.Min(r.MaxLat, 90)

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	uberh3 "github.com/uber/h3-go/v4"
+
+	"github.com/tmsfleet/tms/adapters/h3"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
@@ -382,7 +385,7 @@ var lerpOf = geofence.Lerp
 // cluster centres, overlapping circles and polygons (with holes), one of
 // them changed and one deleted midway, and a fleet driving through with
 // sparse, out-of-order, late and duplicate fixes, silences, and vehicles
-// standing exactly on fences.
+// standing exactly on fences and on the corners of H3 cells.
 func newScenario(seed uint64, centres []geo.Point) scenario {
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
@@ -420,6 +423,10 @@ func newScenario(seed uint64, centres []geo.Point) scenario {
 				p = toward(p, jitter(rnd, c, 2500), 5+rnd.Float64()*600)
 			case r < 70: // stand on a fence: a polygon vertex, or a circle's edge
 				p = onBoundary(rnd, shapes[rnd.IntN(len(shapes))])
+			case r < 74: // stand on a corner of the H3 cell the index files the point under
+				b := uberh3.LatLngToCell(uberh3.NewLatLng(p.Lat, p.Lng), h3.DefaultResolution).Boundary()
+				v := b[rnd.IntN(len(b))]
+				p = geo.Point{Lat: v.Lat, Lng: v.Lng}
 			case r < 72: // a silence
 				at = at.Add(15 * time.Minute)
 			}
@@ -523,6 +530,11 @@ func randomShape(rnd *rand.Rand, c geo.Point) geofence.Shape {
 	if geo.ValidatePolygon("test", pg) != nil {
 		pg = geo.Polygon{ring}
 	}
+	if geo.ValidatePolygon("test", pg) != nil {
+		// Across the antimeridian, or folded over a pole: not a shape a
+		// user could define. A circle there instead.
+		return geofence.Shape{Circle: &geo.Circle{Center: centre, RadiusM: r}}
+	}
 	return geofence.Shape{Polygons: geo.MultiPolygon{pg}}
 }
 
@@ -554,7 +566,8 @@ func onBoundary(rnd *rand.Rand, s geofence.Shape) geo.Point {
 
 // TestTrackerAgreesWithTheOracle runs randomised worlds, including
 // clusters at the antimeridian and the poles, through the tracker over
-// the brute-force index and through the oracle.
+// the H3 index, as the service runs it, and over the brute-force index,
+// and through the oracle.
 func TestTrackerAgreesWithTheOracle(t *testing.T) {
 	t.Parallel()
 	worlds := map[string][]geo.Point{
@@ -563,17 +576,23 @@ func TestTrackerAgreesWithTheOracle(t *testing.T) {
 		"north pole":   {{Lat: 89.99, Lng: 0}},
 		"south pole":   {{Lat: -89.995, Lng: 120}},
 	}
+	indexes := map[string]func() (geofence.Index, error){
+		"h3":         func() (geofence.Index, error) { return h3.New(h3.Config{}) },
+		"bruteforce": func() (geofence.Index, error) { return geofence.NewBruteForce(), nil },
+	}
 	for name, centres := range worlds {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			total := 0
-			for seed := range uint64(20) {
-				total += compare(t, newScenario(seed, centres), func() (geofence.Index, error) { return geofence.NewBruteForce(), nil })
-			}
-			if total < 100 {
-				t.Errorf("only %d transitions in 20 worlds: the scenarios do not exercise the geofence", total)
-			}
-			t.Logf("%d transitions agreed", total)
-		})
+		for index, newIndex := range indexes {
+			t.Run(name+"/"+index, func(t *testing.T) {
+				t.Parallel()
+				total := 0
+				for seed := range uint64(20) {
+					total += compare(t, newScenario(seed, centres), newIndex)
+				}
+				if total < 100 {
+					t.Errorf("only %d transitions in 20 worlds: the scenarios do not exercise the geofence", total)
+				}
+				t.Logf("%d transitions agreed", total)
+			})
+		}
 	}
 }

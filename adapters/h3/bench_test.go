@@ -1,0 +1,191 @@
+package h3
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/tmsfleet/tms/domain/geofence"
+)
+
+const (
+	benchStations = 10000
+	benchVehicles = 10000
+	benchSteps    = 100 // 1,000,000 fixes
+)
+
+var bench = sync.OnceValues(func() (*deltaWorld, []fix) {
+	rng := rand.New(rand.NewPCG(2024, 7))
+	w := newDeltaWorld(rng, benchStations)
+	return w, deltaFixes(rng, w, benchVehicles, benchSteps)
+})
+
+// BenchmarkLocate locates the fixes of 10,000 vehicles among 10,000
+// stations: one op is one fix, in time order, each vehicle with its own
+// cursor; 1,000,000 fixes are prepared before the timer. h3 is this
+// index (h3-res8 and h3-res10 at other base resolutions), grid the
+// baseline of about 1 km cells, bruteforce the reference (about 1 ms a
+// fix: give it a time, not a count):
+//
+//	go test -run '^$' -bench 'Locate/(h3|grid)' -benchtime 1000000x -cpu 1 ./adapters/h3
+//	go test -run '^$' -bench 'Locate/bruteforce' -benchtime 3s -cpu 1 ./adapters/h3
+func BenchmarkLocate(b *testing.B) {
+	w, fixes := bench()
+	b.Run("h3", func(b *testing.B) { benchH3(b, w, fixes, Config{}) })
+	for _, res := range []int{8, 10} {
+		b.Run(fmt.Sprintf("h3-res%d", res), func(b *testing.B) { benchH3(b, w, fixes, Config{Resolution: res}) })
+	}
+	b.Run("grid", func(b *testing.B) {
+		g := newGridIndex()
+		for k, s := range w.stations {
+			g.add(geofence.Key(k), s)
+		}
+		var dst []geofence.Key
+		b.ResetTimer()
+		i := 0
+		for b.Loop() {
+			f := &fixes[i]
+			dst = g.locate(f.p, dst[:0])
+			if i++; i == len(fixes) {
+				i = 0
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fixes/s")
+	})
+	b.Run("bruteforce", func(b *testing.B) {
+		bf := geofence.NewBruteForce()
+		for k, s := range w.stations {
+			if err := bf.Add(geofence.Key(k), s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c := bf.NewCursor()
+		var dst []geofence.Key
+		b.ResetTimer()
+		i := 0
+		for b.Loop() {
+			f := &fixes[i]
+			dst = c.Locate(f.p, dst[:0])
+			if i++; i == len(fixes) {
+				i = 0
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fixes/s")
+	})
+}
+
+func benchH3(b *testing.B, w *deltaWorld, fixes []fix, cfg Config) {
+	ix, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for k, s := range w.stations {
+		if err := ix.Add(geofence.Key(k), s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cursors := make([]*Cursor, benchVehicles)
+	for i := range cursors {
+		cursors[i] = ix.NewCursor().(*Cursor)
+	}
+	var dst []geofence.Key
+	found := 0
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		f := &fixes[i]
+		dst = cursors[f.vehicle].Locate(f.p, dst[:0])
+		found += len(dst)
+		if i++; i == len(fixes) {
+			i = 0
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fixes/s")
+	refreshes := 0
+	for _, c := range cursors {
+		refreshes += c.refreshes
+	}
+	b.ReportMetric(float64(refreshes)/float64(b.N), "h3lookups/fix")
+	b.ReportMetric(float64(found)/float64(b.N), "stations/fix")
+}
+
+// BenchmarkAdd measures building the index of the benchmark's stations.
+func BenchmarkAdd(b *testing.B) {
+	w, _ := bench()
+	for b.Loop() {
+		ix, _ := New(Config{})
+		for k, s := range w.stations {
+			if err := ix.Add(geofence.Key(k), s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/benchStations, "µs/station")
+}
+
+// BenchmarkMemory builds an index of 100,000 stations and 100,000
+// cursors, each having located a few fixes, and reports the heap in use
+// (totalMB: all of it, the stations' own coordinates and the benchmark's
+// fixes included; MB: what the index and cursors added):
+// "country" spreads them over ten metropolitan regions with the density of
+// BenchmarkLocate's; "dense" packs them all into the delta's seven cities,
+// ten times denser (about 65 stations listed per cell in the parks).
+func BenchmarkMemory(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		cities []city
+	}{
+		{"country", citiesAround(regionAnchors)},
+		{"dense", deltaCities},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				memoryOnce(b, tc.cities)
+			}
+		})
+	}
+}
+
+func memoryOnce(b *testing.B, cities []city) {
+	const n = 100000
+	rng := rand.New(rand.NewPCG(99, 1))
+	w := newWorld(rng, n, cities)
+	fixes := deltaFixes(rng, w, n, 3)
+	before := heapInUse()
+	ix, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for k, s := range w.stations {
+		if err := ix.Add(geofence.Key(k), s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	afterIndex := heapInUse()
+	cursors := make([]geofence.Cursor, n)
+	for i := range cursors {
+		cursors[i] = ix.NewCursor()
+	}
+	var dst []geofence.Key
+	for _, f := range fixes {
+		dst = cursors[f.vehicle].Locate(f.p, dst[:0])
+	}
+	after := heapInUse()
+	b.ReportMetric(float64(after)/(1<<20), "totalMB")
+	b.ReportMetric(float64(after-before)/(1<<20), "MB")
+	b.ReportMetric(float64(afterIndex-before)/(1<<20), "indexMB")
+	b.ReportMetric(float64(after-afterIndex)/(1<<20), "cursorsMB")
+	b.ReportMetric(float64(len(ix.cells)), "cells")
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(cursors)
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}

@@ -1,0 +1,80 @@
+package h3
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Config configures an Index. The zero value is valid: every field left at
+// zero takes its default.
+type Config struct {
+	// Resolution is the H3 resolution at which fixes are looked up and
+	// boundary cells are listed, 1-15. Default 9: hexagons with an edge of
+	// about 175 m (0.1 km²), a good fit for stations of tens of metres to a
+	// few kilometres; larger stations list their interior at coarser
+	// resolutions (see CoarseCells), so 50 km hazard zones cost about as
+	// much as their perimeter. A finer resolution means fewer exact tests
+	// per fix near station edges but more cells per station (memory, Add
+	// time) and more H3 lookups per vehicle, as vehicles leave small cells
+	// sooner; a coarser one the reverse.
+	Resolution int
+
+	// CoarseCells is about how many cells a shape's area may cover at the
+	// coarsest resolution it is classified at. A shape is classified at
+	// Resolution if its bounding disc covers no more than CoarseCells
+	// average cells there; otherwise at the finest coarser resolution
+	// where it does, and its interior is listed at the coarsest
+	// resolution possible. Default 64.
+	CoarseCells int
+
+	// NearBucketDegrees is the size, in degrees of latitude and longitude,
+	// of the buckets Near falls back to when the distance asked for does
+	// not fit in the cell the cursor knows. Default 0.05 (about 5 km).
+	NearBucketDegrees float64
+
+	// GeometryCache bounds how many cell geometries (centre and radius,
+	// about 3 µs of cgo each) Add keeps between calls, so that stations
+	// added near each other share the work. It is cleared when full.
+	// Default 65536 (about 4 MB); a negative value disables it.
+	GeometryCache int
+}
+
+// Defaults.
+const (
+	DefaultResolution        = 9
+	DefaultCoarseCells       = 64
+	DefaultNearBucketDegrees = 0.05
+	DefaultGeometryCache     = 1 << 16
+)
+
+func (c *Config) setDefaults() {
+	if c.Resolution == 0 {
+		c.Resolution = DefaultResolution
+	}
+	if c.CoarseCells == 0 {
+		c.CoarseCells = DefaultCoarseCells
+	}
+	if c.NearBucketDegrees == 0 {
+		c.NearBucketDegrees = DefaultNearBucketDegrees
+	}
+	if c.GeometryCache == 0 {
+		c.GeometryCache = DefaultGeometryCache
+	}
+}
+
+// Validate reports what is wrong with c, after defaults.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Resolution < 1 || c.Resolution > maxRes {
+		errs = append(errs, fmt.Errorf("h3: Resolution %d is outside 1-15", c.Resolution))
+	}
+	if c.CoarseCells < 1 {
+		errs = append(errs, fmt.Errorf("h3: CoarseCells %d must be positive", c.CoarseCells))
+	}
+	if math.IsNaN(c.NearBucketDegrees) || c.NearBucketDegrees < 1e-4 || c.NearBucketDegrees > 90 {
+		errs = append(errs, fmt.Errorf("h3: NearBucketDegrees %v is outside [0.0001, 90]", c.NearBucketDegrees))
+	}
+	return errors.Join(errs...)
+}

@@ -35,13 +35,13 @@ const (
 	projectorTimeout = 4 * time.Minute
 )
 
-// projectorRuns are the settings compared: MaxBatch values (10,000 is
+// projectorRuns are the settings compared: MaxBatch values (50,000 is
 // what `tms serve` runs with) with one projector, and the default with as
 // many projectors in the group as the topic has partitions, which is how
 // the projection scales out (each applies its partitions in transactions
 // of its own, concurrently).
 var projectorRuns = []struct{ maxBatch, instances int }{
-	{2_000, 1}, {10_000, 1}, {50_000, 1}, {10_000, 3},
+	{10_000, 1}, {50_000, 1}, {50_000, 3},
 }
 
 // BenchmarkProjector measures the vehicles projection applying a topic

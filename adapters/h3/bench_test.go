@@ -6,8 +6,10 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/internal/geoworkload"
 )
 
 const (
@@ -16,7 +18,7 @@ const (
 	benchSteps    = 100 // 1,000,000 fixes
 )
 
-var bench = sync.OnceValues(func() (*deltaWorld, []fix) {
+var bench = sync.OnceValues(func() (*geoworkload.World, []fix) {
 	rng := rand.New(rand.NewPCG(2024, 7))
 	w := newDeltaWorld(rng, benchStations)
 	return w, deltaFixes(rng, w, benchVehicles, benchSteps)
@@ -39,7 +41,7 @@ func BenchmarkLocate(b *testing.B) {
 	}
 	b.Run("grid", func(b *testing.B) {
 		g := newGridIndex()
-		for k, s := range w.stations {
+		for k, s := range w.Stations {
 			g.add(geofence.Key(k), s)
 		}
 		var dst []geofence.Key
@@ -47,7 +49,7 @@ func BenchmarkLocate(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			f := &fixes[i]
-			dst = g.locate(f.p, dst[:0])
+			dst = g.locate(f.P, dst[:0])
 			if i++; i == len(fixes) {
 				i = 0
 			}
@@ -56,7 +58,7 @@ func BenchmarkLocate(b *testing.B) {
 	})
 	b.Run("bruteforce", func(b *testing.B) {
 		bf := geofence.NewBruteForce()
-		for k, s := range w.stations {
+		for k, s := range w.Stations {
 			if err := bf.Add(geofence.Key(k), s); err != nil {
 				b.Fatal(err)
 			}
@@ -67,7 +69,7 @@ func BenchmarkLocate(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			f := &fixes[i]
-			dst = c.Locate(f.p, dst[:0])
+			dst = c.Locate(f.P, dst[:0])
 			if i++; i == len(fixes) {
 				i = 0
 			}
@@ -76,12 +78,12 @@ func BenchmarkLocate(b *testing.B) {
 	})
 }
 
-func benchH3(b *testing.B, w *deltaWorld, fixes []fix, cfg Config) {
+func benchH3(b *testing.B, w *geoworkload.World, fixes []fix, cfg Config) {
 	ix, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for k, s := range w.stations {
+	for k, s := range w.Stations {
 		if err := ix.Add(geofence.Key(k), s); err != nil {
 			b.Fatal(err)
 		}
@@ -96,7 +98,7 @@ func benchH3(b *testing.B, w *deltaWorld, fixes []fix, cfg Config) {
 	i := 0
 	for b.Loop() {
 		f := &fixes[i]
-		dst = cursors[f.vehicle].Locate(f.p, dst[:0])
+		dst = cursors[f.Vehicle].Locate(f.P, dst[:0])
 		found += len(dst)
 		if i++; i == len(fixes) {
 			i = 0
@@ -116,7 +118,7 @@ func BenchmarkAdd(b *testing.B) {
 	w, _ := bench()
 	for b.Loop() {
 		ix, _ := New(Config{})
-		for k, s := range w.stations {
+		for k, s := range w.Stations {
 			if err := ix.Add(geofence.Key(k), s); err != nil {
 				b.Fatal(err)
 			}
@@ -125,10 +127,12 @@ func BenchmarkAdd(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/benchStations, "µs/station")
 }
 
-// BenchmarkMemory builds an index of 100,000 stations and 100,000
-// cursors, each having located a few fixes, and reports the heap in use
-// (totalMB: all of it, the stations' own coordinates and the benchmark's
-// fixes included; MB: what the index and cursors added):
+// BenchmarkMemory builds the geofence of 100,000 stations and 100,000
+// vehicles: a catalogue over this index, and a tracker that has decided a
+// few fixes of every vehicle (so each has its state and its cursor). It
+// reports the heap in use (totalMB: all of it, the stations' own
+// coordinates and the benchmark's fixes included; MB: what the geofence
+// added; indexMB and vehiclesMB split that):
 // "country" spreads them over ten metropolitan regions with the density of
 // BenchmarkLocate's; "dense" packs them all into the delta's seven cities,
 // ten times denser (about 65 stations listed per cell in the parks).
@@ -158,28 +162,36 @@ func memoryOnce(b *testing.B, cities []city) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for k, s := range w.stations {
-		if err := ix.Add(geofence.Key(k), s); err != nil {
+	catalog := geofence.NewCatalog(ix)
+	for k, s := range w.Stations {
+		st := geofence.Station{ID: fmt.Sprintf("S%06d", k), Type: geofence.TypeLoading, Version: 1, Shape: s}
+		if err := catalog.Upsert(st, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	afterIndex := heapInUse()
-	cursors := make([]geofence.Cursor, n)
-	for i := range cursors {
-		cursors[i] = ix.NewCursor()
+	tracker, err := geofence.NewTracker(geofence.Config{ReorderWindow: geofence.DefaultReorderWindow}, catalog)
+	if err != nil {
+		b.Fatal(err)
 	}
-	var dst []geofence.Key
+	vehicles := make([]*geofence.Vehicle, n)
+	for i := range vehicles {
+		vehicles[i] = geofence.NewVehicle(geofence.VehicleState{Plate: fmt.Sprintf("沪V%06d", i)})
+	}
+	var out []geofence.Transition
+	at := make([]time.Time, n)
 	for _, f := range fixes {
-		dst = cursors[f.vehicle].Locate(f.p, dst[:0])
+		at[f.Vehicle] = at[f.Vehicle].Add(time.Second)
+		out = tracker.Observe(vehicles[f.Vehicle], geofence.Fix{Time: at[f.Vehicle], Point: f.P}, out[:0])
 	}
 	after := heapInUse()
 	b.ReportMetric(float64(after)/(1<<20), "totalMB")
 	b.ReportMetric(float64(after-before)/(1<<20), "MB")
 	b.ReportMetric(float64(afterIndex-before)/(1<<20), "indexMB")
-	b.ReportMetric(float64(after-afterIndex)/(1<<20), "cursorsMB")
+	b.ReportMetric(float64(after-afterIndex)/(1<<20), "vehiclesMB")
 	b.ReportMetric(float64(len(ix.cells)), "cells")
 	runtime.KeepAlive(w)
-	runtime.KeepAlive(cursors)
+	runtime.KeepAlive(vehicles)
 }
 
 func heapInUse() uint64 {

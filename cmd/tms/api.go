@@ -71,6 +71,9 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 			}
 		}},
 	}
+	for _, r := range e.readiness {
+		checks = append(checks, httpapi.Check{Name: r.name, Check: func(context.Context) error { return r.check() }})
+	}
 	if e.mqttReady != nil {
 		checks = append(checks, httpapi.Check{Name: "mqtt", Check: func(context.Context) error {
 			if !e.mqttReady() {

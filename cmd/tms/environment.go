@@ -30,6 +30,14 @@ type environment struct {
 	// mqttReady reports the ingest subscription's connection, for /readyz;
 	// nil when this process does not ingest.
 	mqttReady func() bool
+	// readiness are further checks of the roles this process runs.
+	readiness []readiness
+}
+
+// readiness is a role's own readiness check.
+type readiness struct {
+	name  string
+	check func() error
 }
 
 func newEnvironment(cfg config) (*environment, error) {

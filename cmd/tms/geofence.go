@@ -25,6 +25,14 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 	if err != nil {
 		return nil, err
 	}
+	e.readiness = append(e.readiness, readiness{"geofence", func() error {
+		select {
+		case <-p.Ready():
+			return nil
+		default:
+			return errors.New("the geofence is still loading the station catalogue")
+		}
+	}})
 	return p.Run, nil
 }
 

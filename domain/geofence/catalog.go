@@ -3,6 +3,8 @@ package geofence
 import (
 	"fmt"
 	"time"
+
+	"github.com/tmsfleet/tms/domain/geo"
 )
 
 // Station types. Hazard stations raise an alert when entered.
@@ -37,6 +39,8 @@ type Version struct {
 	Station Station
 	From    time.Time
 	Until   time.Time
+	// bounds is the shape's bounding rectangle, computed once.
+	bounds geo.Rect
 }
 
 // ValidAt reports whether the version applies to a fix taken at t.
@@ -76,7 +80,7 @@ func (c *Catalog) Upsert(s Station, at time.Time) error {
 		return fmt.Errorf("station %s: %w", s.ID, err)
 	}
 	at = c.close(s.ID, at)
-	v := &Version{Key: c.nextKey, Station: s, From: at}
+	v := &Version{Key: c.nextKey, Station: s, From: at, bounds: s.Shape.Bounds()}
 	if err := c.index.Add(v.Key, s.Shape); err != nil {
 		return fmt.Errorf("station %s: %w", s.ID, err)
 	}

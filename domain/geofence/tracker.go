@@ -121,7 +121,11 @@ func NewVehicle(s VehicleState) *Vehicle { return &Vehicle{State: s} }
 type Tracker struct {
 	cfg     Config
 	catalog *Catalog
-	keys    []Key
+	// Buffers reused from fix to fix: the tracker decides millions of
+	// fixes a second and should not allocate for each.
+	keys []Key
+	in   []*Version
+	ids  []string
 }
 
 // NewTracker validates cfg (after defaults) and returns a tracker over
@@ -180,20 +184,33 @@ func (t *Tracker) remember(s *VehicleState, at time.Time) {
 	}
 }
 
-// locate returns the versions valid at f.Time whose shape contains f, by
-// station id.
-func (t *Tracker) locate(v *Vehicle, f Fix) map[string]*Version {
+// locate returns the versions valid at f.Time whose shape contains f (at
+// most one per station), in a buffer reused by the next call.
+func (t *Tracker) locate(v *Vehicle, f Fix) containing {
 	if v.cursor == nil || v.generation != t.catalog.Generation() {
 		v.cursor, v.generation = t.catalog.NewCursor(), t.catalog.Generation()
 	}
 	t.keys = v.cursor.Locate(f.Point, t.keys[:0])
-	in := make(map[string]*Version, len(t.keys))
+	t.in = t.in[:0]
 	for _, k := range t.keys {
 		if ver := t.catalog.ByKey(k); ver != nil && ver.ValidAt(f.Time) {
-			in[ver.Station.ID] = ver
+			t.in = append(t.in, ver)
 		}
 	}
-	return in
+	return t.in
+}
+
+// containing are the station versions a fix is in; few, so a slice.
+type containing []*Version
+
+// of returns the version of station id, or nil.
+func (c containing) of(id string) *Version {
+	for _, v := range c {
+		if v.Station.ID == id {
+			return v
+		}
+	}
+	return nil
 }
 
 // decide applies one fix, in order, to v's memberships.
@@ -210,26 +227,28 @@ func (t *Tracker) decide(v *Vehicle, f Fix, out []Transition) []Transition {
 		out = t.crossings(v, *prev, f, in, out)
 	}
 
-	ids := make([]string, 0, len(s.Members)+len(in))
+	ids := t.ids[:0]
 	for _, m := range s.Members {
 		ids = append(ids, m.StationID)
 	}
-	for id := range in {
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
+	for _, ver := range in {
+		if !slices.Contains(ids, ver.Station.ID) {
+			ids = append(ids, ver.Station.ID)
 		}
 	}
 	slices.Sort(ids)
+	t.ids = ids
 	for _, id := range ids {
 		m := s.member(id)
-		ver := in[id]
+		ver := in.of(id)
+		contains := ver != nil
 		if ver == nil {
 			ver = t.catalog.At(id, f.Time)
 		}
 		switch {
 		case m != nil && m.Inside:
 			out = t.judgeInside(s, m, ver, f, gap, out)
-		case in[id] != nil:
+		case contains:
 			if m == nil {
 				s.Members = append(s.Members, Membership{StationID: id, Version: ver.Station.Version})
 				m = &s.Members[len(s.Members)-1]
@@ -340,18 +359,21 @@ func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration,
 
 // crossings reports the stations the segment prev→f passes through while
 // neither end is in them and the vehicle is not in them.
-func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in map[string]*Version, out []Transition) []Transition {
+func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in containing, out []Transition) []Transition {
 	s := &v.State
 	t.keys = t.alongSegment(v.cursor, prev.Point, f.Point, t.keys[:0])
 	for _, k := range t.keys {
 		ver := t.catalog.ByKey(k)
-		if ver == nil || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in[ver.Station.ID] != nil {
+		if ver == nil || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in.of(ver.Station.ID) != nil {
 			continue
+		}
+		shape := ver.Station.Shape
+		if !mayCross(shape, ver.bounds, prev.Point, f.Point) {
+			continue // the usual case, decided without trigonometry
 		}
 		if m := s.member(ver.Station.ID); m != nil && (m.Inside || m.Run != nil) {
 			continue
 		}
-		shape := ver.Station.Shape
 		if shape.Contains(prev.Point) {
 			continue
 		}
@@ -425,16 +447,12 @@ func (t *Tracker) late(v *Vehicle, f Fix, out []Transition) []Transition {
 	s := &v.State
 	first := len(out)
 	in := t.locate(v, f)
-	ids := make([]string, 0, len(in))
-	for id := range in {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	slices.SortFunc(in, func(a, b *Version) int { return cmp.Compare(a.Station.ID, b.Station.ID) })
+	for _, ver := range in {
+		id := ver.Station.ID
 		if m := s.member(id); m != nil && m.covers(f.Time) {
 			continue
 		}
-		ver := in[id]
 		vid := visitID(s.Plate, id, f.Time, true)
 		flags := []string{FlagLate}
 		out = append(out,

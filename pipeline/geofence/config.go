@@ -40,10 +40,12 @@ type Config struct {
 	DecodeStation func(event.Envelope) (StationChange, error)
 	// SnapshotEvery and SnapshotInterval bound how much of a partition a
 	// takeover replays: a snapshot is taken after this many records of the
-	// partition, or this long after the last one. Defaults 20,000 and 30 s.
+	// partition, or this long after the last one. Defaults 100,000 and
+	// 60 s: a takeover replays at most about a second or two of work.
 	SnapshotEvery    int
 	SnapshotInterval time.Duration
-	// MaxBatch bounds the records of one transaction. Default 10,000.
+	// MaxBatch bounds the records of one transaction; it matters only with
+	// a backlog, where bigger transactions go faster. Default 50,000.
 	MaxBatch int
 	// Registerer receives the processor's metrics; nil means none.
 	Registerer prometheus.Registerer
@@ -53,13 +55,13 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.SnapshotEvery == 0 {
-		c.SnapshotEvery = 20_000
+		c.SnapshotEvery = 100_000
 	}
 	if c.SnapshotInterval == 0 {
-		c.SnapshotInterval = 30 * time.Second
+		c.SnapshotInterval = time.Minute
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 10_000
+		c.MaxBatch = 50_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -27,7 +27,6 @@ type Processor struct {
 	log     *slog.Logger
 	metrics *metrics
 	catalog *geofence.Catalog
-	tracker *geofence.Tracker
 	feed    *stationFeed
 
 	topics struct{ positions, geofence, state, deadletter string }
@@ -36,7 +35,14 @@ type Processor struct {
 	parts   map[int32]*partitionState
 	mu      sync.Mutex
 	revoked map[int32]bool
+	// ready is closed once the catalogue holds every station there was
+	// at start and processing can begin.
+	ready chan struct{}
 }
+
+// Ready is closed once the processor has loaded the station catalogue
+// and starts deciding; readiness checks wait for it.
+func (p *Processor) Ready() <-chan struct{} { return p.ready }
 
 // New validates cfg and builds the processor.
 func New(cfg Config) (*Processor, error) {
@@ -49,13 +55,15 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	catalog := geofence.NewCatalog(idx)
-	tracker, err := geofence.NewTracker(cfg.Geofence, catalog)
-	if err != nil {
+	// Each partition's goroutine makes a tracker of its own; this one
+	// checks the configuration now rather than at the first batch.
+	if _, err := geofence.NewTracker(cfg.Geofence, catalog); err != nil {
 		return nil, err
 	}
 	p := &Processor{
 		cfg: cfg, log: cfg.Logger.With("component", "geofence"), metrics: newMetrics(cfg.Registerer),
-		catalog: catalog, tracker: tracker, parts: map[int32]*partitionState{}, revoked: map[int32]bool{},
+		catalog: catalog, parts: map[int32]*partitionState{}, revoked: map[int32]bool{},
+		ready: make(chan struct{}),
 	}
 	p.feed = newStationFeed(&p.cfg, p.log, p.metrics.stationsSkipped)
 	p.topics.positions = cfg.Kafka.Topic(kafka.TopicPositions)
@@ -105,13 +113,14 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 	defer sess.Close()
+	close(p.ready)
 	// Markers go to the state partition they name.
 	aux, err := p.cfg.Kafka.NewClient("geofence-aux", kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return err
 	}
 	defer aux.Close()
-	rest := &restorer{kafka: p.cfg.Kafka, marker: aux, tracker: p.tracker}
+	rest := &restorer{kafka: p.cfg.Kafka, marker: aux}
 
 	for {
 		fetches := sess.PollRecords(ctx, p.cfg.MaxBatch)
@@ -244,7 +253,6 @@ func (p *Processor) dropRevoked() {
 // process runs one polled batch inside the open transaction and reports
 // whether it produced everything.
 func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) (bool, error) {
-	var out []geofence.Transition
 	var failed atomic.Pointer[error]
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -252,58 +260,30 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		}
 	}
 	produce := func(r *kgo.Record) { sess.Produce(ctx, r, promise) }
-	var perr error
+	// Partitions hold different vehicles: they are decided side by side,
+	// each with a tracker of its own, over the one catalogue (read only
+	// while a batch is processed: station changes apply between batches).
+	type job struct {
+		fp  kgo.FetchTopicPartition
+		ps  *partitionState
+		err error
+	}
+	var jobs []*job
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if perr != nil || len(fp.Records) == 0 {
-			return
-		}
-		ps := p.parts[fp.Partition]
-		if ps == nil {
-			start := time.Now()
-			restored, replayed, err := rest.restore(ctx, fp.Partition, fp.Records[0].Offset)
-			if err != nil {
-				perr = fmt.Errorf("restore partition %d: %w", fp.Partition, err)
-				return
-			}
-			p.metrics.restored(time.Since(start), replayed)
-			p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", len(restored.vehicles),
-				"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
-			ps = restored
-			p.parts[fp.Partition] = ps
-		}
-		for _, r := range fp.Records {
-			pos, _, ok, err := position.DecodeEvent(r.Value)
-			switch {
-			case err != nil:
-				produce(p.deadLetter(r, err))
-			case ok:
-				p.metrics.fixes.Inc()
-				out = observe(p.tracker, ps, pos, out[:0])
-				for _, tr := range out {
-					if err := p.emit(produce, tr); err != nil {
-						perr = err
-						return
-					}
-				}
-			}
-			ps.next = r.Offset + 1
-			ps.sinceSnapshot++
-		}
-		if ps.sinceSnapshot >= p.cfg.SnapshotEvery || time.Since(ps.snapshotAt) >= p.cfg.SnapshotInterval {
-			records, err := snapshotRecords(p.topics.state, fp.Partition, ps)
-			if err != nil {
-				perr = err
-				return
-			}
-			for _, r := range records {
-				produce(r)
-			}
-			ps.sinceSnapshot, ps.snapshotAt = 0, time.Now()
-			p.metrics.snapshots.Inc()
+		if len(fp.Records) > 0 {
+			jobs = append(jobs, &job{fp: fp, ps: p.parts[fp.Partition]})
 		}
 	})
-	if perr != nil {
-		return false, perr
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() { j.ps, j.err = p.processPartition(ctx, produce, rest, j.fp, j.ps) })
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		if j.err != nil {
+			return false, j.err
+		}
+		p.parts[j.fp.Partition] = j.ps
 	}
 	if err := sess.Client().Flush(ctx); err != nil {
 		return false, err
@@ -312,6 +292,57 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		return false, *err
 	}
 	return true, nil
+}
+
+// processPartition decides one partition's records of a batch, restoring
+// the partition's state first when this instance does not hold it.
+func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Record), rest *restorer,
+	fp kgo.FetchTopicPartition, ps *partitionState) (*partitionState, error) {
+	tracker, err := geofence.NewTracker(p.cfg.Geofence, p.catalog)
+	if err != nil {
+		return nil, err
+	}
+	if ps == nil {
+		start := time.Now()
+		restored, replayed, err := rest.restore(ctx, tracker, fp.Partition, fp.Records[0].Offset)
+		if err != nil {
+			return nil, fmt.Errorf("restore partition %d: %w", fp.Partition, err)
+		}
+		p.metrics.restored(time.Since(start), replayed)
+		p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", len(restored.vehicles),
+			"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
+		ps = restored
+	}
+	var out []geofence.Transition
+	for _, r := range fp.Records {
+		pos, _, ok, err := position.DecodeEvent(r.Value)
+		switch {
+		case err != nil:
+			produce(p.deadLetter(r, err))
+		case ok:
+			p.metrics.fixes.Inc()
+			out = observe(tracker, ps, pos, out[:0])
+			for _, tr := range out {
+				if err := p.emit(produce, tr); err != nil {
+					return nil, err
+				}
+			}
+		}
+		ps.next = r.Offset + 1
+		ps.sinceSnapshot++
+	}
+	if ps.sinceSnapshot >= p.cfg.SnapshotEvery || time.Since(ps.snapshotAt) >= p.cfg.SnapshotInterval {
+		records, err := snapshotRecords(p.topics.state, fp.Partition, ps)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range records {
+			produce(r)
+		}
+		ps.sinceSnapshot, ps.snapshotAt = 0, time.Now()
+		p.metrics.snapshots.Inc()
+	}
+	return ps, nil
 }
 
 // emit produces a transition's events, keyed by plate.

@@ -28,10 +28,12 @@ import (
 // no value: compaction removes it) and keeps the last header and the
 // chunks with its id.
 const (
-	headerKey     = "snapshot/header"
-	chunkPrefix   = "snapshot/chunk/"
-	markerPrefix  = "marker/"
-	chunkVehicles = 500
+	headerKey    = "snapshot/header"
+	chunkPrefix  = "snapshot/chunk/"
+	markerPrefix = "marker/"
+	// chunkBytes bounds a chunk's encoded size, well under Kafka's
+	// default 1 MB message limit whatever a vehicle's state holds.
+	chunkBytes = 256 << 10
 )
 
 type snapshotHeader struct {
@@ -44,6 +46,13 @@ type snapshotHeader struct {
 type snapshotChunk struct {
 	ID       string                  `json:"id"`
 	Vehicles []geofence.VehicleState `json:"vehicles"`
+}
+
+// chunkEncoding is how a chunk is written: the vehicles encoded one by
+// one, so that a chunk can be closed before it grows too large.
+type chunkEncoding struct {
+	ID       string              `json:"id"`
+	Vehicles []gojson.RawMessage `json:"vehicles"`
 }
 
 // partitionState is what the processor holds for one positions
@@ -66,25 +75,34 @@ func newID() string {
 // snapshotRecords encodes ps as the records of a snapshot of partition.
 func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.Record, error) {
 	id := newID()
-	states := make([]geofence.VehicleState, 0, len(ps.vehicles))
-	for _, v := range ps.vehicles {
-		states = append(states, v.State)
-	}
 	var out []*kgo.Record
-	chunks := 0
-	for start := 0; start < len(states) || start == 0; start += chunkVehicles {
-		end := min(start+chunkVehicles, len(states))
-		value, err := gojson.Marshal(snapshotChunk{ID: id, Vehicles: states[start:end]})
+	chunk, size := chunkEncoding{ID: id}, 0
+	flush := func() error {
+		value, err := gojson.Marshal(chunk)
 		if err != nil {
-			return nil, fmt.Errorf("encode a state snapshot: %w", err)
+			return fmt.Errorf("encode a state snapshot: %w", err)
 		}
-		out = append(out, &kgo.Record{Topic: topic, Partition: partition, Key: []byte(chunkPrefix + strconv.Itoa(chunks)), Value: value})
-		chunks++
-		if end == len(states) {
-			break
-		}
+		out = append(out, &kgo.Record{Topic: topic, Partition: partition, Key: []byte(chunkPrefix + strconv.Itoa(len(out))), Value: value})
+		chunk.Vehicles, size = nil, 0
+		return nil
 	}
-	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: chunks, Vehicles: len(states)})
+	for _, v := range ps.vehicles {
+		state, err := gojson.Marshal(v.State)
+		if err != nil {
+			return nil, fmt.Errorf("encode a vehicle's state: %w", err)
+		}
+		if size > 0 && size+len(state) > chunkBytes {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+		chunk.Vehicles = append(chunk.Vehicles, state)
+		size += len(state) + 1
+	}
+	if err := flush(); err != nil { // the last chunk, or the only, empty one
+		return nil, err
+	}
+	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: len(out), Vehicles: len(ps.vehicles)})
 	if err != nil {
 		return nil, err
 	}
@@ -94,15 +112,14 @@ func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.
 
 // restorer rebuilds a partition's state on takeover.
 type restorer struct {
-	kafka   *kafka.Config
-	marker  *kgo.Client // non-transactional producer of markers
-	tracker *geofence.Tracker
+	kafka  *kafka.Config
+	marker *kgo.Client // non-transactional producer of markers
 }
 
 // restore returns the state of positions partition partition as of
 // offset resume, where consumption continues: the latest committed
 // snapshot, then the positions from its offset to resume replayed.
-func (r *restorer) restore(ctx context.Context, partition int32, resume int64) (*partitionState, int, error) {
+func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, partition int32, resume int64) (*partitionState, int, error) {
 	stateTopic := r.kafka.Topic(kafka.TopicGeofenceState)
 	marker := markerPrefix + newID()
 	if err := r.marker.ProduceSync(ctx, &kgo.Record{Topic: stateTopic, Partition: partition, Key: []byte(marker)}).FirstErr(); err != nil {
@@ -125,7 +142,7 @@ func (r *restorer) restore(ctx context.Context, partition int32, resume int64) (
 		}
 		ps.next = header.NextOffset
 	}
-	replayed, err := r.replay(ctx, partition, ps, resume)
+	replayed, err := r.replay(ctx, tracker, partition, ps, resume)
 	return ps, replayed, err
 }
 
@@ -177,7 +194,7 @@ func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int
 // replay runs the positions of partition from ps.next up to resume
 // through the tracker, discarding the transitions: they were produced, and
 // committed, when those positions were first processed.
-func (r *restorer) replay(ctx context.Context, partition int32, ps *partitionState, resume int64) (int, error) {
+func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partition int32, ps *partitionState, resume int64) (int, error) {
 	if ps.next >= resume {
 		ps.next = resume
 		return 0, nil
@@ -206,7 +223,7 @@ func (r *restorer) replay(ctx context.Context, partition int32, ps *partitionSta
 				break
 			}
 			if p, ok := decodePosition(rec); ok {
-				discard = observe(r.tracker, ps, p, discard[:0])
+				discard = observe(tracker, ps, p, discard[:0])
 			}
 			ps.next = rec.Offset + 1
 			n++

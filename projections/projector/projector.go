@@ -59,7 +59,9 @@ type Config[T any] struct {
 	Pool *pgxpool.Pool
 	// Projection is what to build.
 	Projection Projection[T]
-	// MaxBatch bounds the records applied in one transaction. Default 10000.
+	// MaxBatch bounds the records applied in one transaction. It only
+	// matters with a backlog (a live projector's batches are small), where
+	// bigger transactions go faster. Default 50,000.
 	MaxBatch int
 	// AfterApply, when set, runs inside each transaction after the rows
 	// and offsets are written and before the commit; an error aborts the
@@ -76,7 +78,7 @@ type Config[T any] struct {
 
 func (c *Config[T]) setDefaults() {
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 10000
+		c.MaxBatch = 50_000
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = time.Second

@@ -1,0 +1,309 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/h3"
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/internal/geoworkload"
+	pipeline "github.com/tmsfleet/tms/pipeline/geofence"
+	"github.com/tmsfleet/tms/pipeline/ingest"
+)
+
+// geofenceStations is the size of the geofence benchmarks' catalogue.
+const geofenceStations = 10_000
+
+// BenchmarkGeofenceKafka measures the geofence role through Kafka:
+// positions topic in, tms.geofence out, Kafka transactions on, as `tms
+// serve` runs it (H3 index, default batch and snapshot settings). The
+// topics are filled before the timer starts; the timer runs from the
+// moment the processor has loaded its catalogue until the consumer
+// group's committed offsets reach the end of the positions topic.
+func BenchmarkGeofenceKafka(b *testing.B) {
+	kc := svc.Kafka(b)
+	kc.Logger = quiet
+	positions := kc.Topic(kafka.TopicPositions)
+	start := time.Now()
+	n := fillStations(b, kc)
+	fillGeofenceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second))
+	end := endOffset(b, kc, positions)
+	reportCores(b, fmt.Sprintf("%d stations and %d position events (%d vehicles, one fix a second) filled in %s before the timer; "+
+		"pipeline/geofence in the benchmark process with the H3 index; Kafka co-located, 3 partitions",
+		n, end, geofenceVehicles, time.Since(start).Round(time.Millisecond)))
+	b.StopTimer()
+	var elapsed time.Duration
+	for range b.N {
+		elapsed += runGeofence(b, kc, end)
+	}
+	b.ReportMetric(float64(b.N)*float64(end)/elapsed.Seconds(), "fixes/s")
+}
+
+func runGeofence(b *testing.B, kc *kafka.Config, end int64) time.Duration {
+	p, err := pipeline.New(pipeline.Config{
+		Kafka: kc, Geofence: geofence.Config{ReorderWindow: geofence.DefaultReorderWindow},
+		NewIndex:      func() (geofence.Index, error) { return h3.New(h3.Config{}) },
+		DecodeStation: decodeStation, Logger: quiet,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	loadStart := time.Now()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		b.Fatalf("geofence: %v", err)
+	}
+	b.Logf("station catalogue loaded and indexed in %s", time.Since(loadStart).Round(time.Millisecond))
+	adm, err := kc.NewAdmin("bench-admin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer adm.Close()
+	cpu := startCPU()
+	b.StartTimer()
+	t0 := time.Now()
+	deadline := t0.Add(5 * time.Minute)
+	for committed(b, adm, kc) < end {
+		if time.Now().After(deadline) {
+			b.Fatalf("after 5 minutes the geofence had committed %d of %d records", committed(b, adm, kc), end)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	elapsed := time.Since(t0)
+	b.StopTimer()
+	shares, wall := cpu.stop()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	events := endOffset(b, kc, kc.Topic(kafka.TopicGeofence))
+	b.Logf("%d fixes decided and committed in %s (%.0f fixes/s); %d records on tms.geofence (events and transaction markers); "+
+		"heap in use %.0f MB", end, elapsed.Round(time.Millisecond), float64(end)/elapsed.Seconds(), events, float64(ms.HeapInuse)/(1<<20))
+	logCPU(b, shares, wall)
+	return elapsed
+}
+
+// committed sums the geofence group's committed offsets on positions;
+// 0 while the group coordinator is not there yet.
+func committed(b *testing.B, adm *kadm.Client, kc *kafka.Config) int64 {
+	offsets, err := adm.FetchOffsets(context.Background(), kc.Group(pipeline.Group))
+	if err != nil {
+		if errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.CoordinatorLoadInProgress) {
+			return 0
+		}
+		b.Fatal(err)
+	}
+	var n int64
+	offsets.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == kc.Topic(kafka.TopicPositions) {
+			n += o.At
+		}
+	})
+	return n
+}
+
+// geofenceWorkload is the shared geofence workload (internal/geoworkload,
+// as the H3 index's benchmarks use it): 10,000 stations in the cities of
+// the Yangtze delta, many overlapping in industrial parks, and 10,000
+// vehicles reporting once a second for 100 s, 30% of them parked.
+var geofenceWorkload = sync.OnceValues(func() (*geoworkload.World, []geoworkload.Fix) {
+	rng := rand.New(rand.NewPCG(2024, 7))
+	w := geoworkload.NewDeltaWorld(rng, geofenceStations)
+	return w, geoworkload.Fixes(rng, w, geofenceVehicles, geofenceSteps)
+})
+
+const (
+	geofenceVehicles = 10_000
+	geofenceSteps    = 100 // 1,000,000 fixes
+)
+
+// stationDef is the definition of shape s as station id, the JSON the
+// API takes.
+func stationDef(id string, s geofence.Shape) string {
+	if s.Circle != nil {
+		return fmt.Sprintf(`{"id":%q,"name":"bench","type":"loading","geometry":{"type":"Point","coordinates":[%v,%v]},"radius_m":%v}`,
+			id, s.Circle.Center.Lng, s.Circle.Center.Lat, s.Circle.RadiusM)
+	}
+	var rings []string
+	for _, ring := range s.Polygons[0] {
+		var pts []string
+		for _, p := range ring {
+			pts = append(pts, fmt.Sprintf("[%v,%v]", p.Lng, p.Lat))
+		}
+		rings = append(rings, "["+strings.Join(pts, ",")+"]")
+	}
+	return fmt.Sprintf(`{"id":%q,"name":"bench","type":"loading","geometry":{"type":"Polygon","coordinates":[%s]}}`,
+		id, strings.Join(rings, ","))
+}
+
+// benchStations parses the workload's stations as the API would; a shape
+// the API would refuse (a generated polygon that crosses itself) is left
+// out, as no operator could define it.
+func benchStations(b *testing.B) []*station.Station {
+	w, _ := geofenceWorkload()
+	var out []*station.Station
+	for i, shape := range w.Stations {
+		s, err := station.Parse([]byte(stationDef(fmt.Sprintf("B%05d", i), shape)))
+		if err != nil {
+			continue
+		}
+		out = append(out, s)
+	}
+	if len(out) < geofenceStations*9/10 {
+		b.Fatalf("only %d of %d stations are valid definitions", len(out), geofenceStations)
+	}
+	return out
+}
+
+// fixTime is when step's fixes were taken.
+func fixTime(t0 time.Time, step int) time.Time { return t0.Add(time.Duration(step) * time.Second) }
+
+// geofenceFixes produces the workload's fixes to the positions topic as
+// ingest would, and returns how many.
+func fillGeofenceFixes(b *testing.B, kc *kafka.Config, t0 time.Time) {
+	_, fixes := geofenceWorkload()
+	cl, err := kc.NewClient("bench-fill", kgo.ProducerLinger(20*time.Millisecond), kgo.MaxBufferedRecords(50_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var failed atomic.Int64
+	topic := kc.Topic(kafka.TopicPositions)
+	for i, f := range fixes {
+		at := fixTime(t0, i/geofenceVehicles)
+		p := position.Position{Plate: vehiclePlate(f.Vehicle), FixTime: at, ReceivedAt: at.Add(time.Second), Lat: f.P.Lat, Lng: f.P.Lng, SpeedKmh: 30}
+		e, err := p.Event(ingest.Source)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, _ := json.Marshal(e)
+		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(p.Plate), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
+		b.Fatalf("producing the fixes: %v (%d failed)", err, failed.Load())
+	}
+}
+
+func vehiclePlate(v int32) string { return fmt.Sprintf("沪V%05d", v) }
+
+// fillStations produces the benchmark's stations to tms.stations.
+func fillStations(b *testing.B, kc *kafka.Config) int {
+	cl, err := kc.NewClient("bench-stations", kgo.ProducerLinger(20*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var failed atomic.Int64
+	at := time.Now().Add(-48 * time.Hour)
+	stations := benchStations(b)
+	for _, s := range stations {
+		e, err := s.Upserted("/bench", 1, at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, _ := json.Marshal(e)
+		cl.Produce(context.Background(), &kgo.Record{Topic: kc.Topic(kafka.TopicStations), Key: []byte(s.ID()), Value: v},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			})
+	}
+	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
+		b.Fatalf("producing the stations: %v (%d failed)", err, failed.Load())
+	}
+	return len(stations)
+}
+
+func decodeStation(e event.Envelope) (pipeline.StationChange, error) {
+	c, err := station.FromEvent(e)
+	if err != nil {
+		return pipeline.StationChange{}, err
+	}
+	if c.Kind == station.Delete {
+		return pipeline.StationChange{Deleted: c.ID, At: c.At}, nil
+	}
+	st := c.Geofence()
+	return pipeline.StationChange{Station: &st, At: c.At}, nil
+}
+
+// BenchmarkGeofenceTracker measures the geofence's decisions in process,
+// on one goroutine: the workload of BenchmarkGeofenceKafka through the H3
+// index and the tracker (reorder window, hysteresis, crossings), without
+// Kafka. One op is one fix.
+func BenchmarkGeofenceTracker(b *testing.B) {
+	catalog := geofence.NewCatalog(mustH3(b))
+	for _, s := range benchStations(b) {
+		if err := catalog.Upsert(s.Geofence(1), time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tracker, err := geofence.NewTracker(geofence.Config{ReorderWindow: geofence.DefaultReorderWindow}, catalog)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, fixes := geofenceWorkload()
+	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	newFleet := func() []*geofence.Vehicle {
+		vs := make([]*geofence.Vehicle, geofenceVehicles)
+		for i := range vs {
+			vs[i] = geofence.NewVehicle(geofence.VehicleState{Plate: vehiclePlate(int32(i))})
+		}
+		return vs
+	}
+	vehicles := newFleet()
+	var out []geofence.Transition
+	transitions := 0
+	b.ResetTimer()
+	for i := range b.N {
+		j := i % len(fixes)
+		if i > 0 && j == 0 {
+			b.StopTimer() // a new lap: fresh vehicles, as the fixes' times repeat
+			vehicles = newFleet()
+			b.StartTimer()
+		}
+		f := fixes[j]
+		out = tracker.Observe(vehicles[f.Vehicle], geofence.Fix{Time: fixTime(t0, j/geofenceVehicles), Point: f.P}, out[:0])
+		transitions += len(out)
+	}
+	b.StopTimer()
+	reportCores(b, fmt.Sprintf("%d stations, %d vehicles, one fix a second each, one goroutine", catalog.Stations(), geofenceVehicles))
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fixes/s")
+	b.ReportMetric(float64(transitions)/float64(b.N), "transitions/fix")
+}
+
+func mustH3(b *testing.B) geofence.Index {
+	idx, err := h3.New(h3.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return idx
+}

@@ -1,0 +1,68 @@
+package geofence
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	gojson "github.com/goccy/go-json"
+
+	"github.com/tmsfleet/tms/domain/geo"
+	"github.com/tmsfleet/tms/domain/geofence"
+)
+
+// TestSnapshotChunksStayWellUnderKafkasLimit snapshots a partition of
+// vehicles with full states (duplicate memory, memberships, pending
+// fixes): every record must stay far below Kafka's 1 MB default, and the
+// chunks must give back every vehicle.
+func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
+	t.Parallel()
+	ps := &partitionState{vehicles: map[string]*geofence.Vehicle{}, next: 42}
+	for v := range 5000 {
+		s := geofence.VehicleState{Plate: fmt.Sprintf("沪S%05d", v), MaxSeen: time.Unix(1764230000, 0)}
+		for i := range 32 {
+			s.Recent = append(s.Recent, 1764230000000+int64(i)*1000)
+		}
+		for i := range 3 {
+			s.Pending = append(s.Pending, geofence.Fix{Time: time.UnixMilli(1764230040000 + int64(i)), Point: geo.Point{Lat: 31.123456789, Lng: 121.123456789}})
+			s.Members = append(s.Members, geofence.Membership{StationID: fmt.Sprintf("STATION-%04d", i), Version: 3, Inside: true,
+				VisitID: "8d3f0c3e-5b8f-5f0e-9d5e-0a1b2c3d4e5f", EnteredAt: time.Unix(1764229000, 0)})
+		}
+		ps.vehicles[s.Plate] = geofence.NewVehicle(s)
+	}
+	records, err := snapshotRecords("state", 3, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := map[string]bool{}
+	var header snapshotHeader
+	for _, r := range records {
+		if len(r.Value) > chunkBytes+4096 {
+			t.Errorf("record %s has %d bytes", r.Key, len(r.Value))
+		}
+		if r.Partition != 3 {
+			t.Errorf("record %s for partition %d", r.Key, r.Partition)
+		}
+		if string(r.Key) == headerKey {
+			if err := gojson.Unmarshal(r.Value, &header); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		var c snapshotChunk
+		if err := gojson.Unmarshal(r.Value, &c); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range c.Vehicles {
+			restored[v.Plate] = len(v.Recent) == 32 && len(v.Members) == 3
+		}
+	}
+	if header.Chunks != len(records)-1 || header.Vehicles != 5000 || header.NextOffset != 42 || len(restored) != 5000 {
+		t.Errorf("header %+v, %d records, %d vehicles restored", header, len(records), len(restored))
+	}
+	for plate, whole := range restored {
+		if !whole {
+			t.Errorf("%s restored without all its state", plate)
+		}
+	}
+}

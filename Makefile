@@ -23,9 +23,13 @@ test: vet
 test-short:
 	$(GO) test -count=1 ./...
 
-## bench: the performance figures of docs/performance.md, on real services.
+## bench: the performance figures of docs/performance.md: the pipeline on
+## real services, then the geofence's index (H3 beside a plain grid, one
+## core) and its memory for 100,000 stations and vehicles.
 bench:
 	$(SERVICES) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/...
+	$(GO) test -run '^$$' -bench 'Locate/(h3|grid)$$' -benchtime 1000000x -cpu 1 ./adapters/h3/
+	$(GO) test -run '^$$' -bench 'Memory/country' -benchtime 1x ./adapters/h3/
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s); new interesting
 ## inputs stay in the Go cache, copy them to testdata to keep them.

@@ -128,8 +128,8 @@ func BenchmarkAdd(b *testing.B) {
 }
 
 // BenchmarkMemory builds the geofence of 100,000 stations and 100,000
-// vehicles: a catalogue over this index, and a tracker that has decided a
-// few fixes of every vehicle (so each has its state and its cursor). It
+// vehicles: a catalogue over this index, and a tracker that has decided
+// 35 fixes of every vehicle (so each has its full state and its cursor). It
 // reports the heap in use (totalMB: all of it, the stations' own
 // coordinates and the benchmark's fixes included; MB: what the geofence
 // added; indexMB and vehiclesMB split that):
@@ -156,7 +156,9 @@ func memoryOnce(b *testing.B, cities []city) {
 	const n = 100000
 	rng := rand.New(rand.NewPCG(99, 1))
 	w := newWorld(rng, n, cities)
-	fixes := deltaFixes(rng, w, n, 3)
+	// 35 fixes each: more than enough to fill every vehicle's duplicate memory (16
+	// fix times), its fullest steady state.
+	fixes := deltaFixes(rng, w, n, 35)
 	before := heapInUse()
 	ix, err := New(Config{})
 	if err != nil {
@@ -185,10 +187,11 @@ func memoryOnce(b *testing.B, cities []city) {
 		out = tracker.Observe(vehicles[f.Vehicle], geofence.Fix{Time: at[f.Vehicle], Point: f.P}, out[:0])
 	}
 	after := heapInUse()
-	b.ReportMetric(float64(after)/(1<<20), "totalMB")
-	b.ReportMetric(float64(after-before)/(1<<20), "MB")
-	b.ReportMetric(float64(afterIndex-before)/(1<<20), "indexMB")
-	b.ReportMetric(float64(after-afterIndex)/(1<<20), "vehiclesMB")
+	mb := func(bytes int64) float64 { return float64(bytes) / (1 << 20) }
+	b.ReportMetric(mb(int64(after)), "totalMB")
+	b.ReportMetric(mb(int64(after)-int64(before)), "MB")
+	b.ReportMetric(mb(int64(afterIndex)-int64(before)), "indexMB")
+	b.ReportMetric(mb(int64(after)-int64(afterIndex)), "vehiclesMB")
 	b.ReportMetric(float64(len(ix.cells)), "cells")
 	runtime.KeepAlive(w)
 	runtime.KeepAlive(vehicles)

@@ -23,11 +23,14 @@ type Config struct {
 	// its own. Default DefaultDetection.
 	Detection Detection
 	// LateHorizon is how long a closed visit is remembered, to judge late
-	// fixes against. Default 1 h.
+	// fixes against. Default 10 min: long past the reorder window, and it
+	// bounds what a vehicle driving through many stations keeps.
 	LateHorizon time.Duration
 	// RecentFixes is how many of a vehicle's latest fix times are
 	// remembered to recognise duplicates. A repeat of an older fix is
-	// treated as a late fix. Default 32.
+	// treated as a late fix, which changes nothing either and reports
+	// nothing when the vehicle's remembered visits cover it, as they do
+	// a fix already decided. Default 8.
 	RecentFixes int
 }
 
@@ -44,10 +47,10 @@ func (c *Config) SetDefaults() {
 		c.Detection = DefaultDetection
 	}
 	if c.LateHorizon == 0 {
-		c.LateHorizon = time.Hour
+		c.LateHorizon = 10 * time.Minute
 	}
 	if c.RecentFixes == 0 {
-		c.RecentFixes = 32
+		c.RecentFixes = 8
 	}
 }
 

@@ -178,10 +178,13 @@ func (t *Tracker) Flush(v *Vehicle, out []Transition) []Transition {
 }
 
 func (t *Tracker) remember(s *VehicleState, at time.Time) {
-	s.Recent = append(s.Recent, at.UnixMilli())
-	if extra := len(s.Recent) - t.cfg.RecentFixes; extra > 0 {
-		s.Recent = slices.Delete(s.Recent, 0, extra)
+	if len(s.Recent) < t.cfg.RecentFixes {
+		s.Recent = append(s.Recent, at.UnixMilli())
+		return
 	}
+	// Full: shift the oldest out, in place (no growth, one array for life).
+	copy(s.Recent, s.Recent[1:])
+	s.Recent[len(s.Recent)-1] = at.UnixMilli()
 }
 
 // locate returns the versions valid at f.Time whose shape contains f (at
@@ -490,6 +493,11 @@ func (s *VehicleState) prune(now time.Time, horizon time.Duration) {
 	s.Members = slices.DeleteFunc(s.Members, func(m Membership) bool {
 		return !m.Inside && m.Run == nil && (m.LastUntil.IsZero() || now.Sub(m.LastUntil) > horizon)
 	})
+	if cap(s.Members) > 2*len(s.Members)+4 {
+		// A vehicle that drove through many stations at once keeps no
+		// room for them ever after: there are a hundred thousand vehicles.
+		s.Members = append([]Membership(nil), s.Members...)
+	}
 	slices.SortFunc(s.Members, func(a, b Membership) int { return cmp.Compare(a.StationID, b.StationID) })
 }
 

@@ -109,14 +109,26 @@ func (c *Config) GroupOptions(group string) []kgo.Opt {
 	return opts
 }
 
-// NewClient builds a client with the shared options plus extra.
+// NewClient builds a long-lived client with the shared options plus
+// extra, its metrics labelled with role: one such client per role and
+// process.
 func (c *Config) NewClient(role string, extra ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(c.Options(role), extra...)...)
 }
 
-// NewAdmin builds an admin client; close it with Close.
+// NewTransientClient builds a client for a short task (a restore, a
+// replay, an admin request) with the shared options plus extra, and no
+// client metrics: several may run at once under one role name, and each
+// would otherwise register the same metrics again.
+func (c *Config) NewTransientClient(role string, extra ...kgo.Opt) (*kgo.Client, error) {
+	quiet := *c
+	quiet.Registerer = nil
+	return kgo.NewClient(append(quiet.Options(role), extra...)...)
+}
+
+// NewAdmin builds an admin client for a short task; close it with Close.
 func (c *Config) NewAdmin(role string) (*kadm.Client, error) {
-	cl, err := c.NewClient(role)
+	cl, err := c.NewTransientClient(role)
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,13 @@ func config() geofence.Config { return geofence.Config{ReorderWindow: geofence.D
 // run starts a processor; stop cancels it and waits.
 func run(t *testing.T, kc *kafka.Config, snapshotEvery int, reg prometheus.Registerer) (stop func()) {
 	t.Helper()
+	// Client metrics on, as in the service, in a registry of the
+	// instance's own (as the service has one instance per process): this
+	// catches two clients registering the same metrics.
+	own := *kc
+	own.Registerer = prometheus.NewRegistry()
 	p, err := pipeline.New(pipeline.Config{
-		Kafka: kc, Geofence: config(), SnapshotEvery: snapshotEvery, MaxBatch: 50, Registerer: reg,
+		Kafka: &own, Geofence: config(), SnapshotEvery: snapshotEvery, MaxBatch: 50, Registerer: reg,
 		NewIndex:      func() (geofence.Index, error) { return geofence.NewBruteForce(), nil },
 		DecodeStation: decodeStation,
 	})

@@ -227,7 +227,7 @@ func readRange(ctx context.Context, kc *kafka.Config, partition int32, r offsetR
 	if r.start >= r.end {
 		return nil
 	}
-	cl, err := kc.NewClient("replay", kgo.KeepControlRecords(),
+	cl, err := kc.NewTransientClient("replay", kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {partition: kgo.NewOffset().At(r.start)}}))
 	if err != nil {
 		return err

@@ -147,7 +147,7 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 }
 
 func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int32, marker string) (*snapshotHeader, map[int]snapshotChunk, error) {
-	cl, err := r.kafka.NewClient("geofence-restore",
+	cl, err := r.kafka.NewTransientClient("geofence-restore",
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
 	if err != nil {
 		return nil, nil, err
@@ -200,7 +200,7 @@ func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partit
 		return 0, nil
 	}
 	topic := r.kafka.Topic(kafka.TopicPositions)
-	cl, err := r.kafka.NewClient("geofence-replay",
+	cl, err := r.kafka.NewTransientClient("geofence-replay",
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}))
 	if err != nil {
 		return 0, err

@@ -2,13 +2,19 @@ package geofence
 
 import (
 	"fmt"
+	"os"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	gojson "github.com/goccy/go-json"
 
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/internal/testenv"
 )
 
 // TestSnapshotChunksStayWellUnderKafkasLimit snapshots a partition of
@@ -63,6 +69,38 @@ func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
 	for plate, whole := range restored {
 		if !whole {
 			t.Errorf("%s restored without all its state", plate)
+		}
+	}
+}
+
+// TestRestoresRunSideBySide restores three partitions at once with client
+// metrics on, as a takeover of several partitions does: short-lived
+// clients must not register the same metrics twice.
+func TestRestoresRunSideBySide(t *testing.T) {
+	t.Parallel()
+	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
+	kc.Registerer = prometheus.NewRegistry()
+	marker, err := kc.NewClient("test-marker", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	r := &restorer{kafka: kc, marker: marker}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, 3)
+	for p := range int32(3) {
+		wg.Go(func() {
+			<-start
+			tr, _ := geofence.NewTracker(geofence.Config{}, geofence.NewCatalog(geofence.NewBruteForce()))
+			_, _, errs[p] = r.restore(t.Context(), tr, p, 0)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for p, err := range errs {
+		if err != nil {
+			t.Errorf("partition %d: %v", p, err)
 		}
 	}
 }

@@ -9,12 +9,14 @@ package fleettest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -255,6 +257,69 @@ func ReadGeofence(t testing.TB, kc *kafka.Config, n int, timeout time.Duration) 
 		}
 	}
 	return out
+}
+
+// ReadCommittedGeofence reads every tms.geofence event committed so far:
+// up to each partition's last stable offset, where a transaction still
+// open (one a killed instance left behind) begins. It also reports how
+// many records lie beyond those offsets, in open transactions.
+func ReadCommittedGeofence(t testing.TB, kc *kafka.Config) (events map[string][]string, pending int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := kc.NewAdmin("fleettest-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stable, err := adm.ListCommittedOffsets(ctx, kc.Topic(kafka.TopicGeofence))
+	if err == nil {
+		err = stable.Error()
+	}
+	ends, endErr := adm.ListEndOffsets(ctx, kc.Topic(kafka.TopicGeofence))
+	adm.Close()
+	if err = errors.Join(err, endErr, ends.Error()); err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if s, ok := stable.Lookup(o.Topic, o.Partition); ok {
+			pending += o.Offset - s.Offset
+		}
+	})
+	// Control records (transaction markers) are kept: the last record
+	// before a stable offset is often one.
+	cl, err := kc.NewClient("fleettest-geofence", kgo.ConsumeTopics(kc.Topic(kafka.TopicGeofence)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	behind := map[int32]int64{}
+	stable.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			behind[o.Partition] = o.Offset
+		}
+	})
+	out := map[string][]string{}
+	for len(behind) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading the committed geofence events: %d partitions not read to their stable offset", len(behind))
+		}
+		for _, r := range fs.Records() {
+			if end, ok := behind[r.Partition]; ok && r.Offset+1 >= end {
+				delete(behind, r.Partition)
+			}
+			if r.Attrs.IsControl() {
+				continue
+			}
+			e, err := event.Decode(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[e.Subject] = append(out[e.Subject], Describe(t, e))
+		}
+	}
+	return out, pending
 }
 
 // Compare reports how got differs from want.

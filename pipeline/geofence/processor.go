@@ -138,8 +138,8 @@ func (p *Processor) run(ctx context.Context) error {
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("geofence: begin a transaction: %w", err)
 		}
-		produced, err := p.process(ctx, sess, rest, fetches)
-		if err != nil {
+		failed := p.transact(ctx, sess, rest, fetches)
+		if failed != nil {
 			if ctx.Err() != nil {
 				// Stopping: abort now rather than leave the transaction open
 				// until it times out, holding back every read_committed
@@ -151,10 +151,9 @@ func (p *Processor) run(ctx context.Context) error {
 			}
 			// The records stay uncommitted; abort and start over from the
 			// committed state.
-			p.log.Error("processing a batch failed; aborting it", "err", err)
-			produced = false
+			p.log.Error("processing a batch failed; aborting it", "err", failed)
 		}
-		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(produced))
+		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(failed == nil))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -163,6 +162,7 @@ func (p *Processor) run(ctx context.Context) error {
 		}
 		p.metrics.transaction(committed)
 		if !committed {
+			p.log.Warn("a transaction was aborted; restoring the partitions' state from their snapshots")
 			// Offsets are back at the last commit; so must the state be.
 			p.parts = map[int32]*partitionState{}
 		}
@@ -250,9 +250,51 @@ func (p *Processor) dropRevoked() {
 	clear(p.revoked)
 }
 
-// process runs one polled batch inside the open transaction and reports
-// whether it produced everything.
-func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) (bool, error) {
+// transact fills the open transaction: the batch polled, then whatever
+// else arrives until CommitInterval has passed since it began or MaxBatch
+// records are in it. It returns nil once everything in it is produced.
+//
+// Holding a transaction open for a moment is what Kafka Streams does with
+// exactly-once too (commit.interval.ms), and for the same reasons: fewer,
+// bigger transactions cost the broker less, and a transaction that begins
+// the instant the previous one ended races the coordinator still writing
+// that one's markers. A transaction that has produced nothing yet then
+// fails its offset commit with CONCURRENT_TRANSACTIONS, which franz-go
+// answers by aborting, and every abort means restoring every partition's
+// state.
+func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) error {
+	deadline := time.Now().Add(p.cfg.CommitInterval)
+	records := 0
+	for {
+		if err := p.process(ctx, sess, rest, fetches); err != nil {
+			return err
+		}
+		records += fetches.NumRecords()
+		if records >= p.cfg.MaxBatch || !time.Now().Before(deadline) {
+			return nil
+		}
+		pollCtx, cancel := context.WithDeadline(ctx, deadline)
+		fetches = sess.PollRecords(pollCtx, p.cfg.MaxBatch-records)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := fatalFetchError(fetches); err != nil {
+			return err
+		}
+		if fetches.NumRecords() == 0 {
+			return nil
+		}
+		// A partition revoked meanwhile fails the transaction anyway;
+		// stations changed meanwhile apply from their event time on.
+		p.drainStations()
+		p.dropRevoked()
+	}
+}
+
+// process runs one polled batch inside the open transaction, its records
+// all produced when it returns nil.
+func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) error {
 	var failed atomic.Pointer[error]
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
@@ -281,17 +323,17 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 	wg.Wait()
 	for _, j := range jobs {
 		if j.err != nil {
-			return false, j.err
+			return j.err
 		}
 		p.parts[j.fp.Partition] = j.ps
 	}
 	if err := sess.Client().Flush(ctx); err != nil {
-		return false, err
+		return err
 	}
 	if err := failed.Load(); err != nil {
-		return false, *err
+		return *err
 	}
-	return true, nil
+	return nil
 }
 
 // processPartition decides one partition's records of a batch, restoring

@@ -143,6 +143,10 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 		ps.next = header.NextOffset
 	}
 	replayed, err := r.replay(ctx, tracker, partition, ps, resume)
+	// The records replayed count towards the next snapshot: a partition
+	// restored again and again (after aborts) still gets snapshotted and
+	// its replays stay short.
+	ps.sinceSnapshot = replayed
 	return ps, replayed, err
 }
 

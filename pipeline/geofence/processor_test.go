@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -26,16 +27,25 @@ func config() geofence.Config { return geofence.Config{ReorderWindow: geofence.D
 // run starts a processor; stop cancels it and waits.
 func run(t *testing.T, kc *kafka.Config, snapshotEvery int, reg prometheus.Registerer) (stop func()) {
 	t.Helper()
+	return runWith(t, kc, pipeline.Config{SnapshotEvery: snapshotEvery, Registerer: reg})
+}
+
+// runWith starts a processor with cfg's snapshot, batch and commit
+// settings and registerer; stop cancels it and waits.
+func runWith(t *testing.T, kc *kafka.Config, cfg pipeline.Config) (stop func()) {
+	t.Helper()
 	// Client metrics on, as in the service, in a registry of the
 	// instance's own (as the service has one instance per process): this
 	// catches two clients registering the same metrics.
 	own := *kc
 	own.Registerer = prometheus.NewRegistry()
-	p, err := pipeline.New(pipeline.Config{
-		Kafka: &own, Geofence: config(), SnapshotEvery: snapshotEvery, MaxBatch: 50, Registerer: reg,
-		NewIndex:      func() (geofence.Index, error) { return geofence.NewBruteForce(), nil },
-		DecodeStation: decodeStation,
-	})
+	cfg.Kafka, cfg.Geofence = &own, config()
+	cfg.NewIndex = func() (geofence.Index, error) { return geofence.NewBruteForce(), nil }
+	cfg.DecodeStation = decodeStation
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 50
+	}
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +90,43 @@ func TestProcessorMatchesTheTrackerExactlyOnce(t *testing.T) {
 	fleettest.Produce(t, kc, fleettest.PositionRecords(t, kc, w.Fixes))
 	run(t, kc, 1000, nil)
 	fleettest.Compare(t, fleettest.ReadGeofence(t, kc, fleettest.Count(want), 90*time.Second), want)
+}
+
+// TestATrickleOfPositionsCommitsEveryTransaction feeds the processor as
+// a quiet fleet does, a few positions at a time, most deciding nothing: a
+// transaction begun the moment the previous one ended used to race the
+// broker finishing that one, fail its offset commit and abort, and every
+// abort restores every partition from its snapshot.
+func TestATrickleOfPositionsCommitsEveryTransaction(t *testing.T) {
+	t.Parallel()
+	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
+	w := fleettest.New(t, 6, 120)
+	want := w.Expected(t, config())
+	fleettest.Produce(t, kc, w.StationRecords(t, kc))
+	reg := prometheus.NewRegistry()
+	runWith(t, kc, pipeline.Config{Registerer: reg, MaxBatch: 10_000})
+	producer, err := kc.NewClient("trickle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	positions := fleettest.PositionRecords(t, kc, w.Fixes)
+	// A steady pace, as a fleet reports: a ticker paces the feed, it does
+	// not wait for anything.
+	pace := time.NewTicker(5 * time.Millisecond)
+	defer pace.Stop()
+	for ; len(positions) > 0; <-pace.C {
+		n := min(4, len(positions))
+		if err := producer.ProduceSync(context.Background(), positions[:n]...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		positions = positions[n:]
+	}
+	fleettest.Compare(t, fleettest.ReadGeofence(t, kc, fleettest.Count(want), 90*time.Second), want)
+	committed := sum(t, reg, "tms_geofence_transactions_total")
+	if aborted := committed - sumLabelled(t, reg, "tms_geofence_transactions_total", "result", "committed"); aborted > 0 {
+		t.Errorf("%v of %v transactions aborted", aborted, committed)
+	}
 }
 
 // TestTakeoversGiveTheSameEvents stops the processor several times
@@ -167,6 +214,13 @@ func TestStationChangesApplyFromTheirTimeInEveryInstance(t *testing.T) {
 
 func sum(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	t.Helper()
+	return sumLabelled(t, g, name, "", "")
+}
+
+// sumLabelled adds up the counters name with label set to value (any
+// when label is empty).
+func sumLabelled(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -175,9 +229,20 @@ func sum(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				total += m.GetCounter().GetValue()
+				if label == "" || hasLabel(m.GetLabel(), label, value) {
+					total += m.GetCounter().GetValue()
+				}
 			}
 		}
 	}
 	return total
+}
+
+func hasLabel(labels []*dto.LabelPair, name, value string) bool {
+	for _, l := range labels {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
 }

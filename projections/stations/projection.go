@@ -14,6 +14,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/projections"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
@@ -24,28 +25,13 @@ const ProjectionName = "tms.projector.stations"
 
 // Projection builds the stations table from tms.stations.
 type Projection struct {
-	log     *slog.Logger
-	skipped *prometheus.CounterVec
+	skips *projections.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	if log == nil {
-		log = slog.Default()
-	}
-	p := &Projection{
-		log: log.With("projection", ProjectionName),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "tms_projector_records_skipped_total",
-			Help:        "Records a projection could not read and skipped, by reason.",
-			ConstLabels: prometheus.Labels{"projection": ProjectionName},
-		}, []string{"reason"}),
-	}
-	if reg != nil {
-		reg.MustRegister(p.skipped)
-	}
-	return p
+	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
 }
 
 // Name implements projector.Projection.
@@ -60,12 +46,12 @@ func (*Projection) Topics() []string { return []string{kafka.TopicStations} }
 // is skipped the same way.
 func (p *Projection) Decode(r *kgo.Record) (station.Change, bool) {
 	if r.Value == nil {
-		p.skip(r, "tombstone", errors.New("a record without a value"))
+		p.skips.Skip(r, "tombstone", errors.New("a record without a value"))
 		return station.Change{}, false
 	}
 	e, err := event.Decode(r.Value)
 	if err != nil {
-		p.skip(r, "malformed_event", err)
+		p.skips.Skip(r, "malformed_event", err)
 		return station.Change{}, false
 	}
 	c, err := station.FromEvent(e)
@@ -73,16 +59,10 @@ func (p *Projection) Decode(r *kgo.Record) (station.Change, bool) {
 	case errors.Is(err, station.ErrNotStationEvent):
 		return station.Change{}, false // not ours
 	case err != nil:
-		p.skip(r, "malformed_event", err)
+		p.skips.Skip(r, "malformed_event", err)
 		return station.Change{}, false
 	}
 	return c, true
-}
-
-func (p *Projection) skip(r *kgo.Record, reason string, err error) {
-	p.skipped.WithLabelValues(reason).Inc()
-	p.log.Warn("skipping a record the projection cannot read",
-		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 }
 
 // upsertSQL stores an upsert unless the row holds a newer version.

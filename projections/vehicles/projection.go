@@ -16,6 +16,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/projections"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
@@ -24,28 +25,13 @@ const ProjectionName = "tms.projector.vehicles"
 
 // Projection builds positions and vehicles from tms.positions.
 type Projection struct {
-	log     *slog.Logger
-	skipped *prometheus.CounterVec
+	skips *projections.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	if log == nil {
-		log = slog.Default()
-	}
-	p := &Projection{
-		log: log.With("projection", ProjectionName),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "tms_projector_records_skipped_total",
-			Help:        "Records a projection could not read and skipped, by reason.",
-			ConstLabels: prometheus.Labels{"projection": ProjectionName},
-		}, []string{"reason"}),
-	}
-	if reg != nil {
-		reg.MustRegister(p.skipped)
-	}
-	return p
+	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
 }
 
 // Name implements projector.Projection.
@@ -58,9 +44,7 @@ func (*Projection) Topics() []string { return []string{kafka.TopicPositions} }
 func (p *Projection) Decode(r *kgo.Record) (position.Position, bool) {
 	pos, _, ok, err := position.DecodeEvent(r.Value)
 	if err != nil {
-		p.skipped.WithLabelValues("malformed_event").Inc()
-		p.log.Warn("skipping a record the projection cannot read",
-			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		p.skips.Skip(r, "malformed_event", err)
 		return position.Position{}, false
 	}
 	return pos, ok // other event types are not ours

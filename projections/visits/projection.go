@@ -15,6 +15,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/projections"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
@@ -30,28 +31,13 @@ type Change struct {
 
 // Projection builds the visits table from tms.geofence.
 type Projection struct {
-	log     *slog.Logger
-	skipped *prometheus.CounterVec
+	skips *projections.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	if log == nil {
-		log = slog.Default()
-	}
-	p := &Projection{
-		log: log.With("projection", ProjectionName),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name:        "tms_projector_records_skipped_total",
-			Help:        "Records a projection could not read and skipped, by reason.",
-			ConstLabels: prometheus.Labels{"projection": ProjectionName},
-		}, []string{"reason"}),
-	}
-	if reg != nil {
-		reg.MustRegister(p.skipped)
-	}
-	return p
+	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
 }
 
 // Name implements projector.Projection.
@@ -67,7 +53,7 @@ func (*Projection) Topics() []string { return []string{kafka.TopicGeofence} }
 func (p *Projection) Decode(r *kgo.Record) (Change, bool) {
 	e, err := event.Decode(r.Value)
 	if err != nil {
-		p.skip(r, err)
+		p.skips.Skip(r, "malformed_event", err)
 		return Change{}, false
 	}
 	var kind geofence.Kind
@@ -81,11 +67,11 @@ func (p *Projection) Decode(r *kgo.Record) (Change, bool) {
 	}
 	var v geofence.Visit
 	if err := json.Unmarshal(e.Data, &v); err != nil {
-		p.skip(r, fmt.Errorf("%s %s: %w", e.Type, e.ID, err))
+		p.skips.Skip(r, "malformed_event", fmt.Errorf("%s %s: %w", e.Type, e.ID, err))
 		return Change{}, false
 	}
 	if err := check(kind, &v); err != nil {
-		p.skip(r, fmt.Errorf("%s %s: %w", e.Type, e.ID, err))
+		p.skips.Skip(r, "malformed_event", fmt.Errorf("%s %s: %w", e.Type, e.ID, err))
 		return Change{}, false
 	}
 	return Change{Kind: kind, Visit: v}, true
@@ -105,12 +91,6 @@ func check(kind geofence.Kind, v *geofence.Visit) error {
 		return errors.New("an exit needs entered_at and dwell_s")
 	}
 	return nil
-}
-
-func (p *Projection) skip(r *kgo.Record, err error) {
-	p.skipped.WithLabelValues("malformed_event").Inc()
-	p.log.Warn("skipping a record the projection cannot read",
-		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 }
 
 // enterSQL opens a visit, once.

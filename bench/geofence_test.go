@@ -32,8 +32,8 @@ import (
 const geofenceStations = 10_000
 
 // geofenceWarmUps is how many untimed passes warm the broker up: on a
-// broker just started, the Kafka JVM's CPU per fix was 4.3 µs in a first
-// pass, 2.5 µs in a second and 0.8-1.6 µs after that.
+// broker just started, the Kafka JVM's CPU per fix was 4.3-5.8 µs in a
+// first pass, 2.4-3.7 µs in a second and 0.8-3.0 µs after that.
 const geofenceWarmUps = 2
 
 // BenchmarkGeofenceKafka measures the geofence role through Kafka:

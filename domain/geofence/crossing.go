@@ -60,13 +60,21 @@ func circleCrossing(c geo.Circle, a, b geo.Point) (float64, float64, bool) {
 			best, bestD = s, d
 		}
 	}
+	// Golden-section search for the minimum: each step keeps one of its
+	// two inner points, so costs one distance.
+	const invPhi = 0.6180339887498949
 	lo, hi := math.Max(0, best-1.0/samples), math.Min(1, best+1.0/samples)
-	for range 48 { // golden-section search for the minimum
-		m1, m2 := lo+(hi-lo)*0.382, lo+(hi-lo)*0.618
-		if dist(m1) < dist(m2) {
-			hi = m2
+	m1, m2 := hi-(hi-lo)*invPhi, lo+(hi-lo)*invPhi
+	d1, d2 := dist(m1), dist(m2)
+	for range 48 {
+		if d1 < d2 {
+			hi, m2, d2 = m2, m1, d1
+			m1 = hi - (hi-lo)*invPhi
+			d1 = dist(m1)
 		} else {
-			lo = m1
+			lo, m1, d1 = m1, m2, d2
+			m2 = lo + (hi-lo)*invPhi
+			d2 = dist(m2)
 		}
 	}
 	mid := (lo + hi) / 2

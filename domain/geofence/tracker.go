@@ -123,9 +123,10 @@ type Tracker struct {
 	catalog *Catalog
 	// Buffers reused from fix to fix: the tracker decides millions of
 	// fixes a second and should not allocate for each.
-	keys []Key
-	in   []*Version
-	ids  []string
+	keys    []Key
+	located []Key // the keys of the shapes containing the fix decided
+	in      []*Version
+	ids     []string
 }
 
 // NewTracker validates cfg (after defaults) and returns a tracker over
@@ -193,9 +194,9 @@ func (t *Tracker) locate(v *Vehicle, f Fix) containing {
 	if v.cursor == nil || v.generation != t.catalog.Generation() {
 		v.cursor, v.generation = t.catalog.NewCursor(), t.catalog.Generation()
 	}
-	t.keys = v.cursor.Locate(f.Point, t.keys[:0])
+	t.located = v.cursor.Locate(f.Point, t.located[:0])
 	t.in = t.in[:0]
-	for _, k := range t.keys {
+	for _, k := range t.located {
 		if ver := t.catalog.ByKey(k); ver != nil && ver.ValidAt(f.Time) {
 			t.in = append(t.in, ver)
 		}
@@ -365,7 +366,17 @@ func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration,
 func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in containing, out []Transition) []Transition {
 	s := &v.State
 	t.keys = t.alongSegment(v.cursor, prev.Point, f.Point, t.keys[:0])
+	// A shape containing f is no crossing, whatever its version's time:
+	// skipped on its key alone (both lists ascend), before its version is
+	// looked up. Most candidates near a vehicle are these.
+	located, j := t.located, 0
 	for _, k := range t.keys {
+		for j < len(located) && located[j] < k {
+			j++
+		}
+		if j < len(located) && located[j] == k {
+			continue
+		}
 		ver := t.catalog.ByKey(k)
 		if ver == nil || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in.of(ver.Station.ID) != nil {
 			continue

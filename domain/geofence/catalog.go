@@ -57,8 +57,11 @@ func (v *Version) ValidAt(t time.Time) bool {
 // A Catalog is not safe for concurrent use; the processor applies
 // station events between batches of fixes.
 type Catalog struct {
-	index    Index
-	versions map[Key]*Version
+	index Index
+	// versions holds each version at its key (keys are handed out in
+	// order), nil where one left the index: ByKey runs for every candidate
+	// shape of every fix, and a slice is cheaper to read than a map.
+	versions []*Version
 	history  map[string][]*Version
 	nextKey  Key
 	// generation changes with every change to the index; cursors made
@@ -68,7 +71,7 @@ type Catalog struct {
 
 // NewCatalog returns an empty catalogue over idx.
 func NewCatalog(idx Index) *Catalog {
-	return &Catalog{index: idx, versions: map[Key]*Version{}, history: map[string][]*Version{}}
+	return &Catalog{index: idx, history: map[string][]*Version{}}
 }
 
 // Upsert makes s the station's version from at on. A change dated
@@ -85,7 +88,7 @@ func (c *Catalog) Upsert(s Station, at time.Time) error {
 		return fmt.Errorf("station %s: %w", s.ID, err)
 	}
 	c.nextKey++
-	c.versions[v.Key] = v
+	c.versions = append(c.versions, v) // at index v.Key
 	c.history[s.ID] = append(c.history[s.ID], v)
 	c.generation++
 	return nil
@@ -117,7 +120,7 @@ func (c *Catalog) close(id string, at time.Time) time.Time {
 	last.Until = at
 	if !last.Until.After(last.From) {
 		c.index.Remove(last.Key)
-		delete(c.versions, last.Key)
+		c.versions[last.Key] = nil
 		c.history[id] = h[:len(h)-1]
 		c.generation++
 	}
@@ -139,7 +142,12 @@ func (c *Catalog) At(id string, t time.Time) *Version {
 }
 
 // ByKey returns the version indexed under k.
-func (c *Catalog) ByKey(k Key) *Version { return c.versions[k] }
+func (c *Catalog) ByKey(k Key) *Version {
+	if k < 0 || int(k) >= len(c.versions) {
+		return nil
+	}
+	return c.versions[k]
+}
 
 // Stations is the number of stations with a current version.
 func (c *Catalog) Stations() int {

@@ -3,12 +3,13 @@
 // a fresh database, a Kafka namespace of its own, its own MQTT topics.
 //
 // The services' addresses come from the environment, read by the test
-// files themselves (FromEnv(os.LookupEnv)). Where a service is not
-// configured, Kafka and MQTT fall back to tms's in-process brokers (kfake,
-// mochi-mqtt), so the same suite also runs against them; Postgres has no
-// in-process stand-in. With TMS_TEST_REQUIRE_SERVICES=1, as `make test`
-// and CI set it, a missing service fails the test instead: a suite that
-// silently ran against fakes, or skipped, would claim what it did not test.
+// files themselves, which hand FromEnv the os package's lookup. Where a
+// service is not configured, Kafka and MQTT fall back to tms's in-process
+// brokers (kfake, mochi-mqtt), so the same suite also runs against them;
+// Postgres has no in-process stand-in. With TMS_TEST_REQUIRE_SERVICES=1,
+// as `make test` and CI set it, a missing service fails the test instead:
+// a suite that silently ran against fakes, or skipped, would claim what it
+// did not test.
 package testenv
 
 import (
@@ -37,7 +38,8 @@ type Services struct {
 }
 
 // FromEnv reads DATABASE_URL, KAFKA_BROKERS, MQTT_URL and
-// TMS_TEST_REQUIRE_SERVICES through lookup (os.LookupEnv).
+// TMS_TEST_REQUIRE_SERVICES through lookup: the test's, normally the
+// process environment's.
 func FromEnv(lookup func(string) (string, bool)) Services {
 	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
 	s := Services{DatabaseURL: get("DATABASE_URL"), MQTTURL: get("MQTT_URL"), Require: get("TMS_TEST_REQUIRE_SERVICES") == "1"}

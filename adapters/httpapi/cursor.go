@@ -112,3 +112,19 @@ func entryCursor(enteredAt time.Time, visitID string) *string {
 func timeCursor(t time.Time) *string {
 	return encodeCursor(t.UTC().Format(time.RFC3339Nano))
 }
+
+// page cuts a list read with one item more than limit (the query asks for
+// limit+1: the extra item tells whether another page follows) to its
+// page, and encodes each item for the response. next is the cursor of the
+// following page, nil on the last one.
+func page[T, J any](list []T, limit int, cursor func(*T) *string, encode func(*T) J) (items []J, next *string) {
+	if len(list) > limit {
+		list = list[:limit]
+		next = cursor(&list[limit-1])
+	}
+	items = make([]J, 0, len(list))
+	for i := range list {
+		items = append(items, encode(&list[i]))
+	}
+	return items, next
+}

@@ -201,16 +201,8 @@ func (s *server) listReplayVisits(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := replayVisitListJSON{
-		Kind: replayKind, Note: replayNote, ReplayID: r.ID, StationID: r.StationID,
-		Visits: make([]replayVisitJSON, 0, min(len(list), limit)),
-	}
-	if len(list) > limit {
-		list = list[:limit]
-		out.NextCursor = entryCursor(list[limit-1].EnteredAt, list[limit-1].VisitID)
-	}
-	for i := range list {
-		out.Visits = append(out.Visits, toReplayVisitJSON(&list[i]))
-	}
+	out := replayVisitListJSON{Kind: replayKind, Note: replayNote, ReplayID: r.ID, StationID: r.StationID}
+	out.Visits, out.NextCursor = page(list, limit,
+		func(v *replays.Visit) *string { return entryCursor(v.EnteredAt, v.VisitID) }, toReplayVisitJSON)
 	writeJSON(c, http.StatusOK, contentJSON, out)
 }

@@ -89,14 +89,9 @@ func (s *server) listStations(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := stationListJSON{Stations: make([]stationJSON, 0, min(len(list), limit))}
-	if len(list) > limit {
-		list = list[:limit]
-		out.NextCursor = encodeCursor(list[limit-1].ID)
-	}
-	for i := range list {
-		out.Stations = append(out.Stations, toStationJSON(&list[i]))
-	}
+	var out stationListJSON
+	out.Stations, out.NextCursor = page(list, limit,
+		func(st *stations.Station) *string { return encodeCursor(st.ID) }, toStationJSON)
 	writeJSON(c, http.StatusOK, contentJSON, out)
 }
 

@@ -111,14 +111,9 @@ func (s *server) listVehicles(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := vehicleListJSON{Vehicles: make([]vehicleJSON, 0, min(len(list), limit))}
-	if len(list) > limit {
-		list = list[:limit]
-		out.NextCursor = encodeCursor(list[limit-1].Plate)
-	}
-	for i := range list {
-		out.Vehicles = append(out.Vehicles, toVehicleJSON(&list[i]))
-	}
+	var out vehicleListJSON
+	out.Vehicles, out.NextCursor = page(list, limit,
+		func(v *vehicles.Vehicle) *string { return encodeCursor(v.Plate) }, toVehicleJSON)
 	if err := s.currentStations(ctx, out.Vehicles); err != nil {
 		fail(c, err)
 		return

@@ -108,13 +108,7 @@ func (s *server) listVisits(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	out := visitListJSON{From: q.From.UTC(), To: q.To.UTC(), Visits: make([]visitJSON, 0, min(len(list), limit))}
-	if len(list) > limit {
-		list = list[:limit]
-		out.NextCursor = visitCursor(&list[limit-1])
-	}
-	for i := range list {
-		out.Visits = append(out.Visits, toVisitJSON(&list[i]))
-	}
+	out := visitListJSON{From: q.From.UTC(), To: q.To.UTC()}
+	out.Visits, out.NextCursor = page(list, limit, visitCursor, toVisitJSON)
 	writeJSON(c, http.StatusOK, contentJSON, out)
 }

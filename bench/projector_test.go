@@ -35,12 +35,11 @@ const (
 	projectorTimeout = 4 * time.Minute
 )
 
-// projectorRuns are the settings compared: MaxBatch values (50,000 is
-// what `tms serve` runs with) with one projector, and the default with as
-// many projectors in the group as the topic has partitions, which is how
-// the projection scales out (each applies its partitions in transactions
-// of its own, concurrently).
-var projectorRuns = []struct{ maxBatch, instances int }{
+// projectorRuns are the settings compared: MaxBatch values with one
+// member in the group, and what `tms serve` runs: MaxBatch 50,000 with
+// three members (TMS_PROJECTOR_MEMBERS), each applying its partitions in
+// transactions of its own, side by side.
+var projectorRuns = []struct{ maxBatch, members int }{
 	{10_000, 1}, {50_000, 1}, {50_000, 3},
 }
 
@@ -66,15 +65,15 @@ func BenchmarkProjector(b *testing.B) {
 		end, projectorVehicles, projectorRounds, projectorInterval, time.Since(start).Round(time.Millisecond))
 	for _, run := range projectorRuns {
 		name := fmt.Sprintf("MaxBatch=%d", run.maxBatch)
-		if run.instances > 1 {
-			name += fmt.Sprintf(",instances=%d", run.instances)
+		if run.members > 1 {
+			name += fmt.Sprintf(",members=%d", run.members)
 		}
 		b.Run(name, func(b *testing.B) {
-			reportCores(b, fmt.Sprintf("MaxBatch %d, %d projector(s) in the group; %s", run.maxBatch, run.instances, setup))
+			reportCores(b, fmt.Sprintf("MaxBatch %d, %d member(s) in the group; %s", run.maxBatch, run.members, setup))
 			b.StopTimer()
 			var elapsed time.Duration
 			for range b.N {
-				elapsed += runProjector(b, kc, topic, end, run.maxBatch, run.instances)
+				elapsed += runProjector(b, kc, topic, end, run.maxBatch, run.members)
 			}
 			b.ReportMetric(float64(b.N*projectorRecords)/elapsed.Seconds(), "positions/s")
 		})
@@ -163,10 +162,10 @@ func BenchmarkProjectorDecode(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(values)), "ns/record")
 }
 
-// runProjector projects the topic into a fresh database with maxBatch and
-// instances projectors in the group, and returns the time until the
-// committed offsets reached end.
-func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBatch, instances int) time.Duration {
+// runProjector projects the topic into a fresh database with a projector
+// of maxBatch and members, and returns the time until the committed
+// offsets reached end.
+func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBatch, members int) time.Duration {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dbURL := svc.Postgres(b)
@@ -180,27 +179,19 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 		b.Fatal(err)
 	}
 	defer poll.Close()
-	// A registry per projector: their metrics have the same names.
-	regs := make([]*prometheus.Registry, instances)
-	projectors := make([]*projector.Projector[position.Position], instances)
-	for i := range instances {
-		regs[i] = prometheus.NewRegistry()
-		p, err := projector.New(projector.Config[position.Position]{
-			Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(regs[i], quiet),
-			MaxBatch: maxBatch, Registerer: regs[i], Logger: quiet,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		projectors[i] = p
+	reg := prometheus.NewRegistry()
+	p, err := projector.New(projector.Config[position.Position]{
+		Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(reg, quiet),
+		MaxBatch: maxBatch, Members: members, Registerer: reg, Logger: quiet,
+	})
+	if err != nil {
+		b.Fatal(err)
 	}
-	done := make(chan error, instances)
+	done := make(chan error, 1)
 	cpu := startCPU()
 	b.StartTimer()
 	start := time.Now()
-	for _, p := range projectors {
-		go func() { done <- p.Run(ctx) }()
-	}
+	go func() { done <- p.Run(ctx) }()
 	var first time.Duration
 	deadline := start.Add(projectorTimeout)
 	for {
@@ -220,10 +211,8 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	b.StopTimer()
 	shares, wall := cpu.stop()
 	cancel()
-	for range instances {
-		if err := <-done; err != nil {
-			b.Fatalf("projector: %v", err)
-		}
+	if err := <-done; err != nil {
+		b.Fatalf("projector: %v", err)
 	}
 
 	var rows, vs int64
@@ -234,16 +223,11 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	if rows != end || vs != projectorVehicles {
 		b.Errorf("positions %d, vehicles %d; want %d and %d", rows, vs, end, projectorVehicles)
 	}
-	var batches uint64
-	var records, inTx float64
-	for _, reg := range regs {
-		n, r, t := batchStats(b, reg)
-		batches, records, inTx = batches+n, records+r, inTx+t
-	}
+	batches, records, inTx := batchStats(b, reg)
 	b.Logf("%s: %d records committed in %s (%.0f positions/s); first commit after %s; "+
-		"%d transactions of %.0f records on average, %.1f s inside them (%.0f%% of the run x %d projector(s))",
+		"%d transactions of %.0f records on average, %.1f s inside them (%.0f%% of the run x %d member(s))",
 		b.Name(), end, elapsed.Round(time.Millisecond), float64(end)/elapsed.Seconds(), first.Round(time.Millisecond),
-		batches, records/float64(batches), inTx, 100*inTx/elapsed.Seconds()/float64(instances), instances)
+		batches, records/float64(batches), inTx, 100*inTx/elapsed.Seconds()/float64(members), members)
 	b.Logf("CPU per record: Go process %.1f µs, Postgres %.1f µs",
 		share(shares, groups[0])/records*1e6, share(shares, "postgres")/records*1e6)
 	logCPU(b, shares, wall)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -101,10 +102,19 @@ func (c *Config) Options(role string) []kgo.Opt {
 
 // GroupOptions returns the options of a consumer group member: the group
 // (namespaced) and, with an InstanceID, its static membership.
-func (c *Config) GroupOptions(group string) []kgo.Opt {
+func (c *Config) GroupOptions(group string) []kgo.Opt { return c.MemberOptions(group, 0) }
+
+// MemberOptions are GroupOptions for the member-th of several members of
+// group in this process (from 0; member 0 is GroupOptions'): each needs a
+// static identity of its own.
+func (c *Config) MemberOptions(group string, member int) []kgo.Opt {
 	opts := []kgo.Opt{kgo.ConsumerGroup(c.Group(group))}
 	if c.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(c.InstanceID+"/"+group))
+		id := c.InstanceID + "/" + group
+		if member > 0 {
+			id += "/" + strconv.Itoa(member)
+		}
+		opts = append(opts, kgo.InstanceID(id))
 	}
 	return opts
 }

@@ -36,6 +36,7 @@ type config struct {
 	APITokens         string   `env:"TMS_API_TOKENS"`
 	LocalPostgresPort int      `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
 	LogLevel          string   `env:"TMS_LOG_LEVEL" envDefault:"info"`
+	ProjectorMembers  int      `env:"TMS_PROJECTOR_MEMBERS" envDefault:"3"`
 
 	// The geofence's defaults; stations may override detection.
 	ReorderWindow     time.Duration `env:"TMS_GEOFENCE_REORDER_WINDOW" envDefault:"3s"`

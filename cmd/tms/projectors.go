@@ -26,10 +26,15 @@ type runner struct {
 }
 
 // projectors builds the project role: one projector per read model, each
-// a consumer group of its own.
+// a consumer group of its own. The vehicle-keyed topics' projectors run
+// e.cfg.ProjectorMembers members each, so that their transactions use
+// more than one database backend and core.
 func (e *environment) projectors(kc *kafka.Config, pool *pgxpool.Pool) ([]runner, error) {
+	if e.cfg.ProjectorMembers < 1 {
+		return nil, fmt.Errorf("TMS_PROJECTOR_MEMBERS: must be at least 1, not %d", e.cfg.ProjectorMembers)
+	}
 	var out []runner
-	v, err := projector.New(projector.Config[position.Position]{Kafka: kc, Pool: pool,
+	v, err := projector.New(projector.Config[position.Position]{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers,
 		Projection: vehicles.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
 	if err != nil {
 		return nil, err
@@ -41,7 +46,7 @@ func (e *environment) projectors(kc *kafka.Config, pool *pgxpool.Pool) ([]runner
 		return nil, err
 	}
 	out = append(out, runner{stations.ProjectionName, []string{kafka.TopicStations}, s.Run})
-	vi, err := projector.New(projector.Config[visits.Change]{Kafka: kc, Pool: pool,
+	vi, err := projector.New(projector.Config[visits.Change]{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers,
 		Projection: visits.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
 	if err != nil {
 		return nil, err

@@ -180,7 +180,12 @@ func (d *Deployment) Stop() {
 	select {
 	case <-d.exited:
 	case <-time.After(30 * time.Second):
-		d.t.Fatal("tms did not stop within 30 s of SIGTERM")
+		// SIGQUIT makes the Go runtime print every goroutine's stack to the
+		// logs that the test prints when it fails: what tms was stuck on.
+		_ = d.proc.Process.Signal(syscall.SIGQUIT)
+		<-d.exited
+		d.proc = nil
+		d.t.Fatal("tms did not stop within 30 s of SIGTERM (its goroutines are in the output below)")
 	}
 	if code := d.proc.ProcessState.ExitCode(); code != 0 {
 		d.t.Fatalf("tms exited with %d after SIGTERM:\n%s", code, d.logs.String())

@@ -20,12 +20,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
@@ -63,6 +65,12 @@ type Config[T any] struct {
 	// matters with a backlog (a live projector's batches are small), where
 	// bigger transactions go faster. Default 50,000.
 	MaxBatch int
+	// Members is how many members of the consumer group the projector
+	// runs: each takes a share of the partitions and applies them in
+	// transactions of its own, side by side with the others', where one
+	// member would keep one database backend busy and leave the other
+	// cores idle. Members beyond the partitions stay idle. Default 1.
+	Members int
 	// AfterApply, when set, runs inside each transaction after the rows
 	// and offsets are written and before the commit; an error aborts the
 	// transaction. It lets tests inject a failure at the worst moment.
@@ -80,6 +88,9 @@ func (c *Config[T]) setDefaults() {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 50_000
 	}
+	if c.Members == 0 {
+		c.Members = 1
+	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = time.Second
 	}
@@ -93,8 +104,8 @@ func (c *Config[T]) Validate() error {
 	if c.Kafka == nil || c.Pool == nil || c.Projection == nil {
 		return errors.New("projector: Kafka, Pool and Projection are required")
 	}
-	if c.MaxBatch < 1 {
-		return errors.New("projector: MaxBatch must be at least 1")
+	if c.MaxBatch < 1 || c.Members < 1 {
+		return errors.New("projector: MaxBatch and Members must be at least 1")
 	}
 	return nil
 }
@@ -134,11 +145,23 @@ type batch[T any] struct {
 // Run consumes and applies until ctx ends. A batch that fails to apply is
 // retried until it succeeds or ctx ends; nothing is skipped.
 func (p *Projector[T]) Run(ctx context.Context) error {
+	if p.cfg.Members == 1 {
+		return p.runMember(ctx, 0)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for m := range p.cfg.Members {
+		g.Go(func() error { return p.runMember(gctx, m) })
+	}
+	return g.Wait()
+}
+
+// runMember is one member of the projector's consumer group.
+func (p *Projector[T]) runMember(ctx context.Context, member int) error {
 	topics := make([]string, 0, len(p.cfg.Projection.Topics()))
 	for _, t := range p.cfg.Projection.Topics() {
 		topics = append(topics, p.cfg.Kafka.Topic(t))
 	}
-	opts := append(p.cfg.Kafka.GroupOptions(p.cfg.Projection.Name()),
+	opts := append(p.cfg.Kafka.MemberOptions(p.cfg.Projection.Name(), member),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -150,7 +173,11 @@ func (p *Projector[T]) Run(ctx context.Context) error {
 		kgo.KeepControlRecords(),
 		kgo.AdjustFetchOffsetsFn(p.startOffsets),
 	)
-	cl, err := p.cfg.Kafka.NewClient("projector-"+p.cfg.Projection.Name(), opts...)
+	role := "projector-" + p.cfg.Projection.Name()
+	if member > 0 {
+		role += "-" + strconv.Itoa(member) // client metrics of its own
+	}
+	cl, err := p.cfg.Kafka.NewClient(role, opts...)
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
 	}
@@ -172,7 +199,7 @@ func (p *Projector[T]) Run(ctx context.Context) error {
 		for range decoded {
 		}
 		cl.AllowRebalance()
-		cl.Close()
+		p.close(cl)
 	}()
 	go func() {
 		defer close(decoded)
@@ -215,6 +242,28 @@ func (p *Projector[T]) Run(ctx context.Context) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// closeWait bounds how long a stopping member waits to leave its group.
+const closeWait = 5 * time.Second
+
+// close closes a member's client, waiting closeWait at most. A client that
+// stops in the middle of a rebalance waits for its join to be answered,
+// and the broker answers once every member has rejoined or the rebalance
+// timeout (a minute) has passed: static members that are stopping too do
+// not rejoin. Stopping need not wait for that: the offsets are in
+// Postgres, and the broker completes the rebalance without this member.
+func (p *Projector[T]) close(cl *kgo.Client) {
+	closed := make(chan struct{})
+	go func() {
+		cl.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeWait):
+		p.log.Warn("leaving the consumer group is held up by a rebalance; stopping without waiting for it")
 	}
 }
 

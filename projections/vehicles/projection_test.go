@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -225,6 +226,45 @@ func TestTwoInstancesShareTheTopicWithoutDoubling(t *testing.T) {
 	n += h.produce(t, fixes[len(fixes)/2:]...)
 	h.waitApplied(t, n)
 	assertCounts(t, h.pool, vehiclesN, fixesEach)
+}
+
+// TestMembersShareThePartitions runs one projector with three members of
+// its group, as `tms serve` runs the vehicles projection, with client
+// metrics on and static membership (as with TMS_INSTANCE_ID): the
+// members join as three, and every fix is stored once.
+func TestMembersShareThePartitions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	kc := *h.kc
+	kc.InstanceID = "members-test"
+	kc.Registerer = prometheus.NewRegistry()
+	h.kc = &kc
+	const vehiclesN, fixesEach = 30, 20
+	var fixes []position.Position
+	for s := range fixesEach {
+		for v := range vehiclesN {
+			fixes = append(fixes, fix(fmt.Sprintf("沪D%05d", v), s, 31))
+		}
+	}
+	n := h.produce(t, fixes...)
+	stop := h.start(t, projector.Config[position.Position]{MaxBatch: 25, Members: 3})
+	h.waitApplied(t, n)
+	assertCounts(t, h.pool, vehiclesN, fixesEach)
+	adm, err := kc.NewAdmin("test-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	groups, err := adm.DescribeGroups(t.Context(), kc.Group(vehicles.ProjectionName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups[kc.Group(vehicles.ProjectionName)]; len(g.Members) != 3 {
+		t.Errorf("the group has %d members, want 3", len(g.Members))
+	}
+	if err := stop(); err != nil {
+		t.Errorf("projector: %v", err)
+	}
 }
 
 func assertCounts(t *testing.T, pool *pgxpool.Pool, vehiclesN, fixesEach int) {

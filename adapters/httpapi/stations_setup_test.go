@@ -115,7 +115,6 @@ func newCommandEnv(t *testing.T, withProjector bool, tweak ...func(*stationcmd.C
 	t.Helper()
 	svc := testenv.FromEnv(os.LookupEnv)
 	env := &commandEnv{pool: openPool(t, svc), kc: svc.Kafka(t)}
-	awaitStationsTopic(t, env.kc)
 	if withProjector {
 		runStationsProjector(t, env.kc, env.pool)
 	}
@@ -138,32 +137,6 @@ func newCommands(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool, tweak ...fu
 	return cmds
 }
 
-// awaitStationsTopic waits until the broker serves tms.stations: just
-// after a topic is created, it may not yet (UNKNOWN_TOPIC_OR_PARTITION),
-// which a command with a short timeout would answer with 503.
-func awaitStationsTopic(t *testing.T, kc *kafka.Config) {
-	t.Helper()
-	adm, err := kc.NewAdmin("test-await")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ends, err := adm.ListEndOffsets(t.Context(), kc.Topic(kafka.TopicStations))
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tms.stations is not served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runStationsProjector runs the stations projector until the test ends.
 func runStationsProjector(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool) {
 	t.Helper()
@@ -173,15 +146,7 @@ func runStationsProjector(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stations projector: %v", err)
-		}
-	})
+	testenv.Go(t, "stations projector", p.Run)
 }
 
 // stationEvents reads every event of tms.stations, in order.

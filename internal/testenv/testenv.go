@@ -19,9 +19,12 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
@@ -131,7 +134,55 @@ func (s Services) Kafka(t testing.TB) *kafka.Config {
 	if err := cfg.EnsureTopics(context.Background(), adm); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	awaitTopics(t, cfg, adm)
 	return cfg
+}
+
+// awaitTopics waits until the broker serves every topic: just after a
+// topic is created it may not yet (UNKNOWN_TOPIC_OR_PARTITION), which a
+// client with a short timeout would take for a broker that does not
+// answer.
+func awaitTopics(t testing.TB, cfg *kafka.Config, adm *kadm.Client) {
+	t.Helper()
+	var topics []string
+	for _, spec := range kafka.Topics() {
+		topics = append(topics, cfg.Topic(spec.Name))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ends, err := adm.ListEndOffsets(context.Background(), topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: the topics are not served after 30 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Go runs run in the background, as a service of the test: stop cancels
+// its context and waits for it, and an error it returns fails the test,
+// named what. stop runs when the test ends too; calling it again does
+// nothing.
+func Go(t testing.TB, what string, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // MQTT returns the URL of an MQTT broker: the configured one, or an

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,21 +48,7 @@ func runWith(t *testing.T, kc *kafka.Config, cfg pipeline.Config) (stop func()) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var once atomic.Bool
-	stop = func() {
-		if once.Swap(true) {
-			return
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("processor: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Go(t, "processor", p.Run)
 }
 
 func decodeStation(e event.Envelope) (pipeline.StationChange, error) {

@@ -1,7 +1,6 @@
 package stationcmd_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -51,37 +50,10 @@ func newEnv(t *testing.T, withProjector bool) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.pool.Close)
-	e.awaitTopic(t)
 	if withProjector {
 		e.runProjector(t)
 	}
 	return e
-}
-
-// awaitTopic waits until the broker serves tms.stations: just after a
-// topic is created it may not yet, which a command with a short timeout
-// would take for a broker that does not answer.
-func (e *env) awaitTopic(t *testing.T) {
-	t.Helper()
-	adm, err := e.kc.NewAdmin("test-await")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ends, err := adm.ListEndOffsets(t.Context(), e.kc.Topic(kafka.TopicStations))
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tms.stations is not served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (e *env) runProjector(t *testing.T) {
@@ -92,15 +64,7 @@ func (e *env) runProjector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("projector: %v", err)
-		}
-	})
+	testenv.Go(t, "projector", p.Run)
 }
 
 func (e *env) commands(t *testing.T, tweak ...func(*stationcmd.Config)) *stationcmd.Commands {

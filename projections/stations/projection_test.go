@@ -1,11 +1,9 @@
 package stations_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,20 +96,7 @@ func (h *harness) start(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var stopped atomic.Bool
-	stop = func() {
-		if !stopped.Swap(true) {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("projector: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Go(t, "projector", p.Run)
 }
 
 // waitApplied waits until the projector has committed n records.

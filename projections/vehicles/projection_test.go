@@ -71,8 +71,9 @@ func (h *harness) produce(t *testing.T, fixes ...position.Position) int {
 	return len(records)
 }
 
-// start runs a projector until the returned stop is called.
-func (h *harness) start(t *testing.T, cfg projector.Config[position.Position]) (stop func() error) {
+// start runs a projector until the returned stop is called or the test
+// ends.
+func (h *harness) start(t *testing.T, cfg projector.Config[position.Position]) (stop func()) {
 	t.Helper()
 	cfg.Kafka, cfg.Pool = h.kc, h.pool
 	if cfg.Projection == nil {
@@ -83,19 +84,7 @@ func (h *harness) start(t *testing.T, cfg projector.Config[position.Position]) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var once atomic.Bool
-	stop = func() error {
-		if once.Swap(true) {
-			return nil
-		}
-		cancel()
-		return <-done
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return testenv.Go(t, "projector", p.Run)
 }
 
 // applied returns how many records of the positions topic the projector
@@ -196,9 +185,7 @@ func TestFailureBetweenWritingAndCommittingDoublesNothing(t *testing.T) {
 		},
 	})
 	<-crashed
-	if err := stop(); err != nil {
-		t.Fatalf("first projector: %v", err)
-	}
+	stop()
 	if got := h.applied(t); got == 0 || got >= int64(n) {
 		t.Fatalf("the failure came after %d of %d records: it should be mid-stream", got, n)
 	}
@@ -262,9 +249,7 @@ func TestMembersShareThePartitions(t *testing.T) {
 	if g := groups[kc.Group(vehicles.ProjectionName)]; len(g.Members) != 3 {
 		t.Errorf("the group has %d members, want 3", len(g.Members))
 	}
-	if err := stop(); err != nil {
-		t.Errorf("projector: %v", err)
-	}
+	stop()
 }
 
 func assertCounts(t *testing.T, pool *pgxpool.Pool, vehiclesN, fixesEach int) {

@@ -1,11 +1,9 @@
 package visits_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,20 +110,7 @@ func (h *harness) start(t *testing.T) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	var stopped atomic.Bool
-	stop = func() {
-		if !stopped.Swap(true) {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("projector: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Go(t, "projector", p.Run)
 }
 
 // wait waits until the projector has committed every record produced.

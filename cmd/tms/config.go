@@ -46,6 +46,7 @@ type config struct {
 	ExitMarginM       float64       `env:"TMS_GEOFENCE_EXIT_MARGIN_M" envDefault:"30"`
 	ExitConfirmFixes  int           `env:"TMS_GEOFENCE_EXIT_CONFIRM_FIXES" envDefault:"1"`
 	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
+	MaxVehicles       int           `env:"TMS_GEOFENCE_MAX_VEHICLES" envDefault:"200000"`
 	LogFormat         string        `env:"TMS_LOG_FORMAT" envDefault:"text"`
 
 	// The original system's names for its G7 feed, accepted as they were.

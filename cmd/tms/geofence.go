@@ -17,6 +17,7 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 	p, err := pipeline.New(pipeline.Config{
 		Kafka:         kc,
 		Geofence:      e.cfg.geofence(),
+		MaxVehicles:   e.cfg.MaxVehicles,
 		NewIndex:      newIndex,
 		DecodeStation: decodeStation,
 		Registerer:    e.registry,

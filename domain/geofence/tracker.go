@@ -66,6 +66,9 @@ type VehicleState struct {
 	// decided in order, and the repeated ones.
 	Late       int64 `json:"late,omitempty"`
 	Duplicates int64 `json:"duplicates,omitempty"`
+	// Seq is the sequence number of the vehicle's latest fix in its input
+	// (the partition offset): the order in which a Fleet forgets.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // Vehicle is a VehicleState with the cursor that locates its fixes.
@@ -73,6 +76,9 @@ type Vehicle struct {
 	State      VehicleState
 	cursor     Cursor
 	generation uint64
+	// prev, next and list place the vehicle in its Fleet's recency lists.
+	prev, next *Vehicle
+	list       *recency
 }
 
 // NewVehicle returns a vehicle in state s (the zero state with Plate set

@@ -166,6 +166,15 @@ func Produce(t testing.TB, kc *kafka.Config, records []*kgo.Record) {
 // per vehicle, its events in order, each as Describe renders it.
 func (w World) Expected(t testing.TB, cfg geofence.Config) map[string][]string {
 	t.Helper()
+	return w.ExpectedInFleets(t, cfg, len(w.Fixes)+1, nil)
+}
+
+// ExpectedInFleets is Expected for a processor that keeps each partition's
+// vehicles in a geofence.Fleet of capacity: partition gives each record's
+// partition (records as PositionRecords made them, in order, once Kafka
+// has them), nil putting every fix in one.
+func (w World) ExpectedInFleets(t testing.TB, cfg geofence.Config, capacity int, partition []*kgo.Record) map[string][]string {
+	t.Helper()
 	catalog := geofence.NewCatalog(geofence.NewBruteForce())
 	for _, c := range w.Changes {
 		if c.Station == nil {
@@ -180,21 +189,28 @@ func (w World) Expected(t testing.TB, cfg geofence.Config) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vehicles := map[string]*geofence.Vehicle{}
+	fleets := map[int32]*geofence.Fleet{}
 	out := map[string][]string{}
-	for _, p := range w.Fixes {
-		v := vehicles[p.Plate]
-		if v == nil {
-			v = geofence.NewVehicle(geofence.VehicleState{Plate: p.Plate})
-			vehicles[p.Plate] = v
+	var transitions []geofence.Transition
+	for i, p := range w.Fixes {
+		var part int32
+		if partition != nil {
+			part = partition[i].Partition
 		}
-		for _, tr := range tracker.Observe(v, geofence.Fix{Time: p.FixTime, Point: geo.Point{Lat: p.Lat, Lng: p.Lng}}, nil) {
+		fleet := fleets[part]
+		if fleet == nil {
+			fleet = geofence.NewFleet(capacity)
+			fleets[part] = fleet
+		}
+		// The fix's index orders the fixes of a partition as its offsets do.
+		transitions, _ = fleet.Observe(tracker, p.Plate, geofence.Fix{Time: p.FixTime, Point: geo.Point{Lat: p.Lat, Lng: p.Lng}}, int64(i), transitions[:0])
+		for _, tr := range transitions {
 			events, err := tr.Events(Source)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, e := range events {
-				out[p.Plate] = append(out[p.Plate], Describe(t, e))
+				out[tr.Vehicle] = append(out[tr.Vehicle], Describe(t, e))
 			}
 		}
 	}

@@ -27,6 +27,9 @@ type StationChange struct {
 	At      time.Time
 }
 
+// DefaultMaxVehicles is MaxVehicles' default.
+const DefaultMaxVehicles = 200_000
+
 // Config configures the processor.
 type Config struct {
 	// Kafka is how to reach the brokers (required).
@@ -51,6 +54,14 @@ type Config struct {
 	// once it has some: the most it adds to an event's latency for
 	// read_committed consumers. Default 100 ms, as Kafka Streams'.
 	CommitInterval time.Duration
+	// MaxVehicles bounds the vehicles the processor keeps in memory were it
+	// to own every partition: each partition holds at most MaxVehicles
+	// divided by the partition count, and forgets the vehicles that
+	// reported least recently to stay there (see geofence.Fleet). Every
+	// instance must have the same value, or a takeover decides otherwise
+	// than its predecessor. Default 200,000: twice a 100,000-vehicle
+	// fleet, and about 400 MB at the ~2 KB a vehicle takes.
+	MaxVehicles int
 	// Registerer receives the processor's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
@@ -70,6 +81,9 @@ func (c *Config) setDefaults() {
 	if c.CommitInterval == 0 {
 		c.CommitInterval = 100 * time.Millisecond
 	}
+	if c.MaxVehicles == 0 {
+		c.MaxVehicles = DefaultMaxVehicles
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -83,6 +97,8 @@ func (c *Config) Validate() error {
 		return errors.New("geofence processor: Kafka, NewIndex and DecodeStation are required")
 	case c.SnapshotEvery < 1 || c.SnapshotInterval <= 0 || c.MaxBatch < 1 || c.CommitInterval < 0:
 		return errors.New("geofence processor: snapshot, batch and commit limits must be positive")
+	case c.MaxVehicles < 1:
+		return errors.New("geofence processor: MaxVehicles must be positive")
 	}
 	return c.Geofence.Validate()
 }

@@ -17,6 +17,8 @@ type metrics struct {
 	deadLetters     prometheus.Counter
 	stations        prometheus.Gauge
 	stationsSkipped prometheus.Counter
+	forgotten       prometheus.Counter
+	vehicles        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,10 +54,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stationsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tms_geofence_station_events_skipped_total", Help: "Station events the geofence could not read or index.",
 		}),
+		forgotten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_geofence_vehicles_forgotten_total",
+			Help: "Vehicles forgotten to keep a partition within its share of TMS_GEOFENCE_MAX_VEHICLES.",
+		}),
+		vehicles: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tms_geofence_vehicles", Help: "Vehicles whose state the geofence holds in memory now.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.fixes, m.transitions, m.transactions, m.snapshots, m.restores, m.restoreSeconds,
-			m.replayedRecords, m.deadLetters, m.stations, m.stationsSkipped)
+			m.replayedRecords, m.deadLetters, m.stations, m.stationsSkipped, m.forgotten, m.vehicles)
 	}
 	return m
 }

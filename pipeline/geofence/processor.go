@@ -38,6 +38,9 @@ type Processor struct {
 	// ready is closed once the catalogue holds every station there was
 	// at start and processing can begin.
 	ready chan struct{}
+	// forgetWarned is when vehicles being forgotten was last logged
+	// (Unix nanoseconds).
+	forgetWarned atomic.Int64
 }
 
 // Ready is closed once the processor has loaded the station catalogue
@@ -105,7 +108,8 @@ func (p *Processor) run(ctx context.Context) error {
 	p.drainStations()
 	p.log.Info("station catalogue loaded", "stations", p.catalog.Stations())
 
-	if err := p.checkPartitions(ctx); err != nil {
+	partitions, err := p.checkPartitions(ctx)
+	if err != nil {
 		return err
 	}
 	sess, err := p.newSession()
@@ -120,7 +124,7 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 	defer aux.Close()
-	rest := &restorer{kafka: p.cfg.Kafka, marker: aux}
+	rest := &restorer{kafka: p.cfg.Kafka, marker: aux, fleetCapacity: fleetCapacity(p.cfg.MaxVehicles, partitions)}
 
 	for {
 		fetches := sess.PollRecords(ctx, p.cfg.MaxBatch)
@@ -196,12 +200,12 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 }
 
 // checkPartitions makes sure the state topic has a partition for every
-// positions partition: the state of positions partition p lives in state
-// partition p.
-func (p *Processor) checkPartitions(ctx context.Context) error {
+// positions partition (the state of positions partition p lives in state
+// partition p) and returns how many there are.
+func (p *Processor) checkPartitions(ctx context.Context) (int, error) {
 	adm, err := p.cfg.Kafka.NewAdmin("geofence-admin")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer adm.Close()
 	var pos, state kadm.TopicDetail
@@ -209,26 +213,31 @@ func (p *Processor) checkPartitions(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		details, err := adm.ListTopics(ctx, p.topics.positions, p.topics.state)
 		if err != nil {
-			return fmt.Errorf("geofence: %w", err)
+			return 0, fmt.Errorf("geofence: %w", err)
 		}
 		pos, state = details[p.topics.positions], details[p.topics.state]
 		if pos.Err == nil && state.Err == nil {
 			break
 		}
 		if attempt == 30 {
-			return fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
+			return 0, fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
 	if len(pos.Partitions) != len(state.Partitions) {
-		return fmt.Errorf("geofence: %s has %d partitions and %s %d; they must match (add partitions to %s)",
+		return 0, fmt.Errorf("geofence: %s has %d partitions and %s %d; they must match (add partitions to %s)",
 			p.topics.positions, len(pos.Partitions), p.topics.state, len(state.Partitions), p.topics.state)
 	}
-	return nil
+	return len(pos.Partitions), nil
+}
+
+// fleetCapacity is each partition's share of maxVehicles.
+func fleetCapacity(maxVehicles, partitions int) int {
+	return max(maxVehicles/max(partitions, 1), 1)
 }
 
 // onRevoked notes partitions another instance now owns: their state here
@@ -327,6 +336,11 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		}
 		p.parts[j.fp.Partition] = j.ps
 	}
+	held := 0
+	for _, ps := range p.parts {
+		held += ps.fleet.Len()
+	}
+	p.metrics.vehicles.Set(float64(held))
 	if err := sess.Client().Flush(ctx); err != nil {
 		return err
 	}
@@ -351,11 +365,12 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 			return nil, fmt.Errorf("restore partition %d: %w", fp.Partition, err)
 		}
 		p.metrics.restored(time.Since(start), replayed)
-		p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", len(restored.vehicles),
+		p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", restored.fleet.Len(),
 			"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
 		ps = restored
 	}
 	var out []geofence.Transition
+	forgotten := 0
 	for _, r := range fp.Records {
 		pos, _, ok, err := position.DecodeEvent(r.Value)
 		switch {
@@ -363,7 +378,9 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 			produce(p.deadLetter(r, err))
 		case ok:
 			p.metrics.fixes.Inc()
-			out = observe(tracker, ps, pos, out[:0])
+			var n int
+			out, n = observe(tracker, ps, pos, r.Offset, out[:0])
+			forgotten += n
 			for _, tr := range out {
 				if err := p.emit(produce, tr); err != nil {
 					return nil, err
@@ -372,6 +389,10 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 		}
 		ps.next = r.Offset + 1
 		ps.sinceSnapshot++
+	}
+	if forgotten > 0 {
+		p.metrics.forgotten.Add(float64(forgotten))
+		p.warnForgotten(fp.Partition, forgotten, ps.fleet.Capacity())
 	}
 	if ps.sinceSnapshot >= p.cfg.SnapshotEvery || time.Since(ps.snapshotAt) >= p.cfg.SnapshotInterval {
 		records, err := snapshotRecords(p.topics.state, fp.Partition, ps)
@@ -385,6 +406,19 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 		p.metrics.snapshots.Inc()
 	}
 	return ps, nil
+}
+
+// warnForgotten says, at most once a minute, that vehicles are being
+// forgotten: once it happens under a flood it happens at every batch.
+func (p *Processor) warnForgotten(partition int32, n, capacity int) {
+	now := time.Now()
+	last := p.forgetWarned.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < time.Minute || !p.forgetWarned.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	p.log.Warn("forgetting the vehicles that reported least recently: a partition holds as many as it may "+
+		"(tms_geofence_vehicles_forgotten_total counts them; raise TMS_GEOFENCE_MAX_VEHICLES if the fleet is really this big)",
+		"partition", partition, "forgotten", n, "limit", capacity)
 }
 
 // emit produces a transition's events, keyed by plate.

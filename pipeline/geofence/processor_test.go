@@ -15,6 +15,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/internal/fleettest"
 	"github.com/tmsfleet/tms/internal/testenv"
@@ -229,4 +230,59 @@ func hasLabel(labels []*dto.LabelPair, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestHostileInventedPlatesAreForgottenAlikeAcrossTakeovers floods a
+// small fleet with invented plates, all inside the loading station, in a
+// processor allowed 3 vehicles a partition: real vehicles
+// are forgotten too, their visits ended by exits flagged forgotten. The
+// processors stop and take over from snapshots mid-stream, and the events
+// must be exactly those of an uninterrupted run: forgetting is decided by
+// the partition's offsets, never by when a processor happened to run.
+func TestHostileInventedPlatesAreForgottenAlikeAcrossTakeovers(t *testing.T) {
+	t.Parallel()
+	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
+	w := fleettest.New(t, 6, 120)
+	var fixes []position.Position
+	for i, p := range w.Fixes {
+		fixes = append(fixes, p)
+		if i%2 == 0 {
+			fixes = append(fixes, position.Position{Plate: fmt.Sprintf("FLOOD%05d", i), FixTime: p.FixTime,
+				ReceivedAt: p.ReceivedAt, Lat: 31.010, Lng: 121.000}) // in LOAD
+		}
+	}
+	w.Fixes = fixes
+	fleettest.Produce(t, kc, w.StationRecords(t, kc))
+	positions := fleettest.PositionRecords(t, kc, w.Fixes)
+	half := len(positions) / 2
+	reg := prometheus.NewRegistry()
+	instance := func(n string) prometheus.Registerer {
+		return prometheus.WrapRegistererWith(prometheus.Labels{"instance": n}, reg)
+	}
+	maxVehicles := int(kc.Partitions) * 3
+
+	a := runWith(t, kc, pipeline.Config{SnapshotEvery: 53, MaxVehicles: maxVehicles, Registerer: instance("1")})
+	fleettest.Produce(t, kc, positions[:half])
+	fleettest.ReadGeofence(t, kc, 1, 60*time.Second) // some progress
+	a()
+	runWith(t, kc, pipeline.Config{SnapshotEvery: 53, MaxVehicles: maxVehicles, Registerer: instance("2")})
+	runWith(t, kc, pipeline.Config{SnapshotEvery: 1 << 30, MaxVehicles: maxVehicles, Registerer: instance("3")})
+	fleettest.Produce(t, kc, positions[half:])
+
+	want := w.ExpectedInFleets(t, config(), 3, positions)
+	fleettest.Compare(t, fleettest.ReadGeofence(t, kc, fleettest.Count(want), 90*time.Second), want)
+	forgottenExits := 0
+	for plate, events := range want {
+		for _, e := range events {
+			if strings.Contains(e, geofence.FlagForgotten) && !strings.HasPrefix(plate, "FLOOD") {
+				forgottenExits++
+			}
+		}
+	}
+	if forgottenExits == 0 {
+		t.Error("no real vehicle's visit was ended by forgetting: the test does not exercise it")
+	}
+	if n := sum(t, reg, "tms_geofence_vehicles_forgotten_total"); n == 0 {
+		t.Error("tms_geofence_vehicles_forgotten_total stayed 0")
+	}
 }

@@ -1,6 +1,7 @@
 package geofence
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,10 @@ type ReplayConfig struct {
 	// Lookback is how much earlier than From, by the time tms received
 	// them, positions are read, for fixes that arrived late. Default 1 h.
 	Lookback time.Duration
+	// MaxVehicles bounds the vehicles held in memory, as the live
+	// processor's MaxVehicles does (each partition's share). Default
+	// DefaultMaxVehicles.
+	MaxVehicles int
 	// Found, when set, is called with the station once it is found and
 	// before any position is read, so that the caller can record the run
 	// as started (and, should the replay then fail, as failed). An error
@@ -83,36 +88,39 @@ func Replay(ctx context.Context, cfg ReplayConfig, sink func(geofence.Transition
 	if err != nil {
 		return ReplayResult{}, err
 	}
-	ranges, err := positionRanges(ctx, cfg)
+	ranges, partitions, err := positionRanges(ctx, cfg)
 	if err != nil {
 		return ReplayResult{}, err
 	}
 	res := ReplayResult{Station: st}
-	vehicles := map[string]*geofence.Vehicle{}
 	var out []geofence.Transition
+	capacity := fleetCapacity(cmp.Or(cfg.MaxVehicles, DefaultMaxVehicles), partitions)
 	for partition, r := range ranges {
+		// A vehicle's fixes are all in one partition: each partition is a
+		// fleet of its own, as in the live processor.
+		fleet := geofence.NewFleet(capacity)
 		err := readRange(ctx, cfg.Kafka, partition, r, func(rec *kgo.Record) error {
 			p, ok := decodePosition(rec)
 			if !ok || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
 				return nil
 			}
 			res.FixesRead++
-			v := vehicles[p.Plate]
-			if v == nil {
-				v = geofence.NewVehicle(geofence.VehicleState{Plate: p.Plate})
-				vehicles[p.Plate] = v
-			}
-			out = tracker.Observe(v, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, out[:0])
+			out, _ = fleet.Observe(tracker, p.Plate, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, rec.Offset, out[:0])
 			return sinkAll(sink, out)
 		})
 		if err != nil {
 			return res, err
 		}
-	}
-	// The range is over: nothing more will arrive for its reorder windows.
-	for _, v := range vehicles {
-		if err := sinkAll(sink, tracker.Flush(v, out[:0])); err != nil {
-			return res, err
+		// The range is over: nothing more will arrive for its reorder
+		// windows.
+		var ferr error
+		fleet.Each(func(v *geofence.Vehicle) {
+			if ferr == nil {
+				ferr = sinkAll(sink, tracker.Flush(v, out[:0]))
+			}
+		})
+		if ferr != nil {
+			return res, ferr
 		}
 	}
 	return res, nil
@@ -172,11 +180,11 @@ type offsetRange struct {
 
 // positionRanges finds, per positions partition, the records received
 // from From - Lookback on, up to the end of the partition now.
-func positionRanges(ctx context.Context, cfg ReplayConfig) (map[int32]offsetRange, error) {
+func positionRanges(ctx context.Context, cfg ReplayConfig) (ranges map[int32]offsetRange, partitions int, err error) {
 	topic := cfg.Kafka.Topic(kafka.TopicPositions)
 	adm, err := cfg.Kafka.NewAdmin("replay-admin")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer adm.Close()
 	starts, err := adm.ListOffsetsAfterMilli(ctx, cfg.From.Add(-cfg.Lookback).UnixMilli(), topic)
@@ -184,22 +192,22 @@ func positionRanges(ctx context.Context, cfg ReplayConfig) (map[int32]offsetRang
 		err = starts.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("replay: find the start of the range: %w", err)
+		return nil, 0, fmt.Errorf("replay: find the start of the range: %w", err)
 	}
 	// The same admin client: a second one of the same role, open at the
 	// same time, would register its metrics twice (a panic with a
 	// Registerer).
 	ends, err := endOffsets(ctx, adm, topic)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out := map[int32]offsetRange{}
+	ranges = map[int32]offsetRange{}
 	starts.Each(func(o kadm.ListedOffset) {
 		if o.Offset < ends[o.Partition] {
-			out[o.Partition] = offsetRange{topic: topic, start: o.Offset, end: ends[o.Partition]}
+			ranges[o.Partition] = offsetRange{topic: topic, start: o.Offset, end: ends[o.Partition]}
 		}
 	})
-	return out, nil
+	return ranges, len(ends), nil
 }
 
 // endOffsets returns the end of each partition of topic for a

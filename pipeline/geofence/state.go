@@ -58,7 +58,7 @@ type chunkEncoding struct {
 // partitionState is what the processor holds for one positions
 // partition it owns.
 type partitionState struct {
-	vehicles map[string]*geofence.Vehicle
+	fleet *geofence.Fleet
 	// next is the offset of the next record to process.
 	next int64
 	// sinceSnapshot and snapshotAt decide when to snapshot next.
@@ -86,23 +86,29 @@ func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.
 		chunk.Vehicles, size = nil, 0
 		return nil
 	}
-	for _, v := range ps.vehicles {
-		state, err := gojson.Marshal(v.State)
+	var err error
+	ps.fleet.Each(func(v *geofence.Vehicle) {
 		if err != nil {
-			return nil, fmt.Errorf("encode a vehicle's state: %w", err)
+			return
+		}
+		var state []byte
+		if state, err = gojson.Marshal(v.State); err != nil {
+			err = fmt.Errorf("encode a vehicle's state: %w", err)
+			return
 		}
 		if size > 0 && size+len(state) > chunkBytes {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+			err = flush()
 		}
 		chunk.Vehicles = append(chunk.Vehicles, state)
 		size += len(state) + 1
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := flush(); err != nil { // the last chunk, or the only, empty one
 		return nil, err
 	}
-	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: len(out), Vehicles: len(ps.vehicles)})
+	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: len(out), Vehicles: ps.fleet.Len()})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +120,8 @@ func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.
 type restorer struct {
 	kafka  *kafka.Config
 	marker *kgo.Client // non-transactional producer of markers
+	// fleetCapacity is the most vehicles a partition holds.
+	fleetCapacity int
 }
 
 // restore returns the state of positions partition partition as of
@@ -129,7 +137,7 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 	if err != nil {
 		return nil, 0, err
 	}
-	ps := &partitionState{vehicles: map[string]*geofence.Vehicle{}, snapshotAt: time.Now()}
+	ps := &partitionState{fleet: geofence.NewFleet(r.fleetCapacity), snapshotAt: time.Now()}
 	if header != nil {
 		for i := range header.Chunks {
 			c, ok := chunks[i]
@@ -137,7 +145,7 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 				return nil, 0, fmt.Errorf("state partition %d: snapshot %s lacks chunk %d", partition, header.ID, i)
 			}
 			for _, s := range c.Vehicles {
-				ps.vehicles[s.Plate] = geofence.NewVehicle(s)
+				ps.fleet.Restore(s)
 			}
 		}
 		ps.next = header.NextOffset
@@ -227,7 +235,7 @@ func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partit
 				break
 			}
 			if p, ok := decodePosition(rec); ok {
-				discard = observe(tracker, ps, p, discard[:0])
+				discard, _ = observe(tracker, ps, p, rec.Offset, discard[:0])
 			}
 			ps.next = rec.Offset + 1
 			n++
@@ -242,12 +250,8 @@ func decodePosition(r *kgo.Record) (position.Position, bool) {
 	return p, ok && err == nil
 }
 
-// observe gives one fix to its vehicle's tracker.
-func observe(t *geofence.Tracker, ps *partitionState, p position.Position, out []geofence.Transition) []geofence.Transition {
-	v := ps.vehicles[p.Plate]
-	if v == nil {
-		v = geofence.NewVehicle(geofence.VehicleState{Plate: p.Plate})
-		ps.vehicles[p.Plate] = v
-	}
-	return t.Observe(v, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, out)
+// observe gives the fix at offset of a partition to its vehicle's
+// tracker; it also returns how many vehicles were forgotten to make room.
+func observe(t *geofence.Tracker, ps *partitionState, p position.Position, offset int64, out []geofence.Transition) ([]geofence.Transition, int) {
+	return ps.fleet.Observe(t, p.Plate, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, offset, out)
 }

@@ -23,7 +23,7 @@ import (
 // chunks must give back every vehicle.
 func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
 	t.Parallel()
-	ps := &partitionState{vehicles: map[string]*geofence.Vehicle{}, next: 42}
+	ps := &partitionState{fleet: geofence.NewFleet(5000), next: 42}
 	for v := range 5000 {
 		s := geofence.VehicleState{Plate: fmt.Sprintf("沪S%05d", v), MaxSeen: time.Unix(1764230000, 0)}
 		for i := range 32 {
@@ -34,7 +34,7 @@ func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
 			s.Members = append(s.Members, geofence.Membership{StationID: fmt.Sprintf("STATION-%04d", i), Version: 3, Inside: true,
 				VisitID: "8d3f0c3e-5b8f-5f0e-9d5e-0a1b2c3d4e5f", EnteredAt: time.Unix(1764229000, 0)})
 		}
-		ps.vehicles[s.Plate] = geofence.NewVehicle(s)
+		ps.fleet.Restore(s)
 	}
 	records, err := snapshotRecords("state", 3, ps)
 	if err != nil {

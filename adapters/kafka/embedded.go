@@ -29,7 +29,12 @@ func StartEmbedded(dataDir, listen string, logger *slog.Logger) (*Embedded, erro
 	if err != nil {
 		return nil, fmt.Errorf("embedded kafka: listen port %q: %w", portText, err)
 	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	// The log holds every position: readable by its owner only, and so
+	// made if an older tms made it readable by all.
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded kafka: %w", err)
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded kafka: %w", err)
 	}
 	opts := []kfake.Opt{

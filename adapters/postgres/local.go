@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -47,9 +50,13 @@ const (
 )
 
 // StartLocal initialises the cluster on first use and starts it (or finds
-// it running). The cluster trusts local connections on 127.0.0.1 only: it
-// is a developer's database, not a deployment. initdb refuses to run as
-// root, so as root the cluster runs as the postgres user.
+// it running). It is a developer's database, not a deployment, but it is
+// still a database on a shared machine: it listens on 127.0.0.1 and its
+// own socket only, every connection needs the password (SCRAM), which is
+// made at initialisation and kept in Dir/password (mode 0600), and its
+// directories are 0700. A cluster an older tms initialised to trust local
+// connections is moved to passwords at its next start. initdb refuses to
+// run as root, so as root the cluster runs as the postgres user.
 func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.Port == 0 {
 		cfg.Port = 5433
@@ -69,19 +76,27 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		return nil, fmt.Errorf("local postgres: %w", err)
 	}
 	cfg.Dir = abs
-	l := &Local{cfg: cfg, url: fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", localUser, cfg.Port, localDatabase)}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	l := &Local{cfg: cfg}
+	if err := privateDir(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("local postgres: %w", err)
 	}
+	password, fresh, err := l.password()
+	if err != nil {
+		return nil, err
+	}
+	l.url = l.urlFor(localDatabase, password)
 	if os.Geteuid() == 0 {
 		if err := l.runAsPostgresUser(); err != nil {
 			return nil, err
 		}
 	}
 	pgdata := filepath.Join(cfg.Dir, "pgdata")
+	initialised := true
 	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
+		initialised = false
 		cfg.Logger.Info("initialising a local Postgres cluster", "dir", pgdata)
-		if out, err := l.run(ctx, "initdb", "-D", pgdata, "-U", localUser, "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8"); err != nil {
+		if out, err := l.run(ctx, "initdb", "-D", pgdata, "-U", localUser, "--pwfile", l.PasswordFile(),
+			"--auth-local", "scram-sha-256", "--auth-host", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"); err != nil {
 			return nil, fmt.Errorf("local postgres: initdb: %w\n%s", err, out)
 		}
 	}
@@ -91,10 +106,99 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 			return nil, fmt.Errorf("local postgres: start (see %s): %w\n%s", filepath.Join(cfg.Dir, "postgres.log"), err, out)
 		}
 	}
-	if err := l.createDatabase(ctx); err != nil {
+	if initialised && fresh {
+		// Initialised by a tms that trusted every local user: it still
+		// does, so the password can be set, and trust taken away.
+		if err := l.requirePassword(ctx, password); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.createDatabase(ctx, password); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// privateDir makes dir, or makes an existing one, readable by its owner
+// only.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// PasswordFile is where the cluster's password is kept (mode 0600).
+func (l *Local) PasswordFile() string { return filepath.Join(l.cfg.Dir, "password") }
+
+// password reads the cluster's password, or makes one; fresh says it was
+// just made.
+func (l *Local) password() (password string, fresh bool, err error) {
+	raw, err := os.ReadFile(l.PasswordFile())
+	if err == nil {
+		return strings.TrimSpace(string(raw)), false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, fmt.Errorf("local postgres: %w", err)
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false, err
+	}
+	password = hex.EncodeToString(b[:])
+	if err := os.WriteFile(l.PasswordFile(), []byte(password+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("local postgres: %w", err)
+	}
+	return password, true, nil
+}
+
+func (l *Local) urlFor(database, password string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(localUser, password),
+		Host: fmt.Sprintf("127.0.0.1:%d", l.cfg.Port), Path: "/" + database, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+// hbaPassword is the authentication of the local cluster: a password for
+// everyone, on the socket and on loopback.
+const hbaPassword = `# tms's local cluster: every connection needs the password (SCRAM).
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+`
+
+// requirePassword gives the cluster's user the password and makes the
+// cluster require it, for a cluster that trusted local connections.
+func (l *Local) requirePassword(ctx context.Context, password string) error {
+	l.cfg.Logger.Warn("the local Postgres cluster trusted every local user; it now requires a password",
+		"password_file", l.PasswordFile())
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", localUser, l.cfg.Port))
+	if err != nil {
+		return fmt.Errorf("local postgres: %s is missing and the cluster does not trust local users (remove %s to start afresh): %w",
+			l.PasswordFile(), l.cfg.Dir, err)
+	}
+	defer conn.Close(ctx)
+	// ALTER ROLE takes no parameters; the password is hex digits.
+	if _, err := conn.Exec(ctx, "SET password_encryption = 'scram-sha-256'"); err != nil {
+		return fmt.Errorf("local postgres: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{localUser}.Sanitize()+" PASSWORD '"+password+"'"); err != nil {
+		return fmt.Errorf("local postgres: set the password: %w", err)
+	}
+	hba := filepath.Join(l.cfg.Dir, "pgdata", "pg_hba.conf")
+	if err := os.WriteFile(hba, []byte(hbaPassword), 0o600); err != nil {
+		return fmt.Errorf("local postgres: %w", err)
+	}
+	if l.cred != nil {
+		if err := os.Chown(hba, int(l.cred.Uid), int(l.cred.Gid)); err != nil {
+			return fmt.Errorf("local postgres: %w", err)
+		}
+	}
+	if out, err := l.run(ctx, "pg_ctl", "-D", filepath.Join(l.cfg.Dir, "pgdata"), "reload"); err != nil {
+		return fmt.Errorf("local postgres: reload: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // URL is the connection string of the local database.
@@ -146,10 +250,10 @@ func (l *Local) run(ctx context.Context, tool string, args ...string) (string, e
 	return string(out), err
 }
 
-func (l *Local) createDatabase(ctx context.Context) error {
+func (l *Local) createDatabase(ctx context.Context, password string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", localUser, l.cfg.Port))
+	conn, err := pgx.Connect(ctx, l.urlFor("postgres", password))
 	if err != nil {
 		return fmt.Errorf("local postgres: %w", err)
 	}

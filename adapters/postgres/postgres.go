@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
-	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // the pgx5:// driver
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/tmsfleet/tms/migrations"
 )
@@ -19,7 +20,7 @@ import (
 func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: parse DATABASE_URL: %w", err)
+		return nil, errorf("parse DATABASE_URL", err, databaseURL)
 	}
 	// One process runs several projectors, the API and the station
 	// commands on this pool: pgx's default of 4 connections would make
@@ -29,11 +30,11 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, errorf("open a pool", err, databaseURL)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: connect to %s: %w", Redact(databaseURL), err)
+		return nil, errorf("connect to "+Redact(databaseURL), err, databaseURL)
 	}
 	return pool, nil
 }
@@ -42,53 +43,40 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 // It is safe to run concurrently from several instances: golang-migrate
 // takes an advisory lock.
 func Migrate(databaseURL string) error {
-	m, err := newMigrate(databaseURL)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return nil
+	return withMigrate(databaseURL, "migrate", (*migrate.Migrate).Up)
 }
 
 // MigrateDown drops every read-model table (they are rebuilt from Kafka).
 func MigrateDown(databaseURL string) error {
-	m, err := newMigrate(databaseURL)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := m.Down(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("postgres: migrate down: %w", err)
-	}
-	return nil
+	return withMigrate(databaseURL, "migrate down", (*migrate.Migrate).Down)
 }
 
-func newMigrate(databaseURL string) (*migrate.Migrate, error) {
+// withMigrate runs step of golang-migrate on databaseURL. The connection
+// is pgx's, made from the parsed config, so that every connection string
+// pgx accepts (URL or key=value) migrates too, and no library gets the
+// string itself to quote in an error.
+func withMigrate(databaseURL, what string, step func(*migrate.Migrate) error) error {
 	src, err := iofs.New(migrations.FS, ".")
 	if err != nil {
-		return nil, fmt.Errorf("postgres: migrations: %w", err)
+		return fmt.Errorf("postgres: migrations: %w", err)
 	}
-	u, err := url.Parse(databaseURL)
+	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: parse DATABASE_URL: %w", err)
+		return errorf("parse DATABASE_URL", err, databaseURL)
 	}
-	// golang-migrate picks its driver by scheme.
-	u.Scheme = "pgx5"
-	m, err := migrate.NewWithSourceInstance("iofs", src, u.String())
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
+		return errorf(what, err, databaseURL)
 	}
-	return m, nil
-}
-
-// Redact removes the password from a connection URL before it is logged.
-func Redact(databaseURL string) string {
-	u, err := url.Parse(databaseURL)
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", driver)
 	if err != nil {
-		return "(unparseable URL)"
+		return errorf(what, err, databaseURL)
 	}
-	return u.Redacted()
+	defer m.Close()
+	if err := step(m); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return errorf(what, err, databaseURL)
+	}
+	return nil
 }

@@ -119,7 +119,7 @@ func (e *environment) databaseURL(ctx context.Context) (string, error) {
 		}
 	})
 	e.cfg.DatabaseURL = l.URL()
-	e.notes = append(e.notes, "Postgres (local cluster): "+l.URL())
+	e.notes = append(e.notes, "Postgres (local cluster): "+postgres.Redact(l.URL())+"  (password in "+l.PasswordFile()+")")
 	return l.URL(), nil
 }
 

@@ -2,7 +2,7 @@
 GO ?= go
 SERVICES := bash deploy/test/services.sh run --
 
-.PHONY: run build test test-short bench fuzz vet fmt
+.PHONY: run build test test-hostile test-short bench fuzz vet fmt
 
 ## run: the whole service on this machine, nothing to configure (embedded
 ## Kafka, MQTT broker and a local Postgres, state under ./data).
@@ -17,6 +17,11 @@ build:
 ## that this target starts and stops (deploy/test/services.sh).
 test: vet
 	$(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
+
+## test-hostile: the hostile-input suite of docs/security.md on its own
+## (every test named TestHostile...; make test runs them too).
+test-hostile:
+	$(SERVICES) $(GO) test -count=1 -race -timeout 15m -run Hostile ./...
 
 ## test-short: the tests that need no services (in-process brokers stand in
 ## for Kafka and MQTT; tests needing Postgres skip).

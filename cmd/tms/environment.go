@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -44,6 +45,13 @@ func newEnvironment(cfg config) (*environment, error) {
 	log, err := cfg.logger()
 	if err != nil {
 		return nil, err
+	}
+	// The data directory only holds the embedded services' directories,
+	// each private to its owner (0700); the local Postgres runs as the
+	// postgres user when tms runs as root, and must be able to pass
+	// through. Made here, before a MkdirAll of one of them makes it 0700.
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("TMS_DATA_DIR: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

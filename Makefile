@@ -45,4 +45,5 @@ fuzz:
 
 vet:
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }

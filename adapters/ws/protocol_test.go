@@ -49,7 +49,7 @@ func TestParseSubscribe(t *testing.T) {
 		{name: "empty station", msg: `{"subscribe": {"stations": [""]}}`, field: "stations"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, rerr := parseMessage([]byte(tc.msg))
+			f, rerr := parseMessage([]byte(tc.msg), 1000)
 			if tc.field != "" {
 				want := tc.field
 				if want == "-" {
@@ -91,7 +91,7 @@ func TestMatch(t *testing.T) {
 		return ev(event.TypePositionReported, subject, string(b))
 	}
 	sub := func(body string) *filter {
-		f, rerr := parseMessage([]byte(`{"subscribe": ` + body + `}`))
+		f, rerr := parseMessage([]byte(`{"subscribe": `+body+`}`), 1000)
 		if rerr != nil {
 			t.Fatalf("%s: %+v", body, rerr)
 		}
@@ -166,14 +166,14 @@ func TestFrameEncoding(t *testing.T) {
 		t.Errorf("event frame %s, want %s", got, want)
 	}
 	got = string(appendFrame(nil, kindSubscribed, 1, subscribedBody(&Filter{Vehicles: []string{"沪A12345"}})))
-	if want := `{"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"]}}`; got != want {
+	if want := `{"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"]},"counts":{"vehicles":1}}`; got != want {
 		t.Errorf("subscribed frame %s, want %s", got, want)
 	}
 	got = string(appendFrame(nil, kindError, 7, refuse("bbox", "bad").body()))
 	if want := `{"type":"error","seq":7,"field":"bbox","detail":"bad"}`; got != want {
 		t.Errorf("error frame %s, want %s", got, want)
 	}
-	got = string(appendFrame(nil, kindSnapshot, 2, snapshotBody(nil)))
+	got = string(appendFrame(nil, kindSnapshot, 2, snapshotBody(nil, 10, 1<<20)))
 	if want := `{"type":"snapshot","seq":2,"vehicles":[]}`; got != want {
 		t.Errorf("empty snapshot frame %s, want %s", got, want)
 	}

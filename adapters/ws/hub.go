@@ -498,6 +498,9 @@ func (h *Hub) snapshot(ctx context.Context, cl *caller, f *filter) ([]byte, erro
 		case cl.snapshots <- struct{}{}:
 			defer func() { <-cl.snapshots }()
 		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			// A slot freed as the time ran out counts as none.
 			return nil, fmt.Errorf("ws: snapshot: %w", errCallerBusy)
 		}
 	}

@@ -40,7 +40,7 @@ type outbox struct {
 // published event's own fields (shared by the clients that queue it, so
 // counting it for each overstates). TestOutboxMemoryAccounting checks
 // that the bytes counted cover the heap a flood of distinct plates takes.
-const frameOverhead = 256
+const frameOverhead = 320
 
 // frameCost is what a frame with body counts against a client's byte
 // limit, queued or in flight.

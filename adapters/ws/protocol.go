@@ -223,7 +223,7 @@ type requestError struct {
 
 // Bounds of an error frame's members (the fuzz target checks them).
 const (
-	maxFieldBytes  = 48
+	maxFieldBytes  = 32
 	maxDetailBytes = 320
 	// maxErrorFrameBytes bounds a whole error frame: the members above,
 	// JSON-escaped at worst (6 bytes a byte), and the frame around them.

@@ -22,8 +22,9 @@
 //     down.
 //
 // Refusing before the upgrade, rather than upgrading and closing at once,
-// gives browsers and tools a status and a reason they show, and costs the
-// server no connection state.
+// costs the server no connection state, and tools and the browser's
+// network panel show the status and the reason (a page's script sees
+// only a failed connection, which it retries with backoff as any other).
 //
 // The client sends one kind of message, subscribe:
 //

@@ -42,6 +42,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./adapters/g7/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./domain/station/
+	$(GO) test -run '^$$' -fuzz FuzzProtocol -fuzztime $(FUZZTIME) ./adapters/ws/
 
 vet:
 	$(GO) vet ./...

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -141,7 +142,9 @@ func (s *server) authenticate(c *gin.Context) {
 		fail(c, errBadToken)
 		return
 	}
-	r := c.Request.WithContext(context.WithValue(c.Request.Context(), roleKey{}, role))
+	ctx := context.WithValue(c.Request.Context(), roleKey{}, role)
+	ctx = context.WithValue(ctx, callerKey{}, callerID(token))
+	r := c.Request.WithContext(ctx)
 	if fromQuery {
 		// The token has done its job; take it out of the URL so that
 		// nothing downstream (the WebSocket hub, its logs) can leak it.
@@ -189,6 +192,26 @@ type roleKey struct{}
 func RoleFrom(ctx context.Context) (Role, bool) {
 	r, ok := ctx.Value(roleKey{}).(Role)
 	return r, ok
+}
+
+// callerKey keys the authenticated caller's identity in a request context.
+type callerKey struct{}
+
+// callerID is the identity of the caller holding token: the hex SHA-256
+// digest of the token, stable for as long as the token is, and not the
+// token itself.
+func callerID(token string) string {
+	d := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(d[:])
+}
+
+// CallerFrom returns who the request carrying ctx was authenticated as: a
+// digest of its bearer token (never the token), for limits per token such
+// as the WebSocket hub's; false when it was not authenticated. It is not
+// a secret but is no one's business either: keep it out of logs.
+func CallerFrom(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(callerKey{}).(string)
+	return id, ok
 }
 
 // RequireRole admits only callers whose role allows need; mount it after

@@ -58,7 +58,7 @@ func BenchmarkPublish(b *testing.B) {
 	} {
 		n, filters := bc.clients, bc.filters
 		b.Run(fmt.Sprintf("%s/clients=%d", bc.name, n), func(b *testing.B) {
-			h := newHarness(b, ws.Config{})
+			h := newHarness(b, ws.Config{MaxConnections: n})
 			for i := range n {
 				c := h.dial(b)
 				f := filters[i%len(filters)]

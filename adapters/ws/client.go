@@ -2,6 +2,7 @@ package ws
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,16 @@ import (
 // reports written (HandleSentMessage) releases the next. Seq numbers are
 // assigned on release, so the frames a client receives are numbered
 // without gaps whatever was coalesced.
+//
+// Memory: what the hub holds for a client, the outbox and the frames in
+// flight, counted by frameCost, never passes MaxPendingBytes: a frame that
+// would take it past closes the client instead (closeTooSlowLocked).
 type client struct {
 	hub  *Hub
 	sess *melody.Session
+	// caller is the client's caller, whose snapshot slots it uses; nil
+	// when the hub groups no connections.
+	caller *caller
 	// filter is the subscription in force, nil before the first
 	// subscribe. Publish reads it without the lock to skip clients that
 	// do not want an event cheaply; it is replaced under mu.
@@ -40,14 +48,33 @@ type client struct {
 	out        outbox
 	// inflight are the frames handed to melody and not yet reported
 	// written, oldest first: melody writes a session's frames in order,
-	// so each sent report is for the oldest.
-	inflight ring[sentFrame]
+	// so each sent report is for the oldest. inflightBytes is what they
+	// cost.
+	inflight      ring[sentFrame]
+	inflightBytes int64
 }
 
 type sentFrame struct {
 	kind   frameKind
 	origin time.Time
 	buf    *[]byte
+	cost   int64
+}
+
+// Why a client was closed as too slow, for the log.
+const (
+	limitFrames = "frames"
+	limitBytes  = "bytes"
+)
+
+// heldLocked is what the hub holds for c, by frameCost. c.mu must be
+// held.
+func (c *client) heldLocked() int64 { return c.out.bytes() + c.inflightBytes }
+
+// fitsLocked reports whether c may take a frame that adds cost bytes to
+// what the hub holds for it. c.mu must be held.
+func (c *client) fitsLocked(cost int64) bool {
+	return c.heldLocked()+cost <= c.hub.cfg.MaxPendingBytes
 }
 
 // offer gives ev to the client if its filter wants it. It never blocks on
@@ -71,16 +98,25 @@ func (c *client) offer(ev *published) (tooSlow bool) {
 	window := c.hub.cfg.SendWindow
 	if c.out.len() == 0 && !c.loading && c.inflight.len() < window {
 		// Keeping up: straight to melody, nothing queued.
+		if !c.fitsLocked(frameCost(ev.body)) {
+			c.closeTooSlowLocked(limitBytes)
+			return true
+		}
 		c.send(kindEvent, ev.body, ev.origin)
 		return false
 	}
 	if !ev.position && c.out.bounded() >= c.hub.cfg.MaxPending {
-		c.closeTooSlowLocked()
+		c.closeTooSlowLocked(limitFrames)
+		return true
+	}
+	if !c.fitsLocked(c.out.eventCost(ev)) {
+		c.closeTooSlowLocked(limitBytes)
 		return true
 	}
 	if c.out.pushEvent(ev) {
 		c.hub.metrics.coalesced.Inc()
 	}
+	c.hub.noteHeld(c.heldLocked())
 	c.pump()
 	return false
 }
@@ -91,7 +127,10 @@ func (c *client) send(k frameKind, body []byte, origin time.Time) {
 	c.seq++
 	buf := getBuf(len(framePrefixes[k]) + 20 + len(body))
 	*buf = appendFrame((*buf)[:0], k, c.seq, body)
-	c.inflight.push(sentFrame{kind: k, origin: origin, buf: buf})
+	cost := frameCost(body)
+	c.inflight.push(sentFrame{kind: k, origin: origin, buf: buf, cost: cost})
+	c.inflightBytes += cost
+	c.hub.noteHeld(c.heldLocked())
 	if err := c.sess.Write(*buf); err != nil {
 		// The connection is going; the disconnect handler cleans up.
 		c.closed = true
@@ -118,6 +157,7 @@ func (c *client) pump() {
 func (c *client) sent() {
 	c.mu.Lock()
 	f, ok := c.inflight.pop()
+	c.inflightBytes -= f.cost
 	c.pump()
 	c.mu.Unlock()
 	if ok {
@@ -133,10 +173,15 @@ func (c *client) replyLocked(k frameKind, body []byte) (tooSlow bool) {
 		return false
 	}
 	if c.out.bounded() >= c.hub.cfg.MaxPending {
-		c.closeTooSlowLocked()
+		c.closeTooSlowLocked(limitFrames)
+		return true
+	}
+	if !c.fitsLocked(frameCost(body)) {
+		c.closeTooSlowLocked(limitBytes)
 		return true
 	}
 	c.out.pushReply(k, body)
+	c.hub.noteHeld(c.heldLocked())
 	c.pump()
 	return false
 }
@@ -145,7 +190,7 @@ func (c *client) replyLocked(k frameKind, body []byte) (tooSlow bool) {
 // connection's read loop, one message at a time, so subscribes take
 // effect in the order the client sent them.
 func (c *client) handleMessage(msg []byte) {
-	f, rerr := parseMessage(msg)
+	f, rerr := parseMessage(msg, c.hub.cfg.MaxFilterEntries)
 	c.mu.Lock()
 	var tooSlow bool
 	if rerr != nil {
@@ -189,7 +234,7 @@ func (c *client) subscribeLocked(f *filter) (tooSlow bool) {
 
 func (c *client) loadSnapshot(ctx context.Context, cancel context.CancelFunc, gen uint64, f *filter) {
 	defer cancel()
-	body, err := c.hub.snapshot(ctx, f)
+	body, err := c.hub.snapshot(ctx, c.caller, f)
 	c.mu.Lock()
 	if c.closed || c.gen != gen {
 		c.mu.Unlock()
@@ -198,11 +243,16 @@ func (c *client) loadSnapshot(ctx context.Context, cancel context.CancelFunc, ge
 	c.loading = false
 	c.cancelLoad = nil
 	var tooSlow bool
-	if err != nil {
+	switch {
+	case errors.Is(err, errCallerBusy):
+		tooSlow = c.replyLocked(kindError, refuse("", "the snapshot did not start within %s: this token's "+
+			"other connections are loading %d snapshots, the most one token may at once; live events follow; "+
+			"subscribe again to retry", c.hub.cfg.SnapshotTimeout, c.hub.cfg.MaxSnapshotsPerCaller).body())
+	case err != nil:
 		c.hub.log.Warn("websocket snapshot failed", "err", err)
 		tooSlow = c.replyLocked(kindError, refuse("",
 			"the snapshot could not be loaded; live events follow; subscribe again to retry").body())
-	} else {
+	default:
 		tooSlow = c.replyLocked(kindSnapshot, body)
 	}
 	c.pump() // the events held while loading
@@ -219,18 +269,18 @@ func (c *client) stopLoadLocked() {
 	}
 }
 
-// closeTooSlowLocked closes a client whose outbox overflowed with 1013
-// (try again later): the client should reconnect, and its new subscribe
-// resynchronises it from a snapshot. The frames already handed to melody
-// go out first. c.mu must be held.
-func (c *client) closeTooSlowLocked() {
+// closeTooSlowLocked closes a client whose outbox overflowed (limit says
+// which limit it passed) with 1013 (try again later): the client should
+// reconnect, and its new subscribe resynchronises it from a snapshot. The
+// frames already handed to melody go out first. c.mu must be held.
+func (c *client) closeTooSlowLocked(limit string) {
 	c.closed = true
 	c.stopLoadLocked()
 	dropped := c.out.reset()
 	c.hub.metrics.closedSlow.Inc()
 	c.hub.metrics.dropped.Add(float64(dropped))
 	c.hub.log.Info("closing a websocket client that cannot keep up",
-		"remote", c.sess.Request.RemoteAddr, "dropped_frames", dropped)
+		"remote", c.sess.Request.RemoteAddr, "limit", limit, "dropped_frames", dropped)
 	_ = c.sess.CloseWithMsg(melody.FormatCloseMessage(melody.CloseTryAgainLater, "too slow"))
 }
 
@@ -248,8 +298,10 @@ func (c *client) shutdown() {
 // the pool every frame to every client would be garbage.
 var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
-// maxPooledBuf keeps snapshot-sized buffers out of the pool.
-const maxPooledBuf = 64 << 10
+// maxPooledBuf keeps large buffers out of the pool: a small frame in
+// flight may sit in a pooled buffer up to this size, beyond what its cost
+// counts.
+const maxPooledBuf = 16 << 10
 
 func getBuf(size int) *[]byte {
 	b := bufPool.Get().(*[]byte)

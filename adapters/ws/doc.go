@@ -9,7 +9,22 @@
 // All messages are JSON text frames. The connection is authenticated
 // before it reaches the hub (a bearer token in the Authorization header,
 // or, for browsers, which cannot set it, the access_token query
-// parameter); an unauthorised upgrade is refused with 401.
+// parameter); an unauthorised upgrade is refused with 401. Before it
+// upgrades, the hub also refuses, each with a problem document:
+//
+//   - 403: a browser page from another origin. A request without Origin
+//     (not a browser) and one whose Origin's host is the request's Host
+//     are allowed, and so are the origins of Config.AllowedOrigins
+//     (TMS_WS_ALLOWED_ORIGINS; "*" allows all).
+//   - 429: a token that already has MaxConnectionsPerCaller connections
+//     open (32 by default). It may open another once one has closed.
+//   - 503: a hub with MaxConnections open (256 by default), or shutting
+//     down.
+//
+// Refusing before the upgrade, rather than upgrading and closing at once,
+// costs the server no connection state, and tools and the browser's
+// network panel show the status and the reason (a page's script sees
+// only a failed connection, which it retries with backoff as any other).
 //
 // The client sends one kind of message, subscribe:
 //
@@ -20,7 +35,9 @@
 //
 // Every filter is optional; an absent (or null) one does not filter, so
 // {"subscribe": {}} receives everything. An empty list is refused rather
-// than guessed at. The filters given must all match:
+// than guessed at, and so is a list of more than MaxFilterEntries entries
+// (1000 by default; duplicates count, and are dropped once accepted). The
+// filters given must all match:
 //
 //   - vehicles: the event's subject is one of these plates. Plates are
 //     normalised as ingest normalises them (trimmed, Latin letters
@@ -37,13 +54,15 @@
 //   - stations: the event is about one of these stations: its
 //     data.station_id is one of them (geofence events), or it is a
 //     tms.station.* event whose subject is. Positions are about no station
-//     and do not pass it.
+//     and do not pass it. Ids are checked as the stations API checks
+//     them (1 to 64 letters, digits and _ . : -).
 //
 // Until its first subscribe a connection receives nothing. A new
 // subscribe replaces the one in force. Every frame the server sends has a
 // type and a seq:
 //
-//	{"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"],"bbox":[121,30.9,121.9,31.5]}}
+//	{"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"],"bbox":[121,30.9,121.9,31.5]},
+//	    "counts":{"vehicles":1}}
 //	{"type":"snapshot","seq":2,"vehicles":[{"plate":"沪A12345","lat":31.2,"lng":121.5,
 //	    "speed_kmh":42.5,"course_deg":90,"fix_time":"...","received_at":"...","flags":[]}]}
 //	{"type":"event","seq":3,"event":{"specversion":"1.0","id":"...","type":"tms.position.reported.v1",...}}
@@ -52,17 +71,42 @@
 // seq starts at 1 and grows by exactly 1 per frame on the connection, so a
 // client can check that it has every frame, in order.
 //
-// subscribed echoes the filter as normalised (absent filters omitted).
-// Everything after it is for the new filter: events queued for the old
-// one, and an unsent snapshot of it, are dropped.
+// subscribed summarises the filter as normalised, without ever repeating
+// more than a few kilobytes, whatever the client sent: filter holds the
+// bbox and each list of at most ten entries (normalised and
+// deduplicated); a longer list is left out of filter, and counts gives
+// the number of entries of every list given:
+//
+//	{"type":"subscribed","seq":5,"filter":{"types":["tms.position.reported.v1"]},
+//	    "counts":{"vehicles":800,"types":1}}
+//
+// (here the client subscribed to 800 vehicles). Absent filters are absent
+// from both. Everything after it is for the new filter: events queued for
+// the old one, and an unsent snapshot of it, are dropped.
 //
 // snapshot follows when the filter admits position events (types absent
 // or listing tms.position.reported.v1, and no stations filter): the latest
 // position, by fix time, of every vehicle the filter selects, from the
-// vehicles read model. course_deg is absent when the vehicle did not
-// report one. If the snapshot cannot be loaded, an error frame without a
-// field takes its place; live events follow regardless, and subscribing
-// again retries.
+// vehicles read model, in plate order. course_deg is absent when the
+// vehicle did not report one. A snapshot has at most MaxSnapshotRows
+// vehicles (10,000 by default) and at most half of MaxPendingBytes of
+// JSON (2 MiB by default, about 10,000 vehicles). One that would be
+// larger carries the first vehicles by plate and says so:
+//
+//	{"type":"snapshot","seq":2,"vehicles":[...],"truncated":true,
+//	    "detail":"more than 10000 vehicles match the filter; these are the first 10000 by plate: ..."}
+//
+// A client that gets truncated should narrow its filter (vehicles, bbox);
+// the live events are not cut, and the rest of the fleet's positions can
+// be paged through GET /api/v1/vehicles. How many vehicles matched is not
+// given: counting them would cost the database as much as loading them,
+// which is what the limit is for. Snapshots are loaded at most
+// MaxConcurrentSnapshots at once in all (8 by default) and
+// MaxSnapshotsPerCaller at once per token (2); the others wait their turn,
+// for up to SnapshotTimeout (10 s). If the snapshot cannot be loaded in
+// that time, or at all, an error frame without a field takes its place
+// (saying so when the token's own snapshots held all of its turns); live
+// events follow regardless, and subscribing again retries.
 //
 // event frames carry the CloudEvents envelope exactly as it is on the
 // topic (see the event schemas). Events that arrive while the snapshot
@@ -72,8 +116,18 @@
 // the latest fix_time (a position event's time and data.fix_time).
 //
 // error refuses a message: a subscribe that is not valid (field names
-// the filter at fault; the subscription in force stays as it was), an
-// unknown message, or a binary frame. The connection stays open.
+// the filter at fault, and index the entry of a list at fault; the
+// subscription in force stays as it was), an unknown message, or a binary
+// frame. The connection stays open. An error frame never repeats the
+// input whole: a detail quotes at most an excerpt of a value (32 bytes,
+// quotes included, followed by "…" and the value's length when cut), an
+// unknown message or filter is named by such an excerpt (field, when it
+// is one, by its first 32 bytes), and an error frame is under 2.5 KiB:
+//
+//	{"type":"error","seq":6,"field":"vehicles","index":2,"detail":"vehicles[2]:
+//	    \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"… (61440 bytes) is not a plate: letters, digits and '-', ..."}
+//	{"type":"error","seq":7,"field":"stations",
+//	    "detail":"has more than 1000 entries, the most a filter list may have: ..."}
 //
 // # Slow clients
 //
@@ -91,6 +145,15 @@
 //     connection with status 1013 (try again later), reason "too slow".
 //     The client should reconnect and subscribe again: its snapshot
 //     resynchronises it.
+//   - Whatever waits, coalesced positions included, counts its bytes:
+//     what the hub holds for one client (queued, and handed to the
+//     connection but not yet written) never passes MaxPendingBytes (4 MiB
+//     by default). Coalescing bounds the frames of a fleet that keeps
+//     reporting; it does nothing against a flood of distinct plates, each
+//     of which takes its own place. A frame that would pass the limit
+//     closes the connection with 1013, "too slow", as above. Each frame
+//     counts its JSON and a fixed 320 bytes for the hub's bookkeeping of
+//     it, so that the limit bounds memory, not only payload.
 //   - A connection that does not accept a frame within WriteTimeout, or
 //     answers no ping within PongTimeout, is dropped without a close
 //     frame.
@@ -104,6 +167,9 @@
 // tms_ws_clients, tms_ws_frames_sent_total{type},
 // tms_ws_frames_coalesced_total, tms_ws_frames_dropped_total,
 // tms_ws_clients_closed_slow_total, tms_ws_events_published_total,
+// tms_ws_upgrades_refused_total{reason} (unauthorised, origin,
+// caller_connections, connections), tms_ws_client_held_bytes_peak (the
+// most the hub has held for one client, against MaxPendingBytes),
 // tms_ws_push_latency_seconds (from tms receiving the event: a position's
 // data.received_at, its MQTT receipt, else the Kafka record's timestamp,
 // to its frame being written), and tms_ws_feed_records_skipped_total.

@@ -81,7 +81,7 @@ func Example() {
 	receive(1)
 
 	// Output:
-	// {"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"],"bbox":[121,31,122,32]}}
+	// {"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"],"bbox":[121,31,122,32]},"counts":{"vehicles":1}}
 	// {"type":"snapshot","seq":2,"vehicles":[{"plate":"沪A12345","lat":31.2304,"lng":121.4737,"speed_kmh":0,"fix_time":"2025-03-01T08:00:00Z","received_at":"2025-03-01T08:00:01Z","flags":[]}]}
 	// {"type":"event","seq":3,"event":{"specversion":"1.0","id":"28028372-5b33-53f6-9edc-848d5d59b21e","source":"/tms/ingest/g7","type":"tms.position.reported.v1","subject":"沪A12345","time":"2025-03-01T08:01:00Z","datacontenttype":"application/json","data":{"vehicle":"沪A12345","fix_time":"2025-03-01T08:01:00Z","received_at":"2025-03-01T08:01:01Z","lat":31.231,"lng":121.48,"speed_kmh":42.5,"course_deg":90,"flags":[]}}}
 	// {"type":"error","seq":4,"field":"bbox","detail":"minLat 32 is above maxLat 31"}

@@ -38,14 +38,21 @@ type fakeSnapshot struct {
 	table []vehicles.Vehicle
 	// calls, when set, receives each query as List starts.
 	calls chan vehicles.ListQuery
-	// gate, when set, holds List until it is closed (or ctx ends).
+	// gate, when set, holds List until it is closed (or ctx ends, unless
+	// stuck).
 	gate chan struct{}
-	err  error
+	// stuck makes List ignore ctx while the gate holds it, as a database
+	// call that hangs would.
+	stuck bool
+	err   error
 }
 
 func (f *fakeSnapshot) List(ctx context.Context, q vehicles.ListQuery) ([]vehicles.Vehicle, error) {
 	if f.calls != nil {
 		f.calls <- q
+	}
+	if f.gate != nil && f.stuck {
+		<-f.gate
 	}
 	if f.gate != nil {
 		select {
@@ -65,6 +72,9 @@ func (f *fakeSnapshot) List(ctx context.Context, q vehicles.ListQuery) ([]vehicl
 		if q.BBox != nil && !q.BBox.Contains(v.Lat, v.Lng) {
 			continue
 		}
+		if q.Limit > 0 && len(out) == q.Limit {
+			break
+		}
 		out = append(out, v)
 	}
 	return out, nil
@@ -77,6 +87,17 @@ type harness struct {
 }
 
 type harnessOpt func(*ws.Config, *httptest.Server)
+
+// callerHeader names the test's stand-in for the caller identity that
+// the API's auth middleware gives the hub (a digest of the token).
+const callerHeader = "X-Test-Caller"
+
+// byCallerHeader makes the hub tell callers apart by callerHeader.
+func byCallerHeader() harnessOpt {
+	return func(cfg *ws.Config, _ *httptest.Server) {
+		cfg.Caller = func(r *http.Request) string { return r.Header.Get(callerHeader) }
+	}
+}
 
 // smallSocketBuffers makes the server's send buffer small, so that a
 // client that stops reading stalls the hub's writes after a few frames
@@ -176,13 +197,18 @@ func value(m *dto.Metric) float64 {
 
 // frame is any frame the server sends.
 type frame struct {
-	Type     string               `json:"type"`
-	Seq      int64                `json:"seq"`
-	Filter   *ws.Filter           `json:"filter"`
-	Vehicles []ws.SnapshotVehicle `json:"vehicles"`
-	Event    *event.Envelope      `json:"event"`
-	Field    string               `json:"field"`
-	Detail   string               `json:"detail"`
+	Type      string               `json:"type"`
+	Seq       int64                `json:"seq"`
+	Filter    *ws.Filter           `json:"filter"`
+	Counts    *ws.FilterCounts     `json:"counts"`
+	Vehicles  []ws.SnapshotVehicle `json:"vehicles"`
+	Truncated bool                 `json:"truncated"`
+	Event     *event.Envelope      `json:"event"`
+	Field     string               `json:"field"`
+	Index     *int                 `json:"index"`
+	Detail    string               `json:"detail"`
+	// raw is the frame as received.
+	raw []byte
 }
 
 // wsClient is a real WebSocket client that checks, on every frame, that
@@ -212,16 +238,54 @@ func smallReadBuffer() dialOpt {
 
 func (h *harness) dial(t testing.TB, opts ...dialOpt) *wsClient {
 	t.Helper()
+	return h.dialWith(t, nil, opts...)
+}
+
+// dialAs dials as caller (see byCallerHeader).
+func (h *harness) dialAs(t testing.TB, caller string, opts ...dialOpt) *wsClient {
+	t.Helper()
+	return h.dialWith(t, http.Header{callerHeader: {caller}}, opts...)
+}
+
+func (h *harness) dialWith(t testing.TB, header http.Header, opts ...dialOpt) *wsClient {
+	t.Helper()
 	d := *websocket.DefaultDialer
 	for _, o := range opts {
 		o(&d)
 	}
-	conn, resp, err := d.DialContext(t.Context(), h.url(), nil)
+	conn, resp, err := d.DialContext(t.Context(), h.url(), header)
 	if err != nil {
 		t.Fatalf("dial: %v (response %v)", err, resp)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return &wsClient{t: t, conn: conn}
+}
+
+// tryDial dials with header and returns the HTTP status and, for a
+// refusal, its problem document; a connection that upgraded is closed.
+func (h *harness) tryDial(t testing.TB, header http.Header) (status int, p problemDoc) {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.DialContext(t.Context(), h.url(), header)
+	if conn != nil {
+		_ = conn.Close()
+		return httpStatus(resp), p
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("refusal %d has content type %q, want a problem", resp.StatusCode, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Errorf("refusal %d: problem: %v", resp.StatusCode, err)
+	}
+	return resp.StatusCode, p
+}
+
+// problemDoc is an RFC 9457 problem as the hub answers refusals.
+type problemDoc struct {
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
 }
 
 func (c *wsClient) send(msg string) {
@@ -246,6 +310,7 @@ func (c *wsClient) read() (frame, error) {
 	if err := json.Unmarshal(msg, &f); err != nil {
 		return frame{}, fmt.Errorf("frame %s: %w", msg, err)
 	}
+	f.raw = msg
 	if f.Seq != c.seq+1 {
 		return frame{}, fmt.Errorf("seq %d after %d: %s", f.Seq, c.seq, msg)
 	}

@@ -28,7 +28,8 @@ type Snapshot interface {
 	List(ctx context.Context, q vehicles.ListQuery) ([]vehicles.Vehicle, error)
 }
 
-// Config configures a Hub.
+// Config configures a Hub. Every limit has a default that a real
+// deployment can keep; docs/security.md lists them with their settings.
 type Config struct {
 	// Snapshot loads subscribers' snapshots (required).
 	Snapshot Snapshot
@@ -36,11 +37,23 @@ type Config struct {
 	// refuses it with 401. The API's auth middleware normally runs first;
 	// this keeps the hub safe when mounted on its own.
 	Authorize func(*http.Request) bool
-	// CheckOrigin decides whether a browser page from the request's
-	// Origin may connect. Default: any origin. Tokens, not cookies,
-	// authenticate the socket, so a foreign page cannot ride on a user's
-	// ambient credentials; set this to restrict it anyway.
-	CheckOrigin func(*http.Request) bool
+	// Caller names who is connecting, for the per-caller limits
+	// (MaxConnectionsPerCaller, MaxSnapshotsPerCaller). It must be stable
+	// for a caller and must not be a secret: cmd/tms passes a digest of
+	// the bearer token, never the token. The hub never logs it. nil: the
+	// connections are not grouped and only the hub-wide limits apply; an
+	// empty identity is one caller (every unidentified connection).
+	Caller func(*http.Request) string
+	// AllowedOrigins are the origins (scheme://host[:port]) whose pages
+	// may open a connection besides the server's own: a browser request
+	// whose Origin's host is the request's Host is always allowed, and a
+	// request without Origin is not from a browser page and is allowed
+	// too. "*" allows every origin. Others are refused with 403 before
+	// the upgrade. Tokens, not cookies, authenticate the socket, so a
+	// foreign page cannot ride on a user's ambient credentials; the check
+	// keeps a page from elsewhere from using a token it was given or
+	// found (and from spending a user's connections). Default: none.
+	AllowedOrigins []string
 	// SendWindow is how many of a client's frames may sit inside melody
 	// (queued or being written) at once. melody drops frames past its own
 	// buffer, so the hub keeps this small and releases the next frame
@@ -50,9 +63,32 @@ type Config struct {
 	// than positions (which coalesce per vehicle instead) and replies.
 	// A client past it is closed with 1013. Default 1024.
 	MaxPending int
+	// MaxPendingBytes bounds what the hub holds for one client: every
+	// frame queued for it (coalesced positions too: a flood of distinct
+	// plates does not coalesce) and every frame handed to melody and not
+	// yet written, each counting its bytes plus a fixed overhead for its
+	// bookkeeping. A frame that would take a client past it closes the
+	// client with 1013. A snapshot is cut at half of it, so that a
+	// snapshot always fits. Default 4 MiB; at least 256 KiB.
+	MaxPendingBytes int64
 	// MaxMessageBytes is the largest message a client may send; a larger
 	// one closes the connection with 1009. Default 64 KiB.
 	MaxMessageBytes int64
+	// MaxFilterEntries caps each list of a subscribe (vehicles, stations,
+	// types); a longer list is refused with an error frame naming the
+	// field and the limit. Default 1000.
+	MaxFilterEntries int
+	// MaxSnapshotRows caps the vehicles of one snapshot; a snapshot that
+	// matches more carries the first MaxSnapshotRows by plate and says it
+	// is truncated. Default 10,000.
+	MaxSnapshotRows int
+	// MaxConnections caps the hub's connections; an upgrade past it is
+	// refused with 503. With MaxPendingBytes it bounds the memory of all
+	// clients together. Default 256.
+	MaxConnections int
+	// MaxConnectionsPerCaller caps one caller's connections (see Caller);
+	// the next upgrade is refused with 429 before upgrading. Default 32.
+	MaxConnectionsPerCaller int
 	// WriteTimeout is how long writing one frame may take before the
 	// connection is dropped as dead. Default 10s.
 	WriteTimeout time.Duration
@@ -60,30 +96,52 @@ type Config struct {
 	// before dropping a connection as dead; it pings at 9/10 of it.
 	// Browsers answer pings by themselves. Default 60s.
 	PongTimeout time.Duration
-	// SnapshotTimeout bounds loading one snapshot. Default 10s.
+	// SnapshotTimeout bounds loading one snapshot, waiting for a slot
+	// included. Default 10s.
 	SnapshotTimeout time.Duration
 	// MaxConcurrentSnapshots bounds the snapshot queries in flight across
 	// all clients, so that a fleet of dashboards reconnecting at once
 	// after a deploy does not flood the database. Default 8.
 	MaxConcurrentSnapshots int
+	// MaxSnapshotsPerCaller bounds one caller's snapshot queries in flight
+	// (and waiting for a slot), so that one token cannot take all of
+	// MaxConcurrentSnapshots: its further snapshots wait for its own.
+	// Default 2; at most MaxConcurrentSnapshots.
+	MaxSnapshotsPerCaller int
 	// Registerer receives the hub's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
 	Logger *slog.Logger
 }
 
+// minPendingBytes is the least MaxPendingBytes: room for a few hundred
+// events and a small snapshot.
+const minPendingBytes = 256 << 10
+
 func (c *Config) setDefaults() {
-	if c.CheckOrigin == nil {
-		c.CheckOrigin = func(*http.Request) bool { return true }
-	}
 	if c.SendWindow == 0 {
 		c.SendWindow = 8
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 1024
 	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = 4 << 20
+	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
+	}
+	if c.MaxFilterEntries == 0 {
+		c.MaxFilterEntries = 1000
+	}
+	if c.MaxSnapshotRows == 0 {
+		c.MaxSnapshotRows = 10000
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 256
+	}
+	if c.MaxConnectionsPerCaller == 0 {
+		c.MaxConnectionsPerCaller = 32
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -97,28 +155,57 @@ func (c *Config) setDefaults() {
 	if c.MaxConcurrentSnapshots == 0 {
 		c.MaxConcurrentSnapshots = 8
 	}
+	if c.MaxSnapshotsPerCaller == 0 {
+		c.MaxSnapshotsPerCaller = min(2, c.MaxConcurrentSnapshots)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
-// Validate reports a config that cannot work.
+// Validate reports every setting that cannot work.
 func (c *Config) Validate() error {
-	switch {
-	case c.Snapshot == nil:
-		return errors.New("ws: a Snapshot source is required")
-	case c.SendWindow < 1:
-		return errors.New("ws: SendWindow must be at least 1")
-	case c.MaxPending < 1:
-		return errors.New("ws: MaxPending must be at least 1")
-	case c.MaxMessageBytes < 512:
-		return errors.New("ws: MaxMessageBytes must be at least 512")
-	case c.WriteTimeout <= 0 || c.PongTimeout <= 0 || c.SnapshotTimeout <= 0:
-		return errors.New("ws: timeouts must be positive")
-	case c.MaxConcurrentSnapshots < 1:
-		return errors.New("ws: MaxConcurrentSnapshots must be at least 1")
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("ws: "+format, args...)) }
+	if c.Snapshot == nil {
+		bad("a Snapshot source is required")
 	}
-	return nil
+	if c.SendWindow < 1 {
+		bad("SendWindow must be at least 1")
+	}
+	if c.MaxPending < 1 {
+		bad("MaxPending must be at least 1")
+	}
+	if c.MaxPendingBytes < minPendingBytes {
+		bad("MaxPendingBytes must be at least %d", minPendingBytes)
+	}
+	if c.MaxMessageBytes < 512 {
+		bad("MaxMessageBytes must be at least 512")
+	}
+	if c.MaxFilterEntries < 1 {
+		bad("MaxFilterEntries must be at least 1")
+	}
+	if c.MaxSnapshotRows < 1 {
+		bad("MaxSnapshotRows must be at least 1")
+	}
+	if c.MaxConnections < 1 || c.MaxConnectionsPerCaller < 1 {
+		bad("MaxConnections and MaxConnectionsPerCaller must be at least 1")
+	}
+	if c.WriteTimeout <= 0 || c.PongTimeout <= 0 || c.SnapshotTimeout <= 0 {
+		bad("timeouts must be positive")
+	}
+	if c.MaxConcurrentSnapshots < 1 {
+		bad("MaxConcurrentSnapshots must be at least 1")
+	}
+	if c.MaxSnapshotsPerCaller < 1 || c.MaxSnapshotsPerCaller > c.MaxConcurrentSnapshots {
+		bad("MaxSnapshotsPerCaller must be between 1 and MaxConcurrentSnapshots (%d)", c.MaxConcurrentSnapshots)
+	}
+	for _, o := range c.AllowedOrigins {
+		if _, err := normaliseOrigin(o); err != nil {
+			bad("AllowedOrigins: %w", err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Hub is the live WebSocket endpoint: an http.Handler that upgrades
@@ -132,6 +219,14 @@ type Hub struct {
 	metrics *metrics
 	// snapshotSlots is a semaphore over snapshot queries.
 	snapshotSlots chan struct{}
+	// origins are the allowed origins besides the request's own,
+	// normalised; anyOrigin is "*".
+	origins   map[string]bool
+	anyOrigin bool
+	callers   callers
+	// peakHeld is the most bytes the hub has held for one client: the
+	// high-water mark of what MaxPendingBytes bounds.
+	peakHeld atomic.Int64
 
 	// clients is copied on write (connect, disconnect), so that Publish
 	// reads it without a lock.
@@ -140,8 +235,14 @@ type Hub struct {
 	closed  atomic.Bool
 }
 
-// clientKey is where a melody session keeps its client.
-const clientKey = "tms.ws.client"
+// Keys of a melody session.
+const (
+	// clientKey is where a melody session keeps its client.
+	clientKey = "tms.ws.client"
+	// callerKey is where ServeHTTP leaves the connection's caller for
+	// connect.
+	callerKey = "tms.ws.caller"
+)
 
 // New validates cfg and builds a hub.
 func New(cfg Config) (*Hub, error) {
@@ -153,9 +254,16 @@ func New(cfg Config) (*Hub, error) {
 		cfg:           cfg,
 		m:             melody.New(),
 		log:           cfg.Logger.With("component", "ws"),
-		metrics:       newMetrics(cfg.Registerer),
 		snapshotSlots: make(chan struct{}, cfg.MaxConcurrentSnapshots),
+		origins:       map[string]bool{},
+		callers:       callers{byID: map[string]*caller{}, perCaller: cfg.MaxConnectionsPerCaller, total: cfg.MaxConnections, snapshots: cfg.MaxSnapshotsPerCaller},
 	}
+	for _, o := range cfg.AllowedOrigins {
+		n, _ := normaliseOrigin(o) // Validate checked it
+		h.origins[n] = true
+		h.anyOrigin = h.anyOrigin || n == "*"
+	}
+	h.metrics = newMetrics(cfg.Registerer, &h.peakHeld)
 	h.clients.Store(&[]*client{})
 
 	mc := h.m.Config
@@ -166,7 +274,9 @@ func New(cfg Config) (*Hub, error) {
 	// The window, plus room for the close frames (ours and melody's own
 	// on shutdown), which must never be the frame melody drops.
 	mc.MessageBufferSize = cfg.SendWindow + 4
-	h.m.Upgrader.CheckOrigin = cfg.CheckOrigin
+	// ServeHTTP checks the origin itself, to answer a refusal with a
+	// problem document.
+	h.m.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 
 	h.m.HandleConnect(h.connect)
 	h.m.HandleDisconnect(h.disconnect)
@@ -206,9 +316,13 @@ func New(cfg Config) (*Hub, error) {
 
 // ServeHTTP upgrades the request to a WebSocket connection and serves it
 // until it closes. Mount it at GET /api/v1/ws behind the API's
-// authentication.
+// authentication. Before upgrading it refuses, each with a problem
+// document: an unauthorised request (401), a page from an origin not
+// allowed (403), a caller at its connection limit (429), and any request
+// while the hub is shutting down or full (503).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Authorize != nil && !h.cfg.Authorize(r) {
+		h.metrics.refused(refusedUnauthorised)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tms"`)
 		problem(w, http.StatusUnauthorized, "a valid bearer token is required")
 		return
@@ -217,13 +331,42 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusServiceUnavailable, "the server is shutting down")
 		return
 	}
-	switch err := h.m.HandleRequest(w, r); {
+	if origin, ok := h.originAllowed(r); !ok {
+		h.metrics.refused(refusedOrigin)
+		problem(w, http.StatusForbidden, fmt.Sprintf("pages from the origin %s may not open this WebSocket: "+
+			"the server allows its own origin and the ones it is configured with", excerpt(origin)))
+		return
+	}
+	cl, refusal := h.callers.join(h.callerOf(r))
+	switch refusal {
+	case refusedCallerConnections:
+		h.metrics.refused(refusal)
+		problem(w, http.StatusTooManyRequests, fmt.Sprintf("this token has %d WebSocket connections open, the most it may; "+
+			"close one before opening another", h.cfg.MaxConnectionsPerCaller))
+		return
+	case refusedConnections:
+		h.metrics.refused(refusal)
+		w.Header().Set("Retry-After", "10")
+		problem(w, http.StatusServiceUnavailable, fmt.Sprintf("the server has %d WebSocket connections open, the most it takes; "+
+			"try again later", h.cfg.MaxConnections))
+		return
+	}
+	defer h.callers.leave(cl)
+	switch err := h.m.HandleRequestWithKeys(w, r, map[string]any{callerKey: cl}); {
 	case errors.Is(err, melody.ErrClosed):
 		problem(w, http.StatusServiceUnavailable, "the server is shutting down")
 	case err != nil:
 		// The upgrader has answered the request already.
 		h.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 	}
+}
+
+// callerOf is r's caller identity, and whether it has one (Caller set).
+func (h *Hub) callerOf(r *http.Request) (string, bool) {
+	if h.cfg.Caller == nil {
+		return "", false
+	}
+	return h.cfg.Caller(r), true
 }
 
 // problem answers with an RFC 9457 problem, as the rest of the API does.
@@ -297,7 +440,9 @@ func (h *Hub) Close() error {
 }
 
 func (h *Hub) connect(s *melody.Session) {
-	c := &client{hub: h, sess: s}
+	v, _ := s.Get(callerKey)
+	cl, _ := v.(*caller)
+	c := &client{hub: h, sess: s, caller: cl}
 	s.Set(clientKey, c)
 	h.mu.Lock()
 	next := append(slices.Clone(*h.clients.Load()), c)
@@ -340,17 +485,51 @@ func clientOf(s *melody.Session) *client {
 	return c
 }
 
-// snapshot loads and encodes the snapshot for f.
-func (h *Hub) snapshot(ctx context.Context, f *filter) ([]byte, error) {
+// errCallerBusy is a snapshot that could not start within its timeout
+// because its caller's other snapshots held all of the caller's slots.
+var errCallerBusy = errors.New("the caller's snapshot slots are all taken")
+
+// snapshot loads and encodes the snapshot for f, taking first a slot of
+// cl's (nil: none) then one of the hub's. It asks for one row more than
+// MaxSnapshotRows, to know that the snapshot is cut without counting.
+func (h *Hub) snapshot(ctx context.Context, cl *caller, f *filter) ([]byte, error) {
+	if cl != nil {
+		select {
+		case cl.snapshots <- struct{}{}:
+			defer func() { <-cl.snapshots }()
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			// A slot freed as the time ran out counts as none.
+			return nil, fmt.Errorf("ws: snapshot: %w", errCallerBusy)
+		}
+	}
 	select {
 	case h.snapshotSlots <- struct{}{}:
 		defer func() { <-h.snapshotSlots }()
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	vs, err := h.cfg.Snapshot.List(ctx, f.snapshotQuery())
+	q := f.snapshotQuery()
+	q.Limit = h.cfg.MaxSnapshotRows + 1
+	vs, err := h.cfg.Snapshot.List(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("ws: snapshot: %w", err)
 	}
-	return snapshotBody(vs), nil
+	return snapshotBody(vs, h.cfg.MaxSnapshotRows, h.snapshotBudget()), nil
+}
+
+// snapshotBudget is the most bytes a snapshot frame's body may take: half
+// of a client's byte limit, so that it fits beside the events held while
+// it loaded.
+func (h *Hub) snapshotBudget() int { return int(h.cfg.MaxPendingBytes / 2) }
+
+// noteHeld records that the hub holds n bytes for one client.
+func (h *Hub) noteHeld(n int64) {
+	for {
+		peak := h.peakHeld.Load()
+		if n <= peak || h.peakHeld.CompareAndSwap(peak, n) {
+			return
+		}
+	}
 }

@@ -581,6 +581,16 @@ func TestConfigValidate(t *testing.T) {
 		{"negative pending", ws.Config{Snapshot: &fakeSnapshot{}, MaxPending: -1}, false},
 		{"tiny messages", ws.Config{Snapshot: &fakeSnapshot{}, MaxMessageBytes: 10}, false},
 		{"negative timeout", ws.Config{Snapshot: &fakeSnapshot{}, WriteTimeout: -time.Second}, false},
+		{"tiny byte limit", ws.Config{Snapshot: &fakeSnapshot{}, MaxPendingBytes: 1000}, false},
+		{"negative filter entries", ws.Config{Snapshot: &fakeSnapshot{}, MaxFilterEntries: -1}, false},
+		{"negative snapshot rows", ws.Config{Snapshot: &fakeSnapshot{}, MaxSnapshotRows: -1}, false},
+		{"negative connections", ws.Config{Snapshot: &fakeSnapshot{}, MaxConnections: -1}, false},
+		{"negative connections per caller", ws.Config{Snapshot: &fakeSnapshot{}, MaxConnectionsPerCaller: -1}, false},
+		{"more snapshots per caller than in all", ws.Config{Snapshot: &fakeSnapshot{}, MaxConcurrentSnapshots: 2, MaxSnapshotsPerCaller: 3}, false},
+		{"one snapshot slot", ws.Config{Snapshot: &fakeSnapshot{}, MaxConcurrentSnapshots: 1}, true},
+		{"origins", ws.Config{Snapshot: &fakeSnapshot{}, AllowedOrigins: []string{"*", "https://a.example", "http://b.example:8080/"}}, true},
+		{"an origin with a path", ws.Config{Snapshot: &fakeSnapshot{}, AllowedOrigins: []string{"https://a.example/app"}}, false},
+		{"an origin without a scheme", ws.Config{Snapshot: &fakeSnapshot{}, AllowedOrigins: []string{"a.example"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ws.New(tc.cfg)
@@ -588,5 +598,11 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("New: %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+	// Every problem is reported, not only the first.
+	_, err := ws.New(ws.Config{MaxPendingBytes: 1, MaxFilterEntries: -1})
+	if err == nil || !strings.Contains(err.Error(), "Snapshot") || !strings.Contains(err.Error(), "MaxPendingBytes") ||
+		!strings.Contains(err.Error(), "MaxFilterEntries") {
+		t.Errorf("New: %v, want every problem named", err)
 	}
 }

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,9 +15,12 @@ type metrics struct {
 	closedSlow prometheus.Counter
 	published  prometheus.Counter
 	latency    prometheus.Histogram
+	refusals   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics builds the hub's metrics; peakHeld is read for
+// tms_ws_client_held_bytes_peak.
+func newMetrics(reg prometheus.Registerer, peakHeld *atomic.Int64) *metrics {
 	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tms_ws_frames_sent_total",
 		Help: "Frames written to WebSocket clients, by frame type (subscribed, snapshot, event, error).",
@@ -35,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		closedSlow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tms_ws_clients_closed_slow_total",
-			Help: "WebSocket clients closed with 1013 because their outbox of discrete frames overflowed.",
+			Help: "WebSocket clients closed with 1013 because what the hub held for them passed its frame or byte limit.",
 		}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tms_ws_events_published_total", Help: "Events given to the hub to fan out.",
@@ -46,12 +50,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				"to its frame being written to a WebSocket client.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms .. ~33s
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tms_ws_upgrades_refused_total",
+			Help: "WebSocket upgrades refused before upgrading, by reason " +
+				"(unauthorised, origin, caller_connections, connections).",
+		}, []string{"reason"}),
 	}
+	peak := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tms_ws_client_held_bytes_peak",
+		Help: "The most bytes the hub has held for one WebSocket client (queued and being written) since it started; " +
+			"the byte limit per client bounds it.",
+	}, func() float64 { return float64(peakHeld.Load()) })
 	for k, name := range kindNames {
 		m.framesSent[k] = sent.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, sent, m.coalesced, m.dropped, m.closedSlow, m.published, m.latency)
+		reg.MustRegister(m.clients, sent, m.coalesced, m.dropped, m.closedSlow, m.published, m.latency, m.refusals, peak)
 	}
 	return m
 }
@@ -65,3 +79,6 @@ func (m *metrics) frameSent(k frameKind, origin time.Time) {
 		m.latency.Observe(max(0, time.Since(origin).Seconds()))
 	}
 }
+
+// refused counts an upgrade refused for r.
+func (m *metrics) refused(r refusal) { m.refusals.WithLabelValues(string(r)).Inc() }

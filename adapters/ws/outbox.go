@@ -14,19 +14,41 @@ package ws
 //     (A replaced position keeps its earlier place, so a vehicle's newest
 //     fix can overtake a discrete event that happened before it; every
 //     frame carries its own time.) They are bounded, together with the
-//     replies, by the client's limit; past it the client is closed.
+//     replies, by the client's frame limit; past it the client is closed.
 //   - Replies (subscribed, snapshot, error) go before any event, so that a
 //     snapshot overtakes the events that arrived while it was loading.
+//   - Every queued frame, coalesced positions included, counts its bytes
+//     (frameCost) against the client's byte limit: coalescing bounds the
+//     frames of a fleet that keeps reporting, not those of a flood of
+//     distinct plates, each of which takes a place of its own.
 //
 // The outbox is not safe for concurrent use; its client's mutex guards it.
 type outbox struct {
 	replies ring[reply]
 	events  ring[*slot]
-	// pending finds a vehicle's queued position, to replace it.
+	// pending finds a vehicle's queued position, to replace it. It is the
+	// one structure keyed by plate; the byte limit bounds it.
 	pending map[string]*slot
 	// discrete counts the queued events that are not positions.
 	discrete int
+	// replyBytes and eventBytes are what the queued frames cost.
+	replyBytes, eventBytes int64
 }
+
+// frameOverhead is what a queued frame costs beyond its body: its slot
+// and place in line, its pending-map entry keyed by the plate, and the
+// published event's own fields (shared by the clients that queue it, so
+// counting it for each overstates). TestOutboxMemoryAccounting checks
+// that the bytes counted cover the heap a flood of distinct plates takes.
+const frameOverhead = 320
+
+// frameCost is what a frame with body counts against a client's byte
+// limit, queued or in flight.
+func frameCost(body []byte) int64 { return int64(len(body)) + frameOverhead }
+
+// shrinkAbove is the ring capacity past which an outbox that empties
+// gives its buffers back, so that one burst does not pin its peak size.
+const shrinkAbove = 1024
 
 // slot is a place in the event line; a position's is reused when a newer
 // fix of the same vehicle replaces it.
@@ -37,18 +59,39 @@ type reply struct {
 	body []byte
 }
 
-// bounded is the number of frames counted against the client's limit.
+// bounded is the number of frames counted against the client's frame
+// limit.
 func (o *outbox) bounded() int { return o.replies.len() + o.discrete }
 
 // len is the number of frames queued.
 func (o *outbox) len() int { return o.replies.len() + o.events.len() }
 
+// bytes is what the queued frames cost, by frameCost.
+func (o *outbox) bytes() int64 { return o.replyBytes + o.eventBytes }
+
 // pushReply queues a reply.
-func (o *outbox) pushReply(k frameKind, body []byte) { o.replies.push(reply{k, body}) }
+func (o *outbox) pushReply(k frameKind, body []byte) {
+	o.replies.push(reply{k, body})
+	o.replyBytes += frameCost(body)
+}
+
+// eventCost is by how much pushEvent(ev) would grow the queued bytes.
+func (o *outbox) eventCost(ev *published) int64 {
+	if ev.position {
+		if s, ok := o.pending[ev.subject]; ok {
+			if ev.fixTime.Before(s.ev.fixTime) {
+				return 0
+			}
+			return int64(len(ev.body) - len(s.ev.body))
+		}
+	}
+	return frameCost(ev.body)
+}
 
 // pushEvent queues ev and reports whether it coalesced with (replaced, or
 // was dropped in favour of) a pending position of the same vehicle.
 func (o *outbox) pushEvent(ev *published) (coalesced bool) {
+	o.eventBytes += o.eventCost(ev)
 	if !ev.position {
 		o.discrete++
 		o.events.push(&slot{ev})
@@ -73,6 +116,7 @@ func (o *outbox) pushEvent(ev *published) (coalesced bool) {
 // are held (while a snapshot loads).
 func (o *outbox) pop(holdEvents bool) (k frameKind, body []byte, ev *published, ok bool) {
 	if r, ok := o.replies.pop(); ok {
+		o.replyBytes -= frameCost(r.body)
 		return r.kind, r.body, nil, true
 	}
 	if holdEvents {
@@ -82,20 +126,30 @@ func (o *outbox) pop(holdEvents bool) (k frameKind, body []byte, ev *published, 
 	if !ok {
 		return 0, nil, nil, false
 	}
+	o.eventBytes -= frameCost(s.ev.body)
 	if s.ev.position {
 		delete(o.pending, s.ev.subject)
 	} else {
 		o.discrete--
 	}
+	if o.events.len() == 0 && o.events.capacity() > shrinkAbove {
+		o.releaseEvents()
+	}
 	return kindEvent, s.ev.body, s.ev, true
+}
+
+// releaseEvents empties the event line and gives its memory back.
+func (o *outbox) releaseEvents() {
+	o.events = ring[*slot]{}
+	o.pending = nil // a map does not shrink; a new one starts small
+	o.discrete = 0
+	o.eventBytes = 0
 }
 
 // dropEvents forgets the queued events and returns how many there were.
 func (o *outbox) dropEvents() int {
 	n := o.events.len()
-	o.events.reset()
-	clear(o.pending)
-	o.discrete = 0
+	o.releaseEvents()
 	return n
 }
 
@@ -111,6 +165,7 @@ func (o *outbox) dropReplies(k frameKind) int {
 		}
 		if r.kind == k {
 			n++
+			o.replyBytes -= frameCost(r.body)
 			continue
 		}
 		kept.push(r)
@@ -122,7 +177,8 @@ func (o *outbox) dropReplies(k frameKind) int {
 // reset forgets everything and returns how many frames there were.
 func (o *outbox) reset() int {
 	n := o.replies.len() + o.dropEvents()
-	o.replies.reset()
+	o.replies = ring[reply]{}
+	o.replyBytes = 0
 	return n
 }
 
@@ -135,6 +191,8 @@ type ring[T any] struct {
 }
 
 func (r *ring[T]) len() int { return r.n }
+
+func (r *ring[T]) capacity() int { return len(r.buf) }
 
 func (r *ring[T]) push(v T) {
 	if r.n == len(r.buf) {
@@ -158,9 +216,4 @@ func (r *ring[T]) pop() (T, bool) {
 	r.head = (r.head + 1) % len(r.buf)
 	r.n--
 	return v, true
-}
-
-func (r *ring[T]) reset() {
-	clear(r.buf)
-	r.head, r.n = 0, 0
 }

@@ -1,8 +1,13 @@
 package ws
 
 import (
+	"encoding/json"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/tmsfleet/tms/domain/event"
 )
 
 func TestOutbox(t *testing.T) {
@@ -117,4 +122,93 @@ func TestRing(t *testing.T) {
 	if _, ok := r.pop(); ok {
 		t.Error("pop from an empty ring")
 	}
+}
+
+func TestOutboxBytes(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	ev := func(plate string, s int, body string, position bool) *published {
+		return &published{subject: plate, position: position, fixTime: at.Add(time.Duration(s) * time.Second), body: []byte(body)}
+	}
+	var o outbox
+	want := int64(0)
+	check := func(step string) {
+		t.Helper()
+		if o.bytes() != want {
+			t.Fatalf("%s: bytes %d, want %d", step, o.bytes(), want)
+		}
+	}
+	push := func(e *published) {
+		t.Helper()
+		cost := o.eventCost(e)
+		o.pushEvent(e)
+		want += cost
+	}
+	push(ev("A", 1, "aaaa", true))
+	want = frameCost([]byte("aaaa"))
+	check("a position")
+	push(ev("A", 2, "aaaaaaaa", true)) // replaces: grows by 4
+	want = frameCost([]byte("aaaaaaaa"))
+	check("a newer position of the same vehicle")
+	push(ev("A", 0, "a", true)) // late: dropped, costs nothing
+	check("a late position")
+	push(ev("B", 1, "bb", true))
+	push(ev("x", 1, "entered", false))
+	o.pushReply(kindSubscribed, []byte("sub"))
+	want += frameCost([]byte("sub"))
+	check("a reply")
+	o.pop(false)
+	want -= frameCost([]byte("sub"))
+	check("popped the reply")
+	o.pop(false)
+	want -= frameCost([]byte("aaaaaaaa"))
+	check("popped A")
+	o.pushReply(kindSnapshot, []byte("snap"))
+	o.dropReplies(kindSnapshot)
+	check("dropped the snapshot")
+	o.dropEvents()
+	want = 0
+	check("dropped the events")
+	push(ev("C", 1, "c", true))
+	o.pushReply(kindError, []byte("e"))
+	o.reset()
+	want = 0
+	check("reset")
+}
+
+// TestOutboxMemoryAccounting fills an outbox with positions of distinct
+// plates, each its own event (as a flood is), and checks that the bytes
+// the outbox counts cover the heap it takes: the byte limit is a memory
+// limit. Not parallel, so that the heap it measures is its own.
+func TestOutboxMemoryAccounting(t *testing.T) {
+	const n = 100_000
+	data := []byte(`{"vehicle":"","fix_time":"2025-03-01T08:00:00Z","received_at":"2025-03-01T08:00:01Z","lat":31.2,"lng":121.5,"speed_kmh":42.5,"course_deg":90,"flags":[]}`)
+	before := heapInUse()
+	var o outbox
+	for i := range n {
+		plate := fmt.Sprintf("沪A%07d", i)
+		e := event.Envelope{SpecVersion: event.SpecVersion, ID: plate, Source: "/tms/ingest/g7", Type: event.TypePositionReported,
+			Subject: plate, Time: time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC), DataContentType: event.ContentType, Data: data}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.pushEvent(inspect(&e, raw, time.Time{}))
+	}
+	used := heapInUse() - before
+	counted := o.bytes()
+	t.Logf("%d positions: counted %d bytes (%d each), the heap grew by %d (%d each)", n, counted, counted/n, used, used/n)
+	if used > counted {
+		t.Errorf("the outbox takes %d bytes of heap and counts %d: frameOverhead (%d) is too small", used, counted, frameOverhead)
+	}
+	if o.len() != n {
+		t.Fatalf("outbox holds %d, want %d", o.len(), n)
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }

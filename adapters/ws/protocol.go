@@ -12,16 +12,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 // Frame types: the "type" member of every frame the server sends.
 const (
-	// FrameSubscribed acknowledges a subscribe and echoes its normalised
-	// filter.
+	// FrameSubscribed acknowledges a subscribe with a summary of its
+	// normalised filter: the bbox, the short lists, and how many entries
+	// each list has.
 	FrameSubscribed = "subscribed"
 	// FrameSnapshot carries the latest position of every vehicle the
-	// filter selects.
+	// filter selects, up to the hub's row and byte limits; a cut one says
+	// so with "truncated": true.
 	FrameSnapshot = "snapshot"
 	// FrameEvent carries one event, its CloudEvents envelope as it is on
 	// the topic.
@@ -31,9 +34,11 @@ const (
 )
 
 // Filter selects the events a connection receives. It is the body of the
-// client's {"subscribe": {...}} message and is echoed, normalised, in the
-// subscribed frame. An absent (or null) field does not filter; the fields
-// given must all match.
+// client's {"subscribe": {...}} message and is summarised, normalised, in
+// the subscribed frame (lists longer than ten entries are counted there,
+// not repeated). An absent (or null) field does not filter; the fields
+// given must all match. Each list has at most Config.MaxFilterEntries
+// entries.
 type Filter struct {
 	// Vehicles keeps events whose subject is one of these plates
 	// (normalised as ingest does: trimmed, Latin letters upper-cased).
@@ -104,46 +109,130 @@ func eventBody(envelope []byte) []byte {
 	return append(b, tail...)
 }
 
-// subscribedBody is the body of the subscribed frame for f.
+// maxEchoedEntries is the longest filter list the subscribed frame
+// repeats; a longer one is only counted, so that a reply never grows with
+// what the client sent. With the bounds on each entry (a plate is at most
+// 16 characters, a station id 64 bytes, a type 128 bytes), the subscribed
+// frame stays under maxSubscribedFrameBytes.
+const maxEchoedEntries = 10
+
+// maxSubscribedFrameBytes bounds a subscribed frame (the fuzz target
+// checks it).
+const maxSubscribedFrameBytes = 4 << 10
+
+// FilterCounts is how many distinct entries each list of a subscribe
+// holds (after normalisation and deduplication); the lists not given are
+// absent.
+type FilterCounts struct {
+	Vehicles int `json:"vehicles,omitempty"`
+	Stations int `json:"stations,omitempty"`
+	Types    int `json:"types,omitempty"`
+}
+
+// subscribedBody is the body of the subscribed frame for f: a summary of
+// the filter in force. bbox is repeated; a list is repeated only when it
+// has at most maxEchoedEntries entries; counts gives every list's size.
 func subscribedBody(f *Filter) []byte {
-	b, err := json.Marshal(f)
+	short := func(l []string) []string {
+		if len(l) > maxEchoedEntries {
+			return nil
+		}
+		return l
+	}
+	summary := Filter{Vehicles: short(f.Vehicles), Stations: short(f.Stations), BBox: f.BBox, Types: short(f.Types)}
+	counts := FilterCounts{Vehicles: len(f.Vehicles), Stations: len(f.Stations), Types: len(f.Types)}
+	fb, err := json.Marshal(summary)
 	if err != nil {
 		panic(fmt.Sprintf("ws: encode filter: %v", err)) // strings and finite floats always encode
 	}
-	return slices.Concat([]byte(`,"filter":`), b, []byte(`}`))
+	cb, err := json.Marshal(counts)
+	if err != nil {
+		panic(fmt.Sprintf("ws: encode filter counts: %v", err))
+	}
+	return slices.Concat([]byte(`,"filter":`), fb, []byte(`,"counts":`), cb, []byte(`}`))
 }
 
-// snapshotBody is the body of the snapshot frame for vs.
-func snapshotBody(vs []vehicles.Vehicle) []byte {
-	out := make([]SnapshotVehicle, len(vs))
-	for i, v := range vs {
+// snapshotTailBytes is room kept in a snapshot's byte budget for what
+// follows its vehicles: the truncation detail and the frame's end.
+const snapshotTailBytes = 512
+
+// snapshotBody is the body of the snapshot frame for vs (in plate order),
+// cut so that it holds at most maxRows vehicles and is at most maxBytes
+// long, whichever comes first. A cut snapshot says so: truncated, and a
+// detail saying which limit cut it. The caller asks the read model for
+// one row more than maxRows, so that a cut is known without counting.
+func snapshotBody(vs []vehicles.Vehicle, maxRows, maxBytes int) []byte {
+	const head = `,"vehicles":[`
+	budget := maxBytes - snapshotTailBytes
+	b := make([]byte, 0, max(0, min(budget, 200*min(len(vs), maxRows)))+len(head)+snapshotTailBytes)
+	b = append(b, head...)
+	rows := 0
+	cut := ""
+	for _, v := range vs {
+		if rows == maxRows {
+			cut = fmt.Sprintf("more than %d vehicles match the filter; these are the first %d by plate: "+
+				"narrow the filter (vehicles, bbox), or page through GET /api/v1/vehicles", maxRows, rows)
+			break
+		}
 		flags := v.Flags
 		if flags == nil {
 			flags = []string{}
 		}
-		out[i] = SnapshotVehicle{
+		row, err := json.Marshal(SnapshotVehicle{
 			Plate: v.Plate, Lat: v.Lat, Lng: v.Lng, SpeedKmh: v.SpeedKmh, CourseDeg: v.CourseDeg,
 			FixTime: v.FixTime.UTC(), ReceivedAt: v.ReceivedAt.UTC(), Flags: flags,
+		})
+		if err != nil {
+			// Only a NaN or infinite coordinate fails to encode, and the
+			// read model holds validated fixes only.
+			panic(fmt.Sprintf("ws: encode snapshot: %v", err))
 		}
+		if len(b)+1+len(row) > budget {
+			cut = fmt.Sprintf("the snapshot reached its size limit (%d bytes) after %d vehicles; these are the first by plate: "+
+				"narrow the filter (vehicles, bbox), or page through GET /api/v1/vehicles", maxBytes, rows)
+			break
+		}
+		if rows > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, row...)
+		rows++
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		// Only a NaN or infinite coordinate fails to encode, and the
-		// read model holds validated fixes only.
-		panic(fmt.Sprintf("ws: encode snapshot: %v", err))
+	b = append(b, ']')
+	if cut != "" {
+		d, err := json.Marshal(cut)
+		if err != nil {
+			panic(fmt.Sprintf("ws: encode snapshot detail: %v", err))
+		}
+		b = append(b, `,"truncated":true,"detail":`...)
+		b = append(b, d...)
 	}
-	return slices.Concat([]byte(`,"vehicles":`), b, []byte(`}`))
+	return append(b, '}')
 }
 
 // requestError is a client message the hub refuses. It becomes an error
-// frame naming the filter field at fault, if any.
+// frame naming the filter field at fault, if any, and the index of the
+// entry at fault in a list. It never repeats the client's input whole:
+// a detail quotes at most an excerpt (see excerpt), and body caps the
+// field and the detail whatever they hold.
 type requestError struct {
 	Field  string `json:"field,omitempty"`
+	Index  *int   `json:"index,omitempty"`
 	Detail string `json:"detail"`
 }
 
+// Bounds of an error frame's members (the fuzz target checks them).
+const (
+	maxFieldBytes  = 32
+	maxDetailBytes = 320
+	// maxErrorFrameBytes bounds a whole error frame: the members above,
+	// JSON-escaped at worst (6 bytes a byte), and the frame around them.
+	maxErrorFrameBytes = 6*(maxFieldBytes+maxDetailBytes) + 128
+)
+
 func (e *requestError) body() []byte {
-	b, err := json.Marshal(e)
+	capped := requestError{Field: clip(e.Field, maxFieldBytes), Index: e.Index, Detail: clip(e.Detail, maxDetailBytes)}
+	b, err := json.Marshal(capped)
 	if err != nil {
 		panic(fmt.Sprintf("ws: encode error frame: %v", err))
 	}
@@ -155,11 +244,48 @@ func refuse(field, format string, args ...any) *requestError {
 	return &requestError{Field: field, Detail: fmt.Sprintf(format, args...)}
 }
 
-// Bounds of a filter's values. The message size limit bounds how many.
-const (
-	maxStationIDBytes = 128
-	maxTypeBytes      = 128
-)
+// refuseEntry refuses entry i of the list field.
+func refuseEntry(field string, i int, format string, args ...any) *requestError {
+	return &requestError{Field: field, Index: &i, Detail: fmt.Sprintf("%s[%d]: ", field, i) + fmt.Sprintf(format, args...)}
+}
+
+// clip cuts s to at most n bytes at a character boundary, marking a cut
+// with "…" (within the n). Invalid UTF-8 is replaced, so that the result
+// encodes as it reads.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// maxExcerptBytes bounds a quoted excerpt of client input, quotes and
+// escapes included.
+const maxExcerptBytes = 32
+
+// excerpt quotes s for a detail, Go-style, keeping at most
+// maxExcerptBytes of the quoted form; a cut excerpt ends with "…" after
+// its closing quote and says how long s was.
+func excerpt(s string) string {
+	b := []byte{'"'}
+	for i := 0; i < len(s); {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		q := strconv.Quote(s[i : i+size])
+		piece := q[1 : len(q)-1]
+		if len(b)+len(piece)+1 > maxExcerptBytes {
+			return string(b) + `"… (` + strconv.Itoa(len(s)) + ` bytes)`
+		}
+		b = append(b, piece...)
+		i += size
+	}
+	return string(append(b, '"'))
+}
 
 // typeName is the shape of a versioned CloudEvents type tms uses, such as
 // tms.position.reported.v1. Checking the shape catches typos and swapped
@@ -167,25 +293,37 @@ const (
 // subscribe to types that are added later.
 var typeName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.v[0-9]+$`)
 
+// maxTypeBytes bounds an event type name.
+const maxTypeBytes = 128
+
 // filterFields lists a subscribe's members, in the order they are checked.
 var filterFields = []string{"vehicles", "stations", "bbox", "types"}
 
 // parseMessage reads one client message. The only message is subscribe.
-func parseMessage(msg []byte) (*filter, *requestError) {
+// maxEntries caps each filter list.
+func parseMessage(msg []byte, maxEntries int) (*filter, *requestError) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(msg, &top); err != nil || top == nil {
 		return nil, refuse("", `a message must be a JSON object such as {"subscribe": {...}}`)
 	}
 	raw, ok := top["subscribe"]
 	if !ok || len(top) != 1 {
-		keys := make([]string, 0, len(top))
+		// Name one unknown member (the first in order, so the answer is
+		// the same every time) and count the others.
+		var unknown []string
 		for k := range top {
 			if k != "subscribe" {
-				keys = append(keys, strconv.Quote(k))
+				unknown = append(unknown, k)
 			}
 		}
-		slices.Sort(keys)
-		return nil, refuse("", `unknown message %s: the only message is {"subscribe": {...}}`, strings.Join(keys, ", "))
+		if len(unknown) == 0 {
+			return nil, refuse("", `a message must be a JSON object such as {"subscribe": {...}}`)
+		}
+		more := ""
+		if len(unknown) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(unknown)-1)
+		}
+		return nil, refuse("", `unknown message %s%s: the only message is {"subscribe": {...}}`, excerpt(slices.Min(unknown)), more)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
@@ -199,20 +337,20 @@ func parseMessage(msg []byte) (*filter, *requestError) {
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return nil, refuse(unknown[0], "unknown filter; the filters are %s", strings.Join(filterFields, ", "))
+		return nil, refuse(unknown[0], "unknown filter %s; the filters are %s", excerpt(unknown[0]), strings.Join(filterFields, ", "))
 	}
 	var spec Filter
 	var err *requestError
-	if spec.Vehicles, err = parsePlates(fields["vehicles"]); err != nil {
+	if spec.Vehicles, err = parseStrings("vehicles", fields["vehicles"], maxEntries, normPlate); err != nil {
 		return nil, err
 	}
-	if spec.Stations, err = parseStrings("stations", fields["stations"], normStation); err != nil {
+	if spec.Stations, err = parseStrings("stations", fields["stations"], maxEntries, normStation); err != nil {
 		return nil, err
 	}
 	if spec.BBox, err = parseBBox(fields["bbox"]); err != nil {
 		return nil, err
 	}
-	if spec.Types, err = parseStrings("types", fields["types"], normType); err != nil {
+	if spec.Types, err = parseStrings("types", fields["types"], maxEntries, normType); err != nil {
 		return nil, err
 	}
 	return compile(spec), nil
@@ -222,60 +360,77 @@ func isNull(raw json.RawMessage) bool {
 	return raw == nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
 }
 
-// parseStrings reads a non-empty array of strings, normalises each with
-// norm and drops duplicates, keeping the first occurrence's place.
-func parseStrings(field string, raw json.RawMessage, norm func(string) (string, error)) ([]string, *requestError) {
+// parseStrings reads a non-empty array of at most maxEntries strings,
+// normalises each with norm (which returns what is wrong, without
+// repeating the input) and drops duplicates, keeping the first
+// occurrence's place. It reads the array one entry at a time and stops at
+// the first entry past the cap, so that a long list costs no more than the
+// cap; deduplication is by a set, linear in the entries.
+func parseStrings(field string, raw json.RawMessage, maxEntries int, norm func(string) (string, string)) ([]string, *requestError) {
 	if isNull(raw) {
 		return nil, nil
 	}
-	var in []string
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, refuse(field, "must be an array of strings")
+	notStrings := func() *requestError { return refuse(field, "must be an array of strings") }
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, notStrings()
 	}
-	if len(in) == 0 {
+	var out []string
+	seen := map[string]struct{}{}
+	i := 0
+	for ; dec.More(); i++ {
+		if i == maxEntries {
+			return nil, refuse(field, "has more than %d entries, the most a filter list may have: "+
+				"subscribe to fewer, or to a bbox or to everything", maxEntries)
+		}
+		var s *string
+		if err := dec.Decode(&s); err != nil || s == nil {
+			return nil, refuseEntry(field, i, "must be a string")
+		}
+		n, wrong := norm(*s)
+		if wrong != "" {
+			return nil, refuseEntry(field, i, "%s", wrong)
+		}
+		if _, dup := seen[n]; !dup {
+			seen[n] = struct{}{}
+			out = append(out, n)
+		}
+	}
+	if i == 0 {
 		// An empty selection would silently mean "nothing" to some
 		// clients and "everything" to others; make them say which.
 		return nil, refuse(field, "is empty: omit %s to receive all of them", field)
 	}
-	out := make([]string, 0, len(in))
-	for i, s := range in {
-		n, err := norm(s)
-		if err != nil {
-			return nil, refuse(field, "%s[%d]: %v", field, i, err)
-		}
-		if !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
 	return out, nil
 }
 
-func parsePlates(raw json.RawMessage) ([]string, *requestError) {
-	return parseStrings("vehicles", raw, func(s string) (string, error) {
-		p, rej := position.NormalizePlate("vehicles", s)
-		if rej != nil {
-			return "", fmt.Errorf("%s", rej.Detail)
-		}
-		return p, nil
-	})
-}
-
-func normStation(s string) (string, error) {
-	s = strings.TrimSpace(s)
+// normPlate normalises a plate as ingest does.
+func normPlate(s string) (string, string) {
+	p, rej := position.NormalizePlate("vehicles", s)
 	switch {
-	case s == "":
-		return "", fmt.Errorf("the station id is empty")
-	case len(s) > maxStationIDBytes || !utf8.ValidString(s):
-		return "", fmt.Errorf("%q is not a station id", s)
+	case rej == nil:
+		return p, ""
+	case strings.TrimSpace(s) == "":
+		return "", "the plate is empty"
 	}
-	return s, nil
+	// The rejection's own detail may quote the plate; say it here with an
+	// excerpt instead.
+	return "", excerpt(s) + " is not a plate: letters, digits and '-', as ingest accepts them"
 }
 
-func normType(s string) (string, error) {
-	if len(s) > maxTypeBytes || !typeName.MatchString(s) {
-		return "", fmt.Errorf("%q is not an event type such as tms.position.reported.v1", s)
+func normStation(s string) (string, string) {
+	s = strings.TrimSpace(s)
+	if err := station.ValidateID("stations", s); err != nil {
+		return "", excerpt(s) + " is not a station id: 1 to 64 letters A-Z and a-z, digits and _ . : -"
 	}
-	return s, nil
+	return s, ""
+}
+
+func normType(s string) (string, string) {
+	if len(s) > maxTypeBytes || !typeName.MatchString(s) {
+		return "", excerpt(s) + " is not an event type such as tms.position.reported.v1"
+	}
+	return s, ""
 }
 
 func parseBBox(raw json.RawMessage) ([]float64, *requestError) {

@@ -2,11 +2,16 @@ package ws
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 func TestParseSubscribe(t *testing.T) {
@@ -47,9 +52,12 @@ func TestParseSubscribe(t *testing.T) {
 		{name: "type without version", msg: `{"subscribe": {"types": ["tms.position.reported"]}}`, field: "types"},
 		{name: "type with space", msg: `{"subscribe": {"types": ["tms.position reported.v1"]}}`, field: "types"},
 		{name: "empty station", msg: `{"subscribe": {"stations": [""]}}`, field: "stations"},
+		{name: "station id not as the API makes them", msg: `{"subscribe": {"stations": ["S 1"]}}`, field: "stations"},
+		{name: "null entry", msg: `{"subscribe": {"types": ["tms.position.reported.v1", null]}}`, field: "types"},
+		{name: "list past the cap", msg: `{"subscribe": {"stations": [` + strings.Repeat(`"S1",`, 1000) + `"S1"]}}`, field: "stations"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, rerr := parseMessage([]byte(tc.msg))
+			f, rerr := parseMessage([]byte(tc.msg), 1000)
 			if tc.field != "" {
 				want := tc.field
 				if want == "-" {
@@ -91,7 +99,7 @@ func TestMatch(t *testing.T) {
 		return ev(event.TypePositionReported, subject, string(b))
 	}
 	sub := func(body string) *filter {
-		f, rerr := parseMessage([]byte(`{"subscribe": ` + body + `}`))
+		f, rerr := parseMessage([]byte(`{"subscribe": `+body+`}`), 1000)
 		if rerr != nil {
 			t.Fatalf("%s: %+v", body, rerr)
 		}
@@ -166,15 +174,92 @@ func TestFrameEncoding(t *testing.T) {
 		t.Errorf("event frame %s, want %s", got, want)
 	}
 	got = string(appendFrame(nil, kindSubscribed, 1, subscribedBody(&Filter{Vehicles: []string{"沪A12345"}})))
-	if want := `{"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"]}}`; got != want {
+	if want := `{"type":"subscribed","seq":1,"filter":{"vehicles":["沪A12345"]},"counts":{"vehicles":1}}`; got != want {
 		t.Errorf("subscribed frame %s, want %s", got, want)
 	}
 	got = string(appendFrame(nil, kindError, 7, refuse("bbox", "bad").body()))
 	if want := `{"type":"error","seq":7,"field":"bbox","detail":"bad"}`; got != want {
 		t.Errorf("error frame %s, want %s", got, want)
 	}
-	got = string(appendFrame(nil, kindSnapshot, 2, snapshotBody(nil)))
+	got = string(appendFrame(nil, kindSnapshot, 2, snapshotBody(nil, 10, 1<<20)))
 	if want := `{"type":"snapshot","seq":2,"vehicles":[]}`; got != want {
 		t.Errorf("empty snapshot frame %s, want %s", got, want)
+	}
+}
+
+func TestSnapshotCut(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	fleet := make([]vehicles.Vehicle, 100)
+	for i := range fleet {
+		fleet[i] = vehicles.Vehicle{Plate: fmt.Sprintf("沪A%05d", i), FixTime: at, ReceivedAt: at, Lat: 31, Lng: 121}
+	}
+	type snapshot struct {
+		Vehicles  []SnapshotVehicle `json:"vehicles"`
+		Truncated bool              `json:"truncated"`
+		Detail    string            `json:"detail"`
+	}
+	decode := func(body []byte) snapshot {
+		t.Helper()
+		var s snapshot
+		if err := json.Unmarshal(appendFrame(nil, kindSnapshot, 1, body), &s); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return s
+	}
+	if s := decode(snapshotBody(fleet, 100, 1<<20)); len(s.Vehicles) != 100 || s.Truncated || s.Detail != "" {
+		t.Errorf("at the row limit: %d vehicles, truncated %v %q; want all, complete", len(s.Vehicles), s.Truncated, s.Detail)
+	}
+	if s := decode(snapshotBody(fleet, 10, 1<<20)); len(s.Vehicles) != 10 || !s.Truncated || !strings.Contains(s.Detail, "more than 10 vehicles") ||
+		s.Vehicles[9].Plate != "沪A00009" {
+		t.Errorf("past the row limit: %d vehicles, truncated %v %q; want the first 10, truncated", len(s.Vehicles), s.Truncated, s.Detail)
+	}
+	const budget = 4 << 10
+	body := snapshotBody(fleet, 100, budget)
+	s := decode(body)
+	if len(body) > budget || len(s.Vehicles) == 0 || len(s.Vehicles) >= 100 || !s.Truncated || !strings.Contains(s.Detail, "size limit") {
+		t.Errorf("past the byte budget: %d bytes, %d vehicles, truncated %v %q; want at most %d bytes, cut",
+			len(body), len(s.Vehicles), s.Truncated, s.Detail, budget)
+	}
+}
+
+func TestExcerptAndClip(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"", "S1", strings.Repeat("<", 1000), strings.Repeat("\x00", 100), strings.Repeat("沪", 100), "\xff\xfe\xfd" + strings.Repeat("a", 50)} {
+		e := excerpt(in)
+		quoted, _, _ := strings.Cut(e, "… (")
+		if len(quoted) > maxExcerptBytes || !utf8.ValidString(e) {
+			t.Errorf("excerpt of %d bytes: %q (%d bytes quoted)", len(in), e, len(quoted))
+		}
+		if len(strconv.Quote(in)) <= maxExcerptBytes && e != strconv.Quote(in) {
+			t.Errorf("excerpt of a short %q: %s, want it whole", in, e)
+		}
+		if c := clip(in, 20); len(c) > 20 || !utf8.ValidString(c) {
+			t.Errorf("clip of %d bytes to 20: %q", len(in), c)
+		}
+	}
+}
+
+// BenchmarkParseLongList parses subscribes with lists of n distinct
+// plates (the cap raised to let them through): the time per entry must
+// not grow with n, as it did when duplicates were found by a linear scan.
+func BenchmarkParseLongList(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		plates := make([]string, n)
+		for i := range plates {
+			plates[i] = fmt.Sprintf("沪A%06d", i)
+		}
+		msg, err := json.Marshal(map[string]any{"subscribe": map[string]any{"vehicles": plates}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, rerr := parseMessage(msg, n); rerr != nil {
+					b.Fatal(rerr)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/entry")
+		})
 	}
 }

@@ -42,7 +42,10 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	e.onClose(commands.Close)
-	hub, err := ws.New(ws.Config{Snapshot: store, Registerer: e.registry, Logger: e.log})
+	wsCfg := e.cfg.websocket()
+	wsCfg.Snapshot, wsCfg.Registerer, wsCfg.Logger = store, e.registry, e.log
+	wsCfg.Caller = func(r *http.Request) string { id, _ := httpapi.CallerFrom(r.Context()); return id }
+	hub, err := ws.New(wsCfg)
 	if err != nil {
 		return nil, err
 	}

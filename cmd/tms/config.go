@@ -14,6 +14,7 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
 
+	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/geofence"
 )
 
@@ -48,6 +49,21 @@ type config struct {
 	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
 	MaxVehicles       int           `env:"TMS_GEOFENCE_MAX_VEHICLES" envDefault:"200000"`
 	LogFormat         string        `env:"TMS_LOG_FORMAT" envDefault:"text"`
+
+	// The WebSocket hub's limits (docs/security.md, "WebSocket").
+	WSAllowedOrigins         []string      `env:"TMS_WS_ALLOWED_ORIGINS" envSeparator:","`
+	WSMaxConnections         int           `env:"TMS_WS_MAX_CONNECTIONS" envDefault:"256"`
+	WSMaxConnectionsPerToken int           `env:"TMS_WS_MAX_CONNECTIONS_PER_TOKEN" envDefault:"32"`
+	WSMaxMessageBytes        int64         `env:"TMS_WS_MAX_MESSAGE_BYTES" envDefault:"65536"`
+	WSMaxFilterEntries       int           `env:"TMS_WS_MAX_FILTER_ENTRIES" envDefault:"1000"`
+	WSMaxPendingBytes        int64         `env:"TMS_WS_MAX_PENDING_BYTES" envDefault:"4194304"`
+	WSMaxPendingFrames       int           `env:"TMS_WS_MAX_PENDING_FRAMES" envDefault:"1024"`
+	WSMaxSnapshotRows        int           `env:"TMS_WS_MAX_SNAPSHOT_ROWS" envDefault:"10000"`
+	WSMaxConcurrentSnapshots int           `env:"TMS_WS_MAX_CONCURRENT_SNAPSHOTS" envDefault:"8"`
+	WSMaxSnapshotsPerToken   int           `env:"TMS_WS_MAX_SNAPSHOTS_PER_TOKEN" envDefault:"2"`
+	WSSnapshotTimeout        time.Duration `env:"TMS_WS_SNAPSHOT_TIMEOUT" envDefault:"10s"`
+	WSWriteTimeout           time.Duration `env:"TMS_WS_WRITE_TIMEOUT" envDefault:"10s"`
+	WSPongTimeout            time.Duration `env:"TMS_WS_PONG_TIMEOUT" envDefault:"60s"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
@@ -168,6 +184,20 @@ func (c *config) geofence() geofence.Config {
 			EnterConfirmFixes: c.EnterConfirmFixes, EnterConfirm: c.EnterConfirm, ExitMarginM: c.ExitMarginM,
 			ExitConfirmFixes: c.ExitConfirmFixes, ExitConfirm: c.ExitConfirm,
 		},
+	}
+}
+
+// websocket returns the WebSocket hub's limits; the caller adds what it
+// wires (the snapshot source, the caller identity, metrics, logger).
+func (c *config) websocket() ws.Config {
+	return ws.Config{
+		AllowedOrigins: c.WSAllowedOrigins,
+		MaxConnections: c.WSMaxConnections, MaxConnectionsPerCaller: c.WSMaxConnectionsPerToken,
+		MaxMessageBytes: c.WSMaxMessageBytes, MaxFilterEntries: c.WSMaxFilterEntries,
+		MaxPendingBytes: c.WSMaxPendingBytes, MaxPending: c.WSMaxPendingFrames,
+		MaxSnapshotRows: c.WSMaxSnapshotRows, MaxConcurrentSnapshots: c.WSMaxConcurrentSnapshots,
+		MaxSnapshotsPerCaller: c.WSMaxSnapshotsPerToken, SnapshotTimeout: c.WSSnapshotTimeout,
+		WriteTimeout: c.WSWriteTimeout, PongTimeout: c.WSPongTimeout,
 	}
 }
 

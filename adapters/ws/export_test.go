@@ -1,0 +1,12 @@
+package ws
+
+import (
+	"time"
+
+	"github.com/tmsfleet/tms/domain/event"
+)
+
+// PublishRaw publishes e, whose JSON is raw, as the Feed does: without
+// encoding it again. The flood test uses it to spend its time in the hub
+// rather than in encoding a million envelopes.
+func PublishRaw(h *Hub, e *event.Envelope, raw []byte) { h.publish(e, raw, time.Now()) }

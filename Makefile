@@ -41,6 +41,7 @@ bench:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./adapters/g7/
+	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime $(FUZZTIME) ./pipeline/ingest/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./domain/station/
 	$(GO) test -run '^$$' -fuzz FuzzProtocol -fuzztime $(FUZZTIME) ./adapters/ws/
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io/fs"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,14 @@ func TestEncodedEventsMatchTheirSchemas(t *testing.T) {
 		deadletter.New("ingest", "mqtt:g7", position.ReasonLatOutOfRange, "lat", "95 is outside", []byte(`{"lat":95}`), at).InBatch(3, deadletter.Hash([]byte("batch"))),
 		deadletter.New("ingest", "mqtt:g7", position.ReasonInvalidJSON, "", "not JSON", []byte{0xff}, at),
 		deadletter.New("geofence", "kafka:tms.positions/3@42", "malformed_event", "", "not a CloudEvent", []byte("{}"), at),
+		deadletter.New("ingest", "mqtt:g7", position.ReasonInvalidPlate, "plateNum", "too long", []byte(strings.Repeat("<", 10_000)), at).
+			WithVehicle(strings.Repeat("<", 300)).InBatch(0, deadletter.Hash([]byte("batch"))),
+		deadletter.Summary("ingest", "mqtt:g7", deadletter.ReasonTooManyRejections, "4,900 more", 4900,
+			map[string]int{position.ReasonLatOutOfRange: 4900}, []byte("[1,1]"), at),
+		deadletter.Summary("ingest", "mqtt:g7", deadletter.ReasonTooManyItems, "252,144 more", 252_144, nil, []byte("[1,1]"), at).
+			InBatch(10_000, deadletter.Hash([]byte("[1,1]"))),
+		deadletter.Refusal("ingest", "mqtt:g7", "tms.positions", []byte("沪A12345"), []byte("{}"), "MESSAGE_TOO_LARGE", at),
+		deadletter.Discarded("ingest", "mqtt:g7", position.ReasonTooLarge, "10 MB", deadletter.Hash(nil), at),
 	} {
 		e, err := l.Event("/tms/ingest/g7")
 		if err != nil {

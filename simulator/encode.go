@@ -11,8 +11,9 @@ import (
 )
 
 // MaxBatchSize bounds the items of one message. A thousand items are about
-// 110 KB, well under what tms accepts in one message (g7.MaxPayloadBytes,
-// 512 KiB), whatever the share of string-typed numbers.
+// 110 KB, well under what tms accepts in one message by default
+// (g7.DefaultMaxPayloadBytes, 1 MiB), whatever the share of string-typed
+// numbers, and a tenth of the items it reads from one (g7.DefaultMaxItems).
 const MaxBatchSize = 1000
 
 // FaultMarker is the field that marks a deliberately faulty item. Its value

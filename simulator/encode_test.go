@@ -124,8 +124,8 @@ func TestLargestBatchFitsTheParser(t *testing.T) {
 		fixes[i] = fix
 	}
 	msg, _ := Encoding{StringShare: 1, FaultRate: 1}.Encode(nil, fixes, rand.New(rand.NewPCG(1, 2)))
-	if len(msg) > g7.MaxPayloadBytes/2 {
-		t.Errorf("%d items take %d bytes; tms accepts %d", MaxBatchSize, len(msg), g7.MaxPayloadBytes)
+	if len(msg) > g7.DefaultMaxPayloadBytes/2 {
+		t.Errorf("%d items take %d bytes; tms accepts %d", MaxBatchSize, len(msg), g7.DefaultMaxPayloadBytes)
 	}
 }
 

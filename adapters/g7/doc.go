@@ -8,4 +8,10 @@
 // bytes, and never stops the rest of its batch (the original system lost
 // the remainder of a batch at the first bad record). Parked vehicles
 // (speed 0) are positions like any other.
+//
+// A message is the publisher's to choose, so parsing is bounded: a
+// message larger than Config.MaxPayloadBytes is refused unread, the
+// batch is read as a stream of tokens rather than decoded whole, items
+// past Config.MaxItems are only counted, and no rejection quotes more
+// than a few dozen bytes of a value.
 package g7

@@ -3,25 +3,87 @@ package g7
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tmsfleet/tms/domain/position"
 )
 
-// MaxPayloadBytes bounds one MQTT message. A larger one is rejected whole
-// (reason too_large) rather than risk a dead-letter record Kafka refuses.
-const MaxPayloadBytes = 512 << 10
+// Defaults of Config.
+const (
+	// DefaultMaxPayloadBytes is also the default of TMS_MQTT_MAX_PACKET_BYTES,
+	// the limit of the MQTT packet that carries a message: ingest sets
+	// MaxPayloadBytes from that setting.
+	DefaultMaxPayloadBytes = 1 << 20
+	// DefaultMaxItems is TMS_G7_MAX_ITEMS's default: ten times the
+	// largest batch a G7 device or tms's simulator sends.
+	DefaultMaxItems = 10_000
+)
+
+// Config bounds the work one message can make the parser do.
+type Config struct {
+	// MaxPayloadBytes bounds a message; a larger one is rejected whole
+	// (reason too_large) without being read. Default
+	// DefaultMaxPayloadBytes.
+	MaxPayloadBytes int
+	// MaxItems bounds the items read from one message. The items past it
+	// are counted (Batch.Excess) but never read or kept, so that a
+	// message of a million tiny items costs one pass over its bytes and
+	// no more. Default DefaultMaxItems.
+	MaxItems int
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxPayloadBytes == 0 {
+		c.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if c.MaxItems == 0 {
+		c.MaxItems = DefaultMaxItems
+	}
+}
+
+// Validate reports every limit that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxPayloadBytes < 1 {
+		errs = append(errs, fmt.Errorf("g7: MaxPayloadBytes %d: must be at least 1", c.MaxPayloadBytes))
+	}
+	if c.MaxItems < 1 {
+		errs = append(errs, fmt.Errorf("g7: MaxItems %d: must be at least 1", c.MaxItems))
+	}
+	return errors.Join(errs...)
+}
+
+// Parser reads messages within the limits of its Config. It is safe for
+// concurrent use.
+type Parser struct {
+	cfg Config
+}
+
+// NewParser validates cfg (zero fields take their defaults) and builds a
+// parser.
+func NewParser(cfg Config) (*Parser, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Parser{cfg: cfg}, nil
+}
 
 // Item is one element of a batch: either an accepted Position or a
 // Rejection, with the item's raw bytes as received.
 type Item struct {
-	// Raw is the item's JSON exactly as it arrived.
+	// Raw is the item's JSON exactly as it arrived: a slice of the
+	// message's payload.
 	Raw []byte
 	// Plate is the item's plate as given, when it could be read; it keys
-	// a rejected item's dead-letter record.
+	// a rejected item's dead-letter record (cut to a bound first: it is
+	// the publisher's to choose, of any length).
 	Plate string
 	// Position is the accepted fix; valid only when Rejection is nil.
 	Position position.Position
@@ -32,56 +94,125 @@ type Item struct {
 // Batch is a parsed message: its items, or, when the message as a whole
 // could not be read, a Rejection that applies to all of its bytes.
 type Batch struct {
-	Items     []Item
+	// Items are the first MaxItems items, in order.
+	Items []Item
+	// Excess counts the items past MaxItems, which were not read.
+	Excess int
+	// Rejection, when set, applies to the whole message: it has no items.
 	Rejection *position.Rejection
+}
+
+var defaultParser = func() *Parser {
+	p, err := NewParser(Config{})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
+// Parse reads one message with the default limits; see Parser.Parse.
+func Parse(payload []byte, receivedAt time.Time) Batch {
+	return defaultParser.Parse(payload, receivedAt)
 }
 
 // Parse reads one MQTT message received at receivedAt. It never fails as a
 // whole on a bad item. Besides G7's {"data": [...]}, a bare JSON array of
 // items is accepted, as some brokers relay that way.
-func Parse(payload []byte, receivedAt time.Time) Batch {
-	if len(payload) > MaxPayloadBytes {
+//
+// The message is read as a stream of tokens: the batch array is never
+// decoded whole, each item is a slice of payload, and past MaxItems items
+// are only counted. Whatever the message, the work is one validating pass
+// over its bytes plus the decoding of at most MaxItems items.
+func (p *Parser) Parse(payload []byte, receivedAt time.Time) Batch {
+	if len(payload) > p.cfg.MaxPayloadBytes {
 		return Batch{Rejection: position.Reject(position.ReasonTooLarge, "",
-			"the message has %d bytes, at most %d are accepted", len(payload), MaxPayloadBytes)}
+			"the message has %d bytes, at most %d are accepted", len(payload), p.cfg.MaxPayloadBytes)}
 	}
-	items, rej := splitBatch(payload)
-	if rej != nil {
-		return Batch{Rejection: rej}
+	trimmed := bytes.TrimSpace(payload)
+	if !json.Valid(trimmed) {
+		// Only now is the error's text worth its cost. The scanner stops
+		// at the first error, so the text is short (and Reject bounds it).
+		err := json.Unmarshal(trimmed, new(skipValue))
+		return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
 	}
-	b := Batch{Items: make([]Item, len(items))}
-	for i, raw := range items {
-		b.Items[i] = parseItem(raw, receivedAt)
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	tok, err := dec.Token()
+	if err != nil {
+		return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
+	}
+	switch tok {
+	case json.Delim('['):
+		return p.items(dec, trimmed, receivedAt)
+	case json.Delim('{'):
+		var b *Batch
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
+			}
+			if key != "data" {
+				if err := dec.Decode(new(skipValue)); err != nil {
+					return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
+				}
+				continue
+			}
+			if b != nil {
+				// Readers disagree on which of two "data" to take: take
+				// neither.
+				return Batch{Rejection: position.Reject(position.ReasonInvalidBatch, "data", "the data array appears more than once")}
+			}
+			tok, err := dec.Token()
+			switch {
+			case err != nil:
+				return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
+			case tok == nil:
+				return Batch{Rejection: position.Reject(position.ReasonInvalidBatch, "data", "the data array is missing")}
+			case tok != json.Delim('['):
+				return Batch{Rejection: position.Reject(position.ReasonInvalidBatch, "data", "data must be an array of items")}
+			}
+			items := p.items(dec, trimmed, receivedAt)
+			if items.Rejection != nil {
+				return items
+			}
+			b = &items
+			if _, err := dec.Token(); err != nil { // the array's end
+				return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
+			}
+		}
+		if b == nil {
+			return Batch{Rejection: position.Reject(position.ReasonInvalidBatch, "data", "the data array is missing")}
+		}
+		return *b
+	}
+	return Batch{Rejection: position.Reject(position.ReasonInvalidBatch, "", "expected an object {\"data\": [...]} or an array of items")}
+}
+
+// items reads the elements of the array dec has just entered; payload is
+// what dec reads, so that each item's raw bytes are a slice of it.
+func (p *Parser) items(dec *json.Decoder, payload []byte, receivedAt time.Time) Batch {
+	var b Batch
+	for dec.More() {
+		start := dec.InputOffset()
+		if err := dec.Decode(new(skipValue)); err != nil {
+			return Batch{Rejection: position.Reject(position.ReasonInvalidJSON, "", "%v", err)}
+		}
+		if len(b.Items) == p.cfg.MaxItems {
+			b.Excess++
+			continue
+		}
+		// The offset before an element is the end of the one before it:
+		// the separator and white space come first.
+		raw := bytes.TrimLeft(payload[start:dec.InputOffset()], ", \t\r\n")
+		b.Items = append(b.Items, parseItem(raw, receivedAt))
 	}
 	return b
 }
 
-func splitBatch(payload []byte) ([]json.RawMessage, *position.Rejection) {
-	trimmed := bytes.TrimSpace(payload)
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var items []json.RawMessage
-		if err := json.Unmarshal(trimmed, &items); err != nil {
-			return nil, position.Reject(position.ReasonInvalidJSON, "", "%v", err)
-		}
-		return items, nil
-	}
-	var envelope struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(trimmed, &envelope); err != nil {
-		if !json.Valid(trimmed) {
-			return nil, position.Reject(position.ReasonInvalidJSON, "", "%v", err)
-		}
-		return nil, position.Reject(position.ReasonInvalidBatch, "", "expected an object {\"data\": [...]} or an array of items")
-	}
-	if len(envelope.Data) == 0 || string(envelope.Data) == "null" {
-		return nil, position.Reject(position.ReasonInvalidBatch, "data", "the data array is missing")
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(envelope.Data, &items); err != nil {
-		return nil, position.Reject(position.ReasonInvalidBatch, "data", "data must be an array of items")
-	}
-	return items, nil
-}
+// skipValue takes any JSON value and keeps nothing of it: decoding into
+// it only moves past the value.
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
 
 // Field names accepted for each value, G7's own first. G7's APIs name
 // the fix time time or gps_time.
@@ -193,7 +324,7 @@ func number(name string, v json.RawMessage) (float64, *position.Rejection) {
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil {
 		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return 0, position.Reject(position.ReasonNotFinite, name, "%q overflows a float64", text)
+			return 0, position.Reject(position.ReasonNotFinite, name, "%q overflows a float64", truncate(text, 40))
 		}
 		return 0, position.Reject(position.ReasonInvalidNumber, name, "%q is not a number", truncate(text, 40))
 	}
@@ -234,9 +365,13 @@ func fixTime(name string, v json.RawMessage) (time.Time, *position.Rejection) {
 	return time.UnixMilli(int64(math.Round(f))).UTC(), nil
 }
 
+// truncate cuts s to at most n bytes, on a rune boundary, marking the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

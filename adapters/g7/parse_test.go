@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/position"
 )
 
@@ -120,7 +121,8 @@ func TestParseRejectsUnreadableMessagesWhole(t *testing.T) {
 		{"no data", `{"items":[]}`, position.ReasonInvalidBatch},
 		{"data not an array", `{"data":{"plateNum":"沪A1"}}`, position.ReasonInvalidBatch},
 		{"a number", `42`, position.ReasonInvalidBatch},
-		{"too large", `{"data":[` + string(bytes.Repeat([]byte(" "), MaxPayloadBytes)) + `]}`, position.ReasonTooLarge},
+		{"data twice", `{"data":[],"data":[{"plateNum":"沪A1"}]}`, position.ReasonInvalidBatch},
+		{"too large", `{"data":[` + string(bytes.Repeat([]byte(" "), DefaultMaxPayloadBytes)) + `]}`, position.ReasonTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -147,18 +149,30 @@ func TestParseAcceptsABareArrayAndEpochSeconds(t *testing.T) {
 
 // FuzzParse checks that no input panics the parser, that every item is
 // either accepted as a valid fix or rejected with a reason, and that an
-// item's raw bytes are the bytes it arrived as.
+// item's raw bytes are the bytes it arrived as. And the limits: with a
+// limit of fuzzItems items, no more are read, the rest are counted
+// exactly (encoding/json, reading the whole batch, is the oracle), every
+// rejection's detail is bounded, and every dead letter made of the
+// message or of an item is within deadletter.MaxEventBytes.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"data":[{"plateNum":"沪A12345","lng":121.47,"lat":31.23,"speed":42.5,"course":87,"gps_time":1764230000000}]}`))
 	f.Add([]byte(`{"data":[{"plateNum":"沪A12345","lng":"121.47","lat":"31.23","speed":"0","time":"1764230000000"},{"lat":95}]}`))
 	f.Add([]byte(`[{"plateNum":"x","lng":1e999,"lat":"NaN","speed":-1,"time":"2026-11-27T08:00:00Z"}]`))
 	f.Add([]byte(`{"data":null}`))
+	f.Add([]byte(`[1,2,3,4,5,6,7,8,9,10,11]`))
+	f.Add([]byte(`{"x":[1],"data":[{},{},{},{},{},{},{},{},{"plateNum":"<<<<<<<<<<<<<<<<<<<<"}]}`))
+	const fuzzItems = 8
+	limited, err := NewParser(Config{MaxItems: fuzzItems})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		b := Parse(payload, received)
 		if b.Rejection != nil {
-			if len(b.Items) != 0 || b.Rejection.Reason == "" {
+			if len(b.Items) != 0 || b.Excess != 0 || b.Rejection.Reason == "" {
 				t.Fatalf("rejected batch %+v", b)
 			}
+			checkLetter(t, deadletter.New("ingest", "mqtt:g7", b.Rejection.Reason, b.Rejection.Field, b.Rejection.Detail, payload, received))
 			return
 		}
 		for i, it := range b.Items {
@@ -166,9 +180,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("item %d raw %q is not in the payload", i, it.Raw)
 			}
 			if it.Rejection != nil {
-				if it.Rejection.Reason == "" || it.Rejection.Detail == "" {
-					t.Fatalf("item %d: rejection without reason or detail: %+v", i, it.Rejection)
+				if it.Rejection.Reason == "" || it.Rejection.Detail == "" || len(it.Rejection.Detail) > position.MaxDetailBytes {
+					t.Fatalf("item %d: rejection without reason or detail, or too long: %+v", i, it.Rejection)
 				}
+				checkLetter(t, deadletter.New("ingest", "mqtt:g7", it.Rejection.Reason, it.Rejection.Field, it.Rejection.Detail, it.Raw, received).
+					WithVehicle(it.Plate).InBatch(i, deadletter.Hash(payload)))
 				continue
 			}
 			p := it.Position
@@ -181,11 +197,61 @@ func FuzzParse(f *testing.F) {
 			if _, err := json.Marshal(p.Flags); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := p.Event("/fuzz"); err != nil {
+			e, err := p.Event("/fuzz")
+			if err != nil {
 				t.Fatalf("item %d: accepted fix does not encode: %v", i, err)
+			}
+			if value, _ := json.Marshal(e); len(value) > position.MaxEventBytes {
+				t.Fatalf("item %d: position event of %d bytes", i, len(value))
+			}
+		}
+		all := len(b.Items) + b.Excess
+		if want := oracleItems(payload); all != want {
+			t.Fatalf("%d items read and %d counted; encoding/json reads %d", len(b.Items), b.Excess, want)
+		}
+		lb := limited.Parse(payload, received)
+		if lb.Rejection != nil || len(lb.Items) > fuzzItems || len(lb.Items)+lb.Excess != all ||
+			(all > fuzzItems && len(lb.Items) != fuzzItems) {
+			t.Fatalf("with a limit of %d: %d items read, %d counted, of %d (%v)", fuzzItems, len(lb.Items), lb.Excess, all, lb.Rejection)
+		}
+		for i, it := range lb.Items {
+			if !bytes.Equal(it.Raw, b.Items[i].Raw) {
+				t.Fatalf("item %d differs under the limit: %q, %q", i, it.Raw, b.Items[i].Raw)
 			}
 		}
 	})
+}
+
+// oracleItems counts the items of an accepted batch as encoding/json
+// reads the whole of it.
+func oracleItems(payload []byte) int {
+	var items []json.RawMessage
+	if err := json.Unmarshal(payload, &items); err == nil {
+		return len(items)
+	}
+	var envelope map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &envelope); err != nil {
+		return -1
+	}
+	if err := json.Unmarshal(envelope["data"], &items); err != nil {
+		return -1
+	}
+	return len(items)
+}
+
+func checkLetter(t *testing.T, l deadletter.Letter) {
+	t.Helper()
+	e, err := l.Event("/tms/ingest/g7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(value) > deadletter.MaxEventBytes || len(e.Subject) > deadletter.MaxVehicleBytes {
+		t.Fatalf("dead letter of %d bytes (bound %d), subject of %d", len(value), deadletter.MaxEventBytes, len(e.Subject))
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

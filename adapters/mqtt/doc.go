@@ -8,4 +8,10 @@
 // a message the handler has not acknowledged is redelivered by the broker
 // after a reconnect, so nothing acknowledged is ever lost and nothing
 // unacknowledged is dropped.
+//
+// Both bound the packets they read (Config.MaxPacketBytes,
+// EmbeddedConfig.MaxPacketBytes): the embedded broker closes the
+// connection of a client that announces a larger packet, and the
+// subscriber, whose MQTT client (paho) would read any packet whole,
+// discards a larger message as it arrives and delivers it as Oversized.
 package mqtt

@@ -2,16 +2,20 @@ package mqtt
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/net/proxy"
 )
 
 // Config says how to reach the broker and what to subscribe to.
@@ -37,6 +41,14 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// MaxReconnectInterval caps the back-off between reconnects. Default 10s.
 	MaxReconnectInterval time.Duration
+	// MaxPacketBytes bounds an incoming packet, its fixed header included
+	// (TMS_MQTT_MAX_PACKET_BYTES). paho reads a packet whole into memory
+	// and has no limit of its own, so the subscriber reads the connection
+	// first: a larger PUBLISH is discarded as it arrives, never held
+	// whole, and delivered as a Message whose Oversized says so (see
+	// oversizeConn). Default DefaultMaxPacketBytes; at least
+	// MinMaxPacketBytes, at most MQTT's own limit, MaxMQTTPacketBytes.
+	MaxPacketBytes int
 	// TLS is used for ssl://, tls:// and wss:// URLs; nil takes the
 	// system's roots.
 	TLS *tls.Config
@@ -57,27 +69,54 @@ func (c *Config) setDefaults() {
 	if c.MaxReconnectInterval == 0 {
 		c.MaxReconnectInterval = 10 * time.Second
 	}
+	if c.MaxPacketBytes == 0 {
+		c.MaxPacketBytes = DefaultMaxPacketBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 }
 
-// Validate reports a config that cannot work.
+// Limits of MaxPacketBytes.
+const (
+	// DefaultMaxPacketBytes is TMS_MQTT_MAX_PACKET_BYTES's default: about
+	// ten times the largest batch tms's simulator sends (1,000 fixes,
+	// 110 KB).
+	DefaultMaxPacketBytes = 1 << 20
+	// MinMaxPacketBytes is the smallest limit accepted: a smaller one
+	// would refuse even batches of a few fixes.
+	MinMaxPacketBytes = 1 << 10
+	// MaxMQTTPacketBytes is the largest packet MQTT can frame (a
+	// remaining length of 268,435,455 and its 5 bytes of fixed header).
+	MaxMQTTPacketBytes = 268_435_455 + 5
+)
+
+// Validate reports every problem of a config that cannot work.
 func (c *Config) Validate() error {
+	var errs []error
 	if c.URL == "" {
-		return errors.New("mqtt: URL is required")
-	}
-	if _, err := url.Parse(c.URL); err != nil {
-		return fmt.Errorf("mqtt: URL: %w", err)
+		errs = append(errs, errors.New("mqtt: URL is required"))
+	} else if _, err := url.Parse(c.URL); err != nil {
+		errs = append(errs, fmt.Errorf("mqtt: URL: %w", err))
 	}
 	if c.ClientID == "" {
-		return errors.New("mqtt: a client id is required for a persistent session")
+		errs = append(errs, errors.New("mqtt: a client id is required for a persistent session"))
 	}
 	if c.Topic == "" {
-		return errors.New("mqtt: topic is required")
+		errs = append(errs, errors.New("mqtt: topic is required"))
 	}
 	if c.QoS > 2 {
-		return fmt.Errorf("mqtt: QoS %d does not exist", c.QoS)
+		errs = append(errs, fmt.Errorf("mqtt: QoS %d does not exist", c.QoS))
+	}
+	if err := validMaxPacketBytes(c.MaxPacketBytes); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func validMaxPacketBytes(n int) error {
+	if n < MinMaxPacketBytes || n > MaxMQTTPacketBytes {
+		return fmt.Errorf("mqtt: MaxPacketBytes %d: must be in [%d, %d]", n, MinMaxPacketBytes, MaxMQTTPacketBytes)
 	}
 	return nil
 }
@@ -88,7 +127,27 @@ type Message interface {
 	Topic() string
 	Payload() []byte
 	Ack()
+	// Oversized is nil for a message within MaxPacketBytes. For a larger
+	// one it says how large it was; its payload was discarded unread and
+	// Payload is empty. It must still be acknowledged, or the broker
+	// sends it again after every reconnect.
+	Oversized() *Oversize
 }
+
+// message is a paho message as the handler sees it.
+type message struct {
+	paho.Message
+	oversize *Oversize
+}
+
+func (m message) Payload() []byte {
+	if m.oversize != nil {
+		return nil
+	}
+	return m.Message.Payload()
+}
+
+func (m message) Oversized() *Oversize { return m.oversize }
 
 // Handler receives messages in the order the broker sends them, one at a
 // time. It must not block for long: it may acknowledge a message later,
@@ -105,6 +164,9 @@ type Subscriber struct {
 	// subscription: from then on nothing published to the topic is lost.
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
+	// secret marks the stand-ins of oversized messages (see
+	// oversizeConn); it never leaves the process.
+	secret [secretLen]byte
 }
 
 // NewSubscriber validates cfg and prepares a subscriber; Run connects it.
@@ -113,7 +175,11 @@ func NewSubscriber(cfg Config) (*Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Subscriber{cfg: cfg, subscribed: make(chan struct{})}, nil
+	s := &Subscriber{cfg: cfg, subscribed: make(chan struct{})}
+	if _, err := rand.Read(s.secret[:]); err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	return s, nil
 }
 
 // Subscribed is closed once the broker has confirmed the subscription.
@@ -133,7 +199,10 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	// A failed subscription is fatal: a session that receives nothing
 	// must not look healthy.
 	fatal := make(chan error, 1)
-	handle := func(_ paho.Client, m paho.Message) { h(m) }
+	handle := func(_ paho.Client, m paho.Message) {
+		o, _ := marker(m.Payload(), s.secret)
+		h(message{Message: m, oversize: o})
+	}
 	opts := paho.NewClientOptions().
 		AddBroker(s.cfg.URL).
 		SetClientID(s.cfg.ClientID).
@@ -149,6 +218,13 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(s.cfg.MaxReconnectInterval).
+		SetCustomOpenConnectionFn(func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+			c, err := dial(uri, o)
+			if err != nil {
+				return nil, err
+			}
+			return newOversizeConn(c, s.cfg.MaxPacketBytes, s.secret), nil
+		}).
 		// Redelivered messages of the persistent session can arrive before
 		// the subscription is renewed: route them to the handler too.
 		SetDefaultPublishHandler(handle).
@@ -208,6 +284,48 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	s.client.Disconnect(250)
 	log.Info("disconnected")
 	return err
+}
+
+// dial opens the network connection to the broker as paho itself does
+// (its own dialer is not exported): TCP, TLS, WebSocket or a Unix socket,
+// through the proxy the environment names.
+func dial(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	dialer := o.Dialer
+	if dialer == nil {
+		dialer = &net.Dialer{Timeout: 30 * time.Second}
+	}
+	switch uri.Scheme {
+	case "ws", "wss":
+		u := *uri
+		u.User = nil // gorilla/websocket refuses URLs with credentials
+		var tlsc *tls.Config
+		if uri.Scheme == "wss" {
+			tlsc = o.TLSConfig
+		}
+		return paho.NewWebsocket(u.String(), tlsc, o.ConnectTimeout, o.HTTPHeaders, o.WebsocketOptions)
+	case "mqtt", "tcp":
+		return proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
+	case "unix":
+		if uri.Host != "" {
+			return dialer.Dial("unix", uri.Host)
+		}
+		return dialer.Dial("unix", uri.Path)
+	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		if os.Getenv("all_proxy") == "" {
+			return tls.DialWithDialer(dialer, "tcp", uri.Host, o.TLSConfig)
+		}
+		c, err := proxy.FromEnvironment().Dial("tcp", uri.Host)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(c, o.TLSConfig)
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return nil, fmt.Errorf("mqtt: unknown scheme %q", uri.Scheme)
 }
 
 // redact removes credentials from a broker URL before it is logged.

@@ -1,9 +1,14 @@
 package mqtt_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,4 +174,126 @@ func (b *privateBroker) restart(t *testing.T) {
 	bin := b.cmd.Path
 	b.stop(t)
 	b.start(t, bin)
+}
+
+// TestHostileSubscriberDeliversAnOversizedMessageAsOversized publishes,
+// through the test services' broker (Mosquitto, which accepts messages of
+// up to 256 MB), a 600 KB message to a subscriber whose limit is 64 KiB,
+// then a small one. The handler gets the big one as Oversized (its size
+// and hash, no payload) and acknowledges it; a new session of the same
+// client then gets only what came after: the acknowledgement reached the
+// broker, which will not send the big message again. Before, the
+// subscriber had no limit: paho read the whole message into memory and
+// handed it over.
+func TestHostileSubscriberDeliversAnOversizedMessageAsOversized(t *testing.T) {
+	t.Parallel()
+	brokerURL := testenv.FromEnv(os.LookupEnv).MQTT(t)
+	topic, clientID := testenv.Name("oversize"), testenv.Name("subscriber")
+	big := bytes.Repeat([]byte("<"), 600_000)
+
+	received := make(chan mqtt.Message, 10)
+	run := func() (*mqtt.Subscriber, func()) {
+		sub, err := mqtt.NewSubscriber(mqtt.Config{URL: brokerURL, ClientID: clientID, Topic: topic, MaxPacketBytes: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := testenv.Go(t, "subscriber", func(ctx context.Context) error {
+			return sub.Run(ctx, func(m mqtt.Message) { received <- m })
+		})
+		select {
+		case <-sub.Subscribed():
+		case <-time.After(30 * time.Second):
+			t.Fatal("not subscribed after 30 s")
+		}
+		return sub, stop
+	}
+	next := func() mqtt.Message {
+		t.Helper()
+		select {
+		case m := <-received:
+			return m
+		case <-time.After(30 * time.Second):
+			t.Fatal("no message after 30 s")
+		}
+		return nil
+	}
+
+	_, stop := run()
+	publish(t, brokerURL, topic, string(big))
+	publish(t, brokerURL, topic, "small")
+	m := next()
+	o := m.Oversized()
+	if o == nil || o.Bytes != len(big) || o.SHA256 != sha256.Sum256(big) || len(m.Payload()) != 0 || m.Topic() != topic {
+		t.Fatalf("oversized message delivered as %+v, payload of %d bytes", o, len(m.Payload()))
+	}
+	m.Ack()
+	if m := next(); m.Oversized() != nil || string(m.Payload()) != "small" {
+		t.Fatalf("then %q, %+v", m.Payload(), m.Oversized())
+	}
+	// "small" is left unacknowledged: the next session gets it again,
+	// and only it.
+	stop()
+	run()
+	publish(t, brokerURL, topic, "after")
+	for _, want := range []string{"small", "after"} {
+		if m := next(); m.Oversized() != nil || string(m.Payload()) != want {
+			t.Fatalf("new session: got %q (oversized %+v), want %q", m.Payload(), m.Oversized(), want)
+		}
+	}
+}
+
+// TestHostileEmbeddedBrokerRefusesAnOversizedPacketBeforeReadingIt opens a
+// raw connection to the embedded broker, announces a 200 MiB PUBLISH and
+// sends a few bytes of it: the broker closes the connection at once,
+// without waiting for (or buffering) the rest. Before, it had no limit
+// and waited for the 200 MiB. A normal message then still goes through.
+func TestHostileEmbeddedBrokerRefusesAnOversizedPacketBeforeReadingIt(t *testing.T) {
+	t.Parallel()
+	b, err := mqtt.StartEmbedded(mqtt.EmbeddedConfig{Addr: "127.0.0.1:0", MaxPacketBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	u, _ := url.Parse(b.URL())
+	conn, err := net.DialTimeout("tcp", u.Host, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// CONNECT, MQTT 3.1.1, clean session, keep-alive 60 s, client id "raw".
+	connect := []byte{0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 3, 'r', 'a', 'w'}
+	if _, err := conn.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	connack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, connack); err != nil || connack[0] != 0x20 || connack[3] != 0 {
+		t.Fatalf("CONNACK %x: %v", connack, err)
+	}
+	// PUBLISH at QoS 0 to "t" with a remaining length of 200 MiB
+	// (varint 0x80 0x80 0x80 0x64), then the topic and 1 KiB of payload.
+	header := []byte{0x30, 0x80, 0x80, 0x80, 0x64, 0, 1, 't'}
+	if _, err := conn.Write(append(header, bytes.Repeat([]byte("x"), 1024)...)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.Read(make([]byte, 64)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the broker kept the connection open after a 200 MiB PUBLISH was announced (read %d bytes, %v)", n, err)
+	}
+
+	topic := testenv.Name("after")
+	sub, err := mqtt.NewSubscriber(mqtt.Config{URL: b.URL(), ClientID: testenv.Name("subscriber"), Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := make(chan string, 1)
+	testenv.Go(t, "subscriber", func(ctx context.Context) error {
+		return sub.Run(ctx, func(m mqtt.Message) { received <- string(m.Payload()); m.Ack() })
+	})
+	select {
+	case <-sub.Subscribed():
+	case <-time.After(30 * time.Second):
+		t.Fatal("not subscribed after 30 s")
+	}
+	publish(t, b.URL(), topic, "small")
+	expect(t, received, "small")
 }

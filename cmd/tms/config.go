@@ -14,6 +14,7 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
 
+	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/geofence"
 )
@@ -64,6 +65,11 @@ type config struct {
 	WSSnapshotTimeout        time.Duration `env:"TMS_WS_SNAPSHOT_TIMEOUT" envDefault:"10s"`
 	WSWriteTimeout           time.Duration `env:"TMS_WS_WRITE_TIMEOUT" envDefault:"10s"`
 	WSPongTimeout            time.Duration `env:"TMS_WS_PONG_TIMEOUT" envDefault:"60s"`
+	// Limits of the ingest role against hostile publishers
+	// (docs/security.md, "Ingest (MQTT)").
+	MQTTMaxPacketBytes int `env:"TMS_MQTT_MAX_PACKET_BYTES" envDefault:"1048576"`
+	G7MaxItems         int `env:"TMS_G7_MAX_ITEMS" envDefault:"10000"`
+	G7MaxLetters       int `env:"TMS_G7_MAX_LETTERS" envDefault:"100"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
@@ -207,4 +213,23 @@ func (c *config) qos() (byte, error) {
 		return 0, errors.New("G7_MQTT_QOS: must be 1 or 2 (" + strconv.Itoa(c.G7QoS) + " would let the broker drop positions)")
 	}
 	return byte(c.G7QoS), nil
+}
+
+// ingestLimits checks the ingest role's limits. Zero is refused rather
+// than taken for "the default": a limit set to 0 by mistake must not
+// silently become a large one.
+func (c *config) ingestLimits() error {
+	var errs []error
+	if n := c.MQTTMaxPacketBytes; n < mqtt.MinMaxPacketBytes || n > mqtt.MaxMQTTPacketBytes {
+		errs = append(errs, fmt.Errorf("TMS_MQTT_MAX_PACKET_BYTES: %d: must be in [%d, %d]", n, mqtt.MinMaxPacketBytes, mqtt.MaxMQTTPacketBytes))
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"TMS_G7_MAX_ITEMS", c.G7MaxItems}, {"TMS_G7_MAX_LETTERS", c.G7MaxLetters}} {
+		if l.v < 1 {
+			errs = append(errs, fmt.Errorf("%s: %d: must be at least 1", l.name, l.v))
+		}
+	}
+	return errors.Join(errs...)
 }

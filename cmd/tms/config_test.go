@@ -107,3 +107,18 @@ func TestMQTTURLPrefersMQTTURLThenTheOriginalG7Settings(t *testing.T) {
 		t.Errorf("nothing configured gave %s, want the embedded broker", got)
 	}
 }
+
+func TestIngestLimitsRefuseZeroAndNegatives(t *testing.T) {
+	t.Parallel()
+	ok := config{MQTTMaxPacketBytes: 1 << 20, G7MaxItems: 10_000, G7MaxLetters: 100}
+	if err := ok.ingestLimits(); err != nil {
+		t.Fatal(err)
+	}
+	bad := config{MQTTMaxPacketBytes: 10, G7MaxItems: -1, G7MaxLetters: 0}
+	err := bad.ingestLimits()
+	for _, name := range []string{"TMS_MQTT_MAX_PACKET_BYTES", "TMS_G7_MAX_ITEMS", "TMS_G7_MAX_LETTERS"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s not named in %v", name, err)
+		}
+	}
+}

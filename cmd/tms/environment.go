@@ -153,7 +153,9 @@ func (e *environment) mqttURL() (string, error) {
 	if u := e.cfg.mqttURL(); u != "" {
 		return u, nil
 	}
-	b, err := mqtt.StartEmbedded(e.cfg.MQTTListen, e.log)
+	b, err := mqtt.StartEmbedded(mqtt.EmbeddedConfig{
+		Addr: e.cfg.MQTTListen, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, Logger: e.log,
+	})
 	if err != nil {
 		return "", err
 	}

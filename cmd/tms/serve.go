@@ -38,6 +38,8 @@ and commits, then closes.`,
 	cfg.bindMQTTFlags(f)
 	f.StringVar(&cfg.Roles, "roles", cfg.Roles, "roles to run (TMS_ROLES)")
 	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address of the API, WebSocket and metrics (TMS_HTTP_ADDR)")
+	f.IntVar(&cfg.MQTTMaxPacketBytes, "mqtt-max-packet-bytes", cfg.MQTTMaxPacketBytes,
+		"largest MQTT packet read whole; a larger message becomes one too_large dead letter (TMS_MQTT_MAX_PACKET_BYTES)")
 	return cmd
 }
 
@@ -45,6 +47,11 @@ func serve(ctx context.Context, cfg config) error {
 	roles, err := cfg.roles()
 	if err != nil {
 		return err
+	}
+	if roles[roleIngest] {
+		if err := cfg.ingestLimits(); err != nil {
+			return err
+		}
 	}
 	env, err := newEnvironment(cfg)
 	if err != nil {
@@ -111,7 +118,7 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	}
 	sub, err := mqtt.NewSubscriber(mqtt.Config{
 		URL: url, ClientID: e.cfg.G7ClientID, Username: e.cfg.G7AccessID, Password: e.cfg.G7Secret,
-		Topic: e.cfg.G7Topic, QoS: qos, Logger: e.log,
+		Topic: e.cfg.G7Topic, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, Logger: e.log,
 	})
 	if err != nil {
 		return nil, err
@@ -124,6 +131,9 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	in, err := ingest.New(ingest.Config{
 		Subscriber: sub, Producer: producer,
 		PositionsTopic: kc.Topic(kafka.TopicPositions), DeadLetterTopic: kc.Topic(kafka.TopicDeadLetter),
+		// The payload is part of the packet: one setting bounds both.
+		MaxPayloadBytes: e.cfg.MQTTMaxPacketBytes,
+		MaxItems:        e.cfg.G7MaxItems, MaxLetters: e.cfg.G7MaxLetters,
 		Registerer: e.registry, Logger: e.log,
 	})
 	if err != nil {

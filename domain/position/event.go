@@ -21,6 +21,13 @@ type Reported struct {
 	Flags      []string  `json:"flags"`
 }
 
+// MaxEventBytes bounds the JSON encoding of the event of any valid fix
+// from a source of at most 64 bytes: the plate (at most 16 letters,
+// digits or hyphens, none of which JSON escapes, so at most 64 bytes)
+// appears twice, the numbers and times have bounded lengths, and the one
+// flag is a constant. A position record is never refused for its size.
+const MaxEventBytes = 1024
+
 // Event encodes p as a tms.position.reported.v1 event from source. Its id
 // is derived from the plate and the fix time, so a fix delivered twice
 // (a redelivered MQTT message, a device resending) has one id.

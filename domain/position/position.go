@@ -85,9 +85,23 @@ func (r *Rejection) Error() string {
 	return fmt.Sprintf("%s: %s: %s", r.Reason, r.Field, r.Detail)
 }
 
-// Reject builds a Rejection.
+// MaxDetailBytes bounds a rejection's detail. A detail may quote the
+// input, which is the publisher's to choose: whatever it quotes, the
+// detail is cut to this many bytes (on a rune boundary, ending in "…").
+const MaxDetailBytes = 256
+
+// Reject builds a Rejection; its detail is at most MaxDetailBytes.
 func Reject(reason, field, format string, args ...any) *Rejection {
-	return &Rejection{Reason: reason, Field: field, Detail: fmt.Sprintf(format, args...)}
+	detail := fmt.Sprintf(format, args...)
+	if len(detail) > MaxDetailBytes {
+		const ellipsis = "…"
+		cut := MaxDetailBytes - len(ellipsis)
+		for cut > 0 && !utf8.RuneStart(detail[cut]) {
+			cut--
+		}
+		detail = strings.ToValidUTF8(detail[:cut], "") + ellipsis
+	}
+	return &Rejection{Reason: reason, Field: field, Detail: detail}
 }
 
 // NormalizePlate trims a plate and upper-cases its Latin letters, so that

@@ -3,6 +3,7 @@ package position
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,4 +127,31 @@ func TestDecodeEventReadsWhatEventWrites(t *testing.T) {
 			t.Errorf("%s: no error", bad)
 		}
 	}
+}
+
+// TestLargestValidFixEncodesWithinMaxEventBytes encodes the largest
+// fix Validate and NormalizePlate let through: sixteen 4-byte letters,
+// numbers with the longest decimal forms, a course and a flag.
+func TestLargestValidFixEncodesWithinMaxEventBytes(t *testing.T) {
+	t.Parallel()
+	plate, rej := NormalizePlate("plateNum", strings.Repeat("𠀀", 16))
+	if rej != nil {
+		t.Fatal(rej)
+	}
+	course := 359.99999999999994
+	at := time.Date(2026, 11, 27, 8, 0, 0, 123456789, time.FixedZone("x", 5*3600+1800))
+	p := Position{Plate: plate, FixTime: at, ReceivedAt: at.Add(time.Nanosecond), Lat: -89.99999999999997,
+		Lng: -179.99999999999997, SpeedKmh: 299.99999999999994, Course: &course, Flags: []string{FlagNoFixTime}}
+	if rej := p.Validate(); rej != nil {
+		t.Fatal(rej)
+	}
+	e, err := p.Event(strings.Repeat("s", 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, _ := json.Marshal(e)
+	if len(value) > MaxEventBytes {
+		t.Errorf("%d bytes, bound %d: %s", len(value), MaxEventBytes, value)
+	}
+	t.Logf("largest position event: %d bytes of %d", len(value), MaxEventBytes)
 }

@@ -196,7 +196,7 @@ func (s Services) MQTT(t testing.TB) string {
 	if s.Require {
 		s.missing(t, "MQTT_URL", "an MQTT broker")
 	}
-	b, err := mqtt.StartEmbedded("127.0.0.1:0", nil)
+	b, err := mqtt.StartEmbedded(mqtt.EmbeddedConfig{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

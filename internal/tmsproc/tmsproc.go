@@ -161,6 +161,17 @@ func (d *Deployment) Command(ctx context.Context, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// Exited reports whether the process Start ran has ended since, by
+// itself or killed: a test that must prove tms never stopped asks it.
+func (d *Deployment) Exited() bool {
+	select {
+	case <-d.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 // Kill ends the process with SIGKILL: no shutdown code runs.
 func (d *Deployment) Kill() {
 	if d.proc == nil {

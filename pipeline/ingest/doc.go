@@ -10,6 +10,16 @@
 // session; the redelivered fixes have the same event ids (plate and fix
 // time), and the read models store each fix once.
 //
+// No message stops ingest, whatever its content or Kafka's answer: a
+// message makes at most MaxItems position records and MaxLetters dead
+// letters plus two summaries, each of a size bounded by a constant
+// (position.MaxEventBytes, deadletter.MaxEventBytes); a record Kafka
+// refuses for itself is replaced by a record_refused dead letter; any
+// other produce error holds the message unacknowledged, for the broker
+// to send again, and is counted. A message larger than the MQTT packet
+// limit arrives from the subscriber unread and becomes one too_large
+// letter. docs/security.md, "Ingest (MQTT)", says why.
+//
 // Order: messages are handled one at a time in arrival order and records
 // are produced asynchronously in that order, keyed by plate, so one
 // vehicle's fixes reach its partition in the order the broker sent them.

@@ -3,13 +3,17 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -26,13 +30,18 @@ type heldProducer struct {
 	mu       sync.Mutex
 	records  []*kgo.Record
 	promises []func(*kgo.Record, error)
+	// produced receives a value for every record produced.
+	produced chan struct{}
 }
+
+func newHeldProducer() *heldProducer { return &heldProducer{produced: make(chan struct{}, 1_000_000)} }
 
 func (p *heldProducer) Produce(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.records = append(p.records, r)
 	p.promises = append(p.promises, promise)
+	p.produced <- struct{}{}
 }
 
 func (p *heldProducer) Flush(context.Context) error { return nil }
@@ -44,18 +53,50 @@ func (p *heldProducer) resolve(i int, err error) {
 	promise(r, err)
 }
 
-type fakeMessage struct {
-	payload []byte
-	acks    int
+// record waits for the i-th record (from 0) to be produced.
+func (p *heldProducer) record(t *testing.T, i int) *kgo.Record {
+	t.Helper()
+	for {
+		p.mu.Lock()
+		n := len(p.records)
+		p.mu.Unlock()
+		if n > i {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.records[i]
+		}
+		select {
+		case <-p.produced:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("record %d not produced after 10 s (%d were)", i, n)
+		}
+	}
 }
 
-func (m *fakeMessage) Topic() string   { return "g7/positions" }
-func (m *fakeMessage) Payload() []byte { return m.payload }
-func (m *fakeMessage) Ack()            { m.acks++ }
+func (p *heldProducer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.records)
+}
 
-func newTestIngest(t *testing.T, p Producer) *Ingest {
+type fakeMessage struct {
+	payload  []byte
+	oversize *mqtt.Oversize
+	acks     atomic.Int32
+}
+
+func (m *fakeMessage) Topic() string             { return "g7/positions" }
+func (m *fakeMessage) Payload() []byte           { return m.payload }
+func (m *fakeMessage) Ack()                      { m.acks.Add(1) }
+func (m *fakeMessage) Oversized() *mqtt.Oversize { return m.oversize }
+
+func newTestIngest(t *testing.T, p Producer, cfg ...func(*Config)) *Ingest {
 	t.Helper()
-	in, err := New(Config{Subscriber: noSubscriber{}, Producer: p, Clock: func() time.Time { return received }})
+	c := Config{Subscriber: noSubscriber{}, Producer: p, Clock: func() time.Time { return received }}
+	for _, f := range cfg {
+		f(&c)
+	}
+	in, err := New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +118,7 @@ const mixedBatch = `{"data":[
 
 func TestMessageIsAckedOnlyAfterKafkaHasEveryRecord(t *testing.T) {
 	t.Parallel()
-	p := &heldProducer{}
+	p := newHeldProducer()
 	in := newTestIngest(t, p)
 	msg := &fakeMessage{payload: []byte(mixedBatch)}
 	in.Handle(msg)
@@ -85,45 +126,78 @@ func TestMessageIsAckedOnlyAfterKafkaHasEveryRecord(t *testing.T) {
 		t.Fatalf("produced %d records, want 3 (two positions, one dead letter)", len(p.records))
 	}
 	for i := range p.records {
-		if msg.acks != 0 {
+		if msg.acks.Load() != 0 {
 			t.Fatalf("acked after %d of 3 records were acknowledged", i)
 		}
 		p.resolve(i, nil)
 	}
-	if msg.acks != 1 {
-		t.Fatalf("acks = %d after all records were acknowledged, want 1", msg.acks)
+	if n := msg.acks.Load(); n != 1 {
+		t.Fatalf("acks = %d after all records were acknowledged, want 1", n)
 	}
 }
 
-func TestMessageIsNeverAckedWhenARecordFails(t *testing.T) {
+// TestMessageIsHeldWhenARecordFailsAndIngestGoesOn: an error that is not
+// a refusal of the record itself (here: not authorised) leaves the
+// message unacknowledged, for the broker to send again on the next
+// connection, and is counted; ingest keeps running and the next message
+// is acknowledged as usual.
+func TestMessageIsHeldWhenARecordFailsAndIngestGoesOn(t *testing.T) {
 	t.Parallel()
-	p := &heldProducer{}
-	in := newTestIngest(t, p)
+	p := newHeldProducer()
+	reg := prometheus.NewRegistry()
+	in := newTestIngest(t, p, func(c *Config) { c.Registerer = reg })
 	msg := &fakeMessage{payload: []byte(mixedBatch)}
 	in.Handle(msg)
 	p.resolve(0, nil)
-	p.resolve(1, errors.New("broker refused"))
+	p.resolve(1, fmt.Errorf("produce: %w", kerr.TopicAuthorizationFailed))
 	p.resolve(2, nil)
-	if msg.acks != 0 {
+	if msg.acks.Load() != 0 {
 		t.Fatal("a message was acked although one of its records was not written")
 	}
-	select {
-	case err := <-in.failed:
-		if err == nil {
-			t.Fatal("nil failure")
-		}
-	default:
-		t.Fatal("a failed produce did not stop ingest")
+	if got := value(t, in.metrics.produceErrors.WithLabelValues("TOPIC_AUTHORIZATION_FAILED")); got != 1 {
+		t.Errorf("produce errors counted %v", got)
+	}
+	if got := value(t, in.metrics.held); got != 1 {
+		t.Errorf("held messages counted %v", got)
+	}
+	if p.count() != 3 {
+		t.Errorf("%d records produced: a failed record was retried or replaced", p.count())
+	}
+	next := &fakeMessage{payload: []byte(mixedBatch)}
+	in.Handle(next)
+	for i := 3; i < 6; i++ {
+		p.resolve(i, nil)
+	}
+	if next.acks.Load() != 1 {
+		t.Fatal("the next message was not acked")
+	}
+}
+
+// TestMessageIsHeldQuietlyAtShutdown: records failed because the client
+// is closing hold their message without counting an error.
+func TestMessageIsHeldQuietlyAtShutdown(t *testing.T) {
+	t.Parallel()
+	p := newHeldProducer()
+	in := newTestIngest(t, p)
+	msg := &fakeMessage{payload: []byte(mixedBatch)}
+	in.Handle(msg)
+	for i := range 3 {
+		p.resolve(i, kgo.ErrClientClosed)
+	}
+	if msg.acks.Load() != 0 || value(t, in.metrics.held) != 1 ||
+		countSeries(in.metrics.produceErrors) != 0 {
+		t.Errorf("acks %d, held %v, errors %d", msg.acks.Load(), value(t, in.metrics.held),
+			countSeries(in.metrics.produceErrors))
 	}
 }
 
 func TestEmptyBatchIsAckedAtOnce(t *testing.T) {
 	t.Parallel()
-	in := newTestIngest(t, &heldProducer{})
+	in := newTestIngest(t, newHeldProducer())
 	msg := &fakeMessage{payload: []byte(`{"data":[]}`)}
 	in.Handle(msg)
-	if msg.acks != 1 {
-		t.Fatalf("acks = %d", msg.acks)
+	if n := msg.acks.Load(); n != 1 {
+		t.Fatalf("acks = %d", n)
 	}
 }
 
@@ -226,4 +300,22 @@ func consume(t *testing.T, kc *kafka.Config, topic string, n int) []*kgo.Record 
 		out = append(out, fs.Records()...)
 	}
 	return out
+}
+
+// value reads a counter.
+func value(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// countSeries counts the series a vector has.
+func countSeries(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 100)
+	c.Collect(ch)
+	close(ch)
+	return len(ch)
 }

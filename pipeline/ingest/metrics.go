@@ -9,6 +9,9 @@ type metrics struct {
 	rejected       *prometheus.CounterVec
 	inflight       prometheus.Gauge
 	produceLatency prometheus.Histogram
+	refused        *prometheus.CounterVec
+	produceErrors  *prometheus.CounterVec
+	held           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,9 +36,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "From receiving an MQTT message to Kafka acknowledging all its records.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tms_ingest_records_refused_total",
+			Help: "Records Kafka refused for themselves (too large, invalid), each replaced by a record_refused dead letter, by Kafka's error name.",
+		}, []string{"error"}),
+		produceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tms_ingest_produce_errors_total",
+			Help: "Records Kafka did not store for another reason (authorisation, unknown topic...), whose messages stay unacknowledged, by error name.",
+		}, []string{"error"}),
+		held: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_ingest_messages_held_total",
+			Help: "MQTT messages left unacknowledged because a record of theirs was not stored; the broker sends them again on the next connection.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.messages, m.received, m.accepted, m.rejected, m.inflight, m.produceLatency)
+		reg.MustRegister(m.messages, m.received, m.accepted, m.rejected, m.inflight, m.produceLatency,
+			m.refused, m.produceErrors, m.held)
 	}
 	return m
 }

@@ -37,8 +37,11 @@ type ServerConfig struct {
 	// common load balancers, so that the server does not close a
 	// connection the balancer is about to reuse.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes bounds a request's header (Go's server allows 4 KiB
-	// more for its buffer); a larger one is answered 431. Default 16 KiB.
+	// MaxHeaderBytes bounds a request's line and header (Go's server
+	// allows 4 KiB more for its buffer); a larger one is answered 431.
+	// Default 256 KiB: the URL of the largest request the API documents,
+	// GET /api/v1/vehicles with its 1,000 plates of up to 16 characters,
+	// percent-encoded, is about 150 KB.
 	MaxHeaderBytes int
 	// MaxConnections caps the connections open at once, WebSockets
 	// included; past it, new connections wait in the kernel's accept
@@ -65,7 +68,7 @@ func (c *ServerConfig) setDefaults() {
 		c.IdleTimeout = 90 * time.Second
 	}
 	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 16 << 10
+		c.MaxHeaderBytes = 256 << 10
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = 4096

@@ -45,7 +45,7 @@ type config struct {
 	HTTPReadTimeout       time.Duration `env:"TMS_HTTP_READ_TIMEOUT" envDefault:"30s"`
 	HTTPWriteTimeout      time.Duration `env:"TMS_HTTP_WRITE_TIMEOUT" envDefault:"60s"`
 	HTTPIdleTimeout       time.Duration `env:"TMS_HTTP_IDLE_TIMEOUT" envDefault:"90s"`
-	HTTPMaxHeaderBytes    int           `env:"TMS_HTTP_MAX_HEADER_BYTES" envDefault:"16384"`
+	HTTPMaxHeaderBytes    int           `env:"TMS_HTTP_MAX_HEADER_BYTES" envDefault:"262144"`
 	HTTPMaxConnections    int           `env:"TMS_HTTP_MAX_CONNECTIONS" envDefault:"4096"`
 	HTTPTokenRate         float64       `env:"TMS_HTTP_TOKEN_RATE" envDefault:"100"`
 	HTTPTokenBurst        int           `env:"TMS_HTTP_TOKEN_BURST" envDefault:"200"`

@@ -58,7 +58,7 @@ func TestHostileSchemathesisFindsNoMismatch(t *testing.T) {
 		"--header", "Authorization: Bearer "+tmsproc.OperatorToken,
 		"--checks", "all",
 		"--phases", "examples,coverage,fuzzing,stateful",
-		"--max-examples", envOr("TMS_SCHEMATHESIS_MAX_EXAMPLES", "25"),
+		"--max-examples", envOr("TMS_SCHEMATHESIS_MAX_EXAMPLES", "60"),
 		"--seed", envOr("TMS_SCHEMATHESIS_SEED", "7"),
 		"--workers", "2",
 		"--request-timeout", "20",

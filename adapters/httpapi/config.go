@@ -97,6 +97,12 @@ type RateLimit struct {
 	// tracked address is busy, new addresses share one bucket of
 	// AddressRate and AddressBurst until some go idle. Default 10,000.
 	MaxAddresses int
+	// RefusalPause is how long a request over its budget waits before its
+	// 429 (at most until it would have been allowed). It costs a client
+	// that honours Retry-After nothing, and holds one that floods request
+	// after request on a connection to a few a second there. Default
+	// 500 ms.
+	RefusalPause time.Duration
 }
 
 func (r *RateLimit) setDefaults() {
@@ -115,6 +121,9 @@ func (r *RateLimit) setDefaults() {
 	if r.MaxAddresses == 0 {
 		r.MaxAddresses = 10_000
 	}
+	if r.RefusalPause == 0 {
+		r.RefusalPause = 500 * time.Millisecond
+	}
 }
 
 func (r *RateLimit) validate() []error {
@@ -127,6 +136,9 @@ func (r *RateLimit) validate() []error {
 	}
 	if r.MaxAddresses < 0 {
 		errs = append(errs, errors.New("rate limit: MaxAddresses must be positive"))
+	}
+	if r.RefusalPause < 0 {
+		errs = append(errs, errors.New("rate limit: RefusalPause must be positive"))
 	}
 	return errs
 }

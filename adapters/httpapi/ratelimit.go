@@ -54,9 +54,19 @@ func (s *server) rateLimit(c *gin.Context) {
 	s.admit(c, s.byAddress, addressKey(c.Request.RemoteAddr), now)
 }
 
-// admit lets the request go on when key's bucket allows it.
+// admit lets the request go on when key's bucket allows it. A refused
+// request is answered after a pause (RateLimit.RefusalPause, at most its
+// wait): a client over its budget has to wait anyway, and a client that
+// floods one request after another on a connection is held to a few a
+// second on it, instead of making the server answer thousands of 429s.
 func (s *server) admit(c *gin.Context, b *buckets, key any, now time.Time) {
 	if wait := b.allow(key, now); wait > 0 {
+		pause := time.NewTimer(min(wait, s.cfg.RateLimit.RefusalPause))
+		select {
+		case <-pause.C:
+		case <-c.Request.Context().Done():
+			pause.Stop()
+		}
 		fail(c, &rateLimitedError{scope: b.scope, rate: float64(b.rate), burst: b.burst, retryAfter: wait})
 		return
 	}

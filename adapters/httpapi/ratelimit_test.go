@@ -51,8 +51,13 @@ func TestHostileRateLimitPerToken(t *testing.T) {
 			t.Fatalf("request %d within the burst: %d %s", i, w.Code, w.Body)
 		}
 	}
+	start := time.Now()
 	w := a.from(t, addr, "/api/v1/openapi.json", viewerToken)
 	wantRateLimited(t, w, "/api/v1/openapi.json")
+	// A flooding client waits for its refusal: a few a second per connection.
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Errorf("the 429 came after %s, want the refusal pause of 500 ms", took)
+	}
 	if got := w.Header().Get("Retry-After"); got != "60" {
 		t.Errorf("Retry-After %s, want 60 (one request a minute)", got)
 	}
@@ -74,7 +79,7 @@ func TestHostileRateLimitPerToken(t *testing.T) {
 func TestHostileRateLimitPerAddress(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, noStore(), func(c *Config) {
-		c.RateLimit = RateLimit{TokenRate: 1.0 / 60, TokenBurst: 2, AddressRate: 1.0 / 60, AddressBurst: 5}
+		c.RateLimit = RateLimit{TokenRate: 1.0 / 60, TokenBurst: 2, AddressRate: 1.0 / 60, AddressBurst: 5, RefusalPause: time.Millisecond}
 	})
 	const flooder = "198.51.100.7:4000"
 	// The open routes and failed authentication share the address's budget.

@@ -52,6 +52,7 @@ type config struct {
 	HTTPAddressRate       float64       `env:"TMS_HTTP_ADDRESS_RATE" envDefault:"10"`
 	HTTPAddressBurst      int           `env:"TMS_HTTP_ADDRESS_BURST" envDefault:"20"`
 	HTTPMaxAddresses      int           `env:"TMS_HTTP_MAX_ADDRESSES" envDefault:"10000"`
+	HTTPRefusalPause      time.Duration `env:"TMS_HTTP_RATE_LIMIT_PAUSE" envDefault:"500ms"`
 	HTTPReadyzInterval    time.Duration `env:"TMS_HTTP_READYZ_INTERVAL" envDefault:"1s"`
 	PostgresAPIConns      int32         `env:"TMS_POSTGRES_API_MAX_CONNS" envDefault:"16"`
 	PostgresProjectConns  int32         `env:"TMS_POSTGRES_PROJECT_MAX_CONNS" envDefault:"10"`
@@ -190,6 +191,7 @@ func (c *config) rateLimit() httpapi.RateLimit {
 	return httpapi.RateLimit{
 		TokenRate: c.HTTPTokenRate, TokenBurst: c.HTTPTokenBurst,
 		AddressRate: c.HTTPAddressRate, AddressBurst: c.HTTPAddressBurst, MaxAddresses: c.HTTPMaxAddresses,
+		RefusalPause: c.HTTPRefusalPause,
 	}
 }
 

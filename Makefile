@@ -1,6 +1,9 @@
 # tms: the two commands a newcomer needs are `make run` and `make test`.
 GO ?= go
 SERVICES := bash deploy/test/services.sh run --
+PYTHON ?= python3
+SCHEMATHESIS_VENV := .venv/schemathesis
+SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 
 .PHONY: run build test test-hostile test-short bench fuzz vet fmt
 
@@ -14,9 +17,24 @@ build:
 	$(GO) build -o bin/tms ./cmd/tms
 
 ## test: every test, against a real Postgres, Mosquitto and Apache Kafka
-## that this target starts and stops (deploy/test/services.sh).
-test: vet
-	$(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
+## that this target starts and stops (deploy/test/services.sh), Schemathesis
+## included (it fuzzes the API from its OpenAPI document).
+test: vet $(SCHEMATHESIS)
+	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
+
+## test-hostile: the hostile-input suite alone (docs/security.md): every
+## TestHostile... test, on the same real services.
+test-hostile: $(SCHEMATHESIS)
+	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(SERVICES) $(GO) test -count=1 -race -timeout 25m -run Hostile ./...
+
+# Schemathesis comes from PyPI, at the versions the requirements file pins,
+# into a virtual environment of its own; it is made again only when that
+# file changes.
+$(SCHEMATHESIS): deploy/test/requirements-schemathesis.txt
+	rm -rf $(SCHEMATHESIS_VENV)
+	$(PYTHON) -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
 
 ## test-hostile: the hostile-input suite of docs/security.md on its own
 ## (every test named TestHostile...; make test runs them too).

@@ -105,7 +105,11 @@ func hashTokens(tokens map[string]Role) []tokenEntry {
 // constant time: how long it takes does not depend on which token (if
 // any) matched, nor on how much of one did.
 func (s *server) lookup(token string) (Role, bool) {
-	d := sha256.Sum256([]byte(token))
+	return s.lookupDigest(sha256.Sum256([]byte(token)))
+}
+
+// lookupDigest is lookup by the token's SHA-256 digest.
+func (s *server) lookupDigest(d [sha256.Size]byte) (Role, bool) {
 	var role Role
 	found := 0
 	for _, e := range s.tokens {

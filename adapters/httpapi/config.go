@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -53,14 +54,93 @@ type Config struct {
 	// the Registerer, when it is also a Gatherer (a *prometheus.Registry
 	// is both).
 	Gatherer prometheus.Gatherer
+	// ReadinessInterval is the shortest time between two runs of the
+	// Checks: GET /readyz answers from the last run when it is younger,
+	// and concurrent requests share one run, so a flood of /readyz costs
+	// the dependencies at most one probe per interval. Default 1 s.
+	ReadinessInterval time.Duration
 	// QueryTimeout bounds each read-model query, so that a slow database
 	// sheds requests instead of piling them up. Default 10 s.
 	QueryTimeout time.Duration
+	// RateLimit bounds how many requests a client may make.
+	RateLimit RateLimit
 	// Logger receives server-side errors (never tokens). Default: slog's.
 	Logger *slog.Logger
 	// Now is the clock the default track and visits windows end at.
 	// Default time.Now; tests pin it.
 	Now func() time.Time
+}
+
+// RateLimit is the request rate each client is allowed: a token bucket
+// per bearer token for requests that carry a valid one, and one per
+// remote address (an IPv6 address by its /64) for every other request
+// (the open routes /healthz, /readyz and /metrics, and failed
+// authentication). The two are apart, so that a flood of unauthenticated
+// requests from an address never spends the budget of a token used from
+// the same address. A request over its budget is answered 429 with
+// Retry-After.
+type RateLimit struct {
+	// TokenRate is the sustained requests per second of one token, shared
+	// by every client using it. Default 100.
+	TokenRate float64
+	// TokenBurst is how many requests a token may make at once after a
+	// quiet spell. Default 200.
+	TokenBurst int
+	// AddressRate is the sustained requests per second of one remote
+	// address without a valid token. Default 10.
+	AddressRate float64
+	// AddressBurst is the burst of one address. Default 20.
+	AddressBurst int
+	// MaxAddresses bounds how many addresses are tracked at once, so that
+	// requests from many addresses cannot grow memory: idle addresses
+	// (whose bucket has filled up again) are forgotten, and when every
+	// tracked address is busy, new addresses share one bucket of
+	// AddressRate and AddressBurst until some go idle. Default 10,000.
+	MaxAddresses int
+	// RefusalPause is how long a request over its budget waits before its
+	// 429 (at most until it would have been allowed). It costs a client
+	// that honours Retry-After nothing, and holds one that floods request
+	// after request on a connection to a few a second there. Default
+	// 500 ms.
+	RefusalPause time.Duration
+}
+
+func (r *RateLimit) setDefaults() {
+	if r.TokenRate == 0 {
+		r.TokenRate = 100
+	}
+	if r.TokenBurst == 0 {
+		r.TokenBurst = 200
+	}
+	if r.AddressRate == 0 {
+		r.AddressRate = 10
+	}
+	if r.AddressBurst == 0 {
+		r.AddressBurst = 20
+	}
+	if r.MaxAddresses == 0 {
+		r.MaxAddresses = 10_000
+	}
+	if r.RefusalPause == 0 {
+		r.RefusalPause = 500 * time.Millisecond
+	}
+}
+
+func (r *RateLimit) validate() []error {
+	var errs []error
+	if r.TokenRate < 0 || r.AddressRate < 0 || math.IsNaN(r.TokenRate) || math.IsNaN(r.AddressRate) {
+		errs = append(errs, errors.New("rate limit: rates must be positive numbers of requests per second"))
+	}
+	if r.TokenBurst < 0 || r.AddressBurst < 0 {
+		errs = append(errs, errors.New("rate limit: bursts must be positive"))
+	}
+	if r.MaxAddresses < 0 {
+		errs = append(errs, errors.New("rate limit: MaxAddresses must be positive"))
+	}
+	if r.RefusalPause < 0 {
+		errs = append(errs, errors.New("rate limit: RefusalPause must be positive"))
+	}
+	return errs
 }
 
 // Check is one readiness check. Name labels it in /readyz's answer; Check
@@ -79,6 +159,10 @@ func (c *Config) setDefaults() {
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = 10 * time.Second
 	}
+	if c.ReadinessInterval == 0 {
+		c.ReadinessInterval = time.Second
+	}
+	c.RateLimit.setDefaults()
 	if c.Registerer == nil && c.Gatherer == nil {
 		reg := prometheus.NewRegistry()
 		c.Registerer, c.Gatherer = reg, reg
@@ -135,9 +219,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("readiness check %q has no function", ch.Name))
 		}
 	}
-	if c.CheckTimeout < 0 || c.QueryTimeout < 0 {
-		errs = append(errs, errors.New("timeouts must not be negative"))
+	if c.CheckTimeout < 0 || c.QueryTimeout < 0 || c.ReadinessInterval < 0 {
+		errs = append(errs, errors.New("timeouts and intervals must not be negative"))
 	}
+	errs = append(errs, c.RateLimit.validate()...)
 	if c.Gatherer == nil && c.Registerer != nil {
 		if _, ok := c.Registerer.(prometheus.Gatherer); !ok {
 			errs = append(errs, errors.New("no Gatherer, and the Registerer is not one: /metrics would have nothing to serve"))

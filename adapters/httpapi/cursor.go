@@ -1,53 +1,59 @@
 package httpapi
 
 import (
-	"encoding/base64"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/projections/visits"
 )
 
-// Cursors are opaque to clients: base64url (unpadded) of the key the next
-// page starts after. Clients must pass them back unchanged; their content
-// may change between versions.
+// A cursor is the key the next page starts after, written out plainly,
+// so that the OpenAPI document can say exactly which strings are cursors
+// (and a fuzzer generating them from it finds no string the server
+// refuses): the last plate of a vehicles page, the last id of a stations
+// page, the last fix time of a track page (RFC 3339), and for visits in
+// entry order, the last visit's entry time in Unix microseconds and its id
+// (entryCursorPattern). Any string of that form is a valid place to start
+// after, whether or not such an item exists. Clients should still pass
+// next_cursor back unchanged: the form may change between versions.
 
-func encodeCursor(key string) *string {
-	s := base64.RawURLEncoding.EncodeToString([]byte(key))
-	return &s
-}
+// errCursor is the detail of a cursor that is not of its list's form.
+const errCursor = "not a cursor of this list; pass next_cursor back unchanged"
 
 func (p *params) cursor() (string, bool) {
 	v, ok := p.single("cursor")
 	if !ok {
 		return "", false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
-	if err != nil || len(b) == 0 {
-		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+	if v == "" {
+		p.fail("cursor", errCursor)
 		return "", false
 	}
-	return string(b), true
+	return v, true
 }
 
-// plateCursor reads a vehicles list cursor: the last plate of the page.
+// plateCursor reads a vehicles list cursor: a plate, normalised as the
+// path's are.
 func (p *params) plateCursor() string {
 	key, ok := p.cursor()
 	if !ok {
 		return ""
 	}
-	if pl, rej := position.NormalizePlate("cursor", key); rej != nil || pl != key {
-		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+	pl, rej := position.NormalizePlate("cursor", key)
+	if rej != nil {
+		p.fail("cursor", errCursor)
 		return ""
 	}
-	return key
+	return pl
 }
 
-// timeCursor reads a track cursor: the last fix time of the page.
+func plateCursor(plate string) *string { return &plate }
+
+// timeCursor reads a track cursor: a fix time.
 func (p *params) timeCursor() *time.Time {
 	key, ok := p.cursor()
 	if !ok {
@@ -55,24 +61,31 @@ func (p *params) timeCursor() *time.Time {
 	}
 	t, err := time.Parse(time.RFC3339Nano, key)
 	if err != nil {
-		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+		p.fail("cursor", errCursor)
 		return nil
 	}
 	return &t
 }
 
-// stationCursor reads a stations list cursor: the last id of the page.
+func timeCursor(t time.Time) *string {
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+// stationCursor reads a stations list cursor: a station id.
 func (p *params) stationCursor() string {
 	key, ok := p.cursor()
 	if !ok {
 		return ""
 	}
 	if station.ValidateID("cursor", key) != nil {
-		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+		p.fail("cursor", errCursor)
 		return ""
 	}
 	return key
 }
+
+func stationCursor(id string) *string { return &id }
 
 // visitCursor reads a visits cursor: the entry time and id of the last
 // visit of the page.
@@ -86,31 +99,33 @@ func (p *params) visitCursor() *visits.Cursor {
 
 func visitCursor(v *visits.Visit) *string { return entryCursor(v.EnteredAt, v.VisitID) }
 
-// entryCursor reads a cursor of visits in entry order, live or replayed:
-// the entry time and visit id of the last visit of the page.
+// entryCursorPattern is the form of a cursor of visits in entry order:
+// the entry time in Unix microseconds (Postgres keeps microseconds; 16
+// digits reach past the year 2286) and the visit id, a lower-case UUID.
+var entryCursorPattern = regexp.MustCompile(`^(-?[0-9]{1,16})_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
+
+// entryCursor reads a cursor of visits in entry order, live or replayed.
 func (p *params) entryCursor() (time.Time, string, bool) {
 	key, ok := p.cursor()
 	if !ok {
 		return time.Time{}, "", false
 	}
-	at, id, found := strings.Cut(key, " ")
-	t, err := time.Parse(time.RFC3339Nano, at)
-	u, uerr := uuid.Parse(id)
-	if !found || err != nil || uerr != nil {
-		p.fail("cursor", "not a cursor this API returned; pass next_cursor back unchanged")
+	m := entryCursorPattern.FindStringSubmatch(key)
+	if m == nil {
+		p.fail("cursor", errCursor)
 		return time.Time{}, "", false
 	}
-	// Canonical, as the cursors made here are: uuid.Parse also takes
-	// forms (urn:uuid:...) that Postgres does not.
-	return t, u.String(), true
+	us, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil { // cannot happen: 16 digits fit
+		p.fail("cursor", errCursor)
+		return time.Time{}, "", false
+	}
+	return time.UnixMicro(us).UTC(), m[2], true
 }
 
 func entryCursor(enteredAt time.Time, visitID string) *string {
-	return encodeCursor(enteredAt.UTC().Format(time.RFC3339Nano) + " " + visitID)
-}
-
-func timeCursor(t time.Time) *string {
-	return encodeCursor(t.UTC().Format(time.RFC3339Nano))
+	s := strconv.FormatInt(enteredAt.UnixMicro(), 10) + "_" + strings.ToLower(visitID)
+	return &s
 }
 
 // page cuts a list read with one item more than limit (the query asks for

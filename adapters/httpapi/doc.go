@@ -64,11 +64,24 @@
 // in the request context (RoleFrom), and RequireRole guards write routes.
 // Health, readiness and metrics are open, as probes and scrapers expect.
 //
+// # Limits
+//
+// No client may hold or starve the server (docs/security.md, "HTTP API").
+// Serve runs the handler under ServerConfig: header, request, write and
+// idle timeouts, a header size and a cap on open connections. The handler
+// gives each valid token, and each remote address for everything else, a
+// request budget (RateLimit), answered 429 with Retry-After when spent;
+// the two are apart, so that an address's unauthenticated flood never
+// spends a token's budget. GET /readyz runs its checks at most once per
+// ReadinessInterval, however often it is asked, and names a failed check
+// without its error, which goes to the log. The WebSocket handler lifts
+// the server's deadlines before the hub takes the connection over.
+//
 // # Wiring
 //
 // cmd/ parses TMS_API_TOKENS with ParseTokens, fills a Config (the
 // vehicles, stations, visits and replays stores, the station commands, the
 // readiness checks, the WebSocket hub, the process's Prometheus registry)
-// and serves the handler New returns. gin's debug
+// and serves the handler New returns with Serve. gin's debug
 // mode is process-wide; cmd/ switches it off with gin.SetMode.
 package httpapi

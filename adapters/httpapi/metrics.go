@@ -15,6 +15,9 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// readinessRuns counts runs of the readiness checks: however often
+	// /readyz is asked, at most one per ReadinessInterval.
+	readinessRuns prometheus.Counter
 }
 
 // newMetrics registers the HTTP metrics with reg. When reg already has
@@ -31,6 +34,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to answer an HTTP request, by route template and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
+		readinessRuns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_http_readiness_runs_total",
+			Help: "Runs of the readiness checks behind GET /readyz (at most one per TMS_HTTP_READYZ_INTERVAL, whatever the request rate).",
+		}),
+	}
+	if err := register(reg, &m.readinessRuns); err != nil {
+		return nil, err
 	}
 	if err := register(reg, &m.requests); err != nil {
 		return nil, err

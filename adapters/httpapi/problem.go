@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -72,6 +73,7 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 	var invalid *invalidError
 	var badStation *station.ValidationError
 	var notReady *notReadyError
+	var limited *rateLimitedError
 	if errors.As(err, &badStation) {
 		invalid = &invalidError{fields: fieldErrors(badStation)}
 		err = invalid
@@ -116,6 +118,9 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 	case errors.Is(err, errNoMethod):
 		set(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed")
 		p.Detail = fmt.Sprintf("%s is not allowed here; allowed: %s", c.Request.Method, c.Writer.Header().Get("Allow"))
+	case errors.As(err, &limited):
+		set(http.StatusTooManyRequests, "rate-limited", "Too many requests")
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(limited.retryAfter)))
 	case errors.As(err, &notReady):
 		set(http.StatusServiceUnavailable, "not-ready", "Not ready")
 		p.Checks = notReady.checks

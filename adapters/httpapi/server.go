@@ -3,9 +3,12 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,6 +26,9 @@ type server struct {
 	tokens  []tokenEntry
 	metrics *metrics
 	log     *slog.Logger
+	// byToken and byAddress are the request budgets (see RateLimit).
+	byToken, byAddress *buckets
+	ready              *readiness
 }
 
 // New builds the query API from cfg: an http.Handler for cmd/ to serve.
@@ -45,7 +51,15 @@ func newServer(cfg Config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &server{cfg: cfg, tokens: hashTokens(cfg.Tokens), metrics: m, log: cfg.Logger.With("component", "httpapi")}, nil
+	log := cfg.Logger.With("component", "httpapi")
+	rl := cfg.RateLimit
+	return &server{
+		cfg: cfg, tokens: hashTokens(cfg.Tokens), metrics: m, log: log,
+		// Only configured tokens get a bucket: there are len(Tokens) keys.
+		byToken:   newBuckets("token", rl.TokenRate, rl.TokenBurst, len(cfg.Tokens)),
+		byAddress: newBuckets("address", rl.AddressRate, rl.AddressBurst, rl.MaxAddresses),
+		ready:     newReadiness(cfg.Checks, cfg.CheckTimeout, cfg.ReadinessInterval, m, log),
+	}, nil
 }
 
 // engine builds the gin engine and its routes. Write routes are behind
@@ -61,7 +75,7 @@ func (s *server) engine() *gin.Engine {
 	e.UnescapePathValues = true
 	// No gin.Logger: it would log query strings, and /api/v1/ws carries
 	// tokens in its query string.
-	e.Use(s.instrument, s.renderErrors, s.recover)
+	e.Use(s.instrument, s.renderErrors, s.recover, s.rateLimit)
 	e.NoRoute(func(c *gin.Context) { fail(c, errNoRoute) })
 	e.NoMethod(func(c *gin.Context) { fail(c, errNoMethod) })
 
@@ -96,7 +110,24 @@ func (s *server) websocket(c *gin.Context) {
 		fail(c, fmt.Errorf("%w: this instance does not serve the WebSocket", errNoRoute))
 		return
 	}
+	if isUpgrade(c.Request) {
+		// The server's read and write deadlines bound one request; a
+		// WebSocket lives for hours, and the hub keeps its own deadlines
+		// (pings, write timeouts) once it has the connection.
+		rc := http.NewResponseController(c.Writer)
+		for _, err := range []error{rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})} {
+			if err != nil && !errors.Is(err, http.ErrNotSupported) {
+				s.log.WarnContext(c.Request.Context(), "cannot lift the HTTP deadlines for a WebSocket", "err", err)
+			}
+		}
+	}
 	s.cfg.WebSocket.ServeHTTP(c.Writer, c.Request)
+}
+
+// isUpgrade reports whether r asks to switch to the WebSocket protocol.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
 }
 
 // queryContext bounds one read-model query.

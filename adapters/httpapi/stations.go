@@ -91,7 +91,7 @@ func (s *server) listStations(c *gin.Context) {
 	}
 	var out stationListJSON
 	out.Stations, out.NextCursor = page(list, limit,
-		func(st *stations.Station) *string { return encodeCursor(st.ID) }, toStationJSON)
+		func(st *stations.Station) *string { return stationCursor(st.ID) }, toStationJSON)
 	writeJSON(c, http.StatusOK, contentJSON, out)
 }
 

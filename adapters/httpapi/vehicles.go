@@ -113,7 +113,7 @@ func (s *server) listVehicles(c *gin.Context) {
 	}
 	var out vehicleListJSON
 	out.Vehicles, out.NextCursor = page(list, limit,
-		func(v *vehicles.Vehicle) *string { return encodeCursor(v.Plate) }, toVehicleJSON)
+		func(v *vehicles.Vehicle) *string { return plateCursor(v.Plate) }, toVehicleJSON)
 	if err := s.currentStations(ctx, out.Vehicles); err != nil {
 		fail(c, err)
 		return

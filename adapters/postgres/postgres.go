@@ -17,16 +17,40 @@ import (
 )
 
 // Open connects a pool to databaseURL and checks that the server answers.
+// The pool has 16 connections unless the URL's pool_max_conns says
+// otherwise.
 func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	return OpenPool(ctx, databaseURL, PoolConfig{})
+}
+
+// PoolConfig sizes and names a pool.
+type PoolConfig struct {
+	// MaxConns bounds the pool's connections; it wins over the URL's
+	// pool_max_conns. 0: the URL's, else 16.
+	MaxConns int32
+	// Name is the connections' application_name, which tells the pools
+	// apart in pg_stat_activity. Empty: the URL's, else pgx's default.
+	Name string
+}
+
+// OpenPool is Open with cfg. A process opens one pool per purpose (the
+// API, the projectors), so that one purpose running out of connections
+// never holds up another.
+func OpenPool(ctx context.Context, databaseURL string, pc PoolConfig) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, errorf("parse DATABASE_URL", err, databaseURL)
 	}
-	// One process runs several projectors, the API and the station
-	// commands on this pool: pgx's default of 4 connections would make
-	// them queue for each other. pool_max_conns in the URL still wins.
-	if !strings.Contains(databaseURL, "pool_max_conns") {
+	switch {
+	case pc.MaxConns > 0:
+		cfg.MaxConns = pc.MaxConns
+	case !strings.Contains(databaseURL, "pool_max_conns"):
+		// pgx's default of 4 connections would make a process's
+		// projector members queue for each other.
 		cfg.MaxConns = 16
+	}
+	if pc.Name != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = pc.Name
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -32,7 +31,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	if err != nil {
 		return nil, err
 	}
-	pool, err := e.postgres(ctx)
+	pool, err := e.postgres(ctx, poolAPI)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +88,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
 		StationCommands: commands, Tokens: tokens, Checks: checks, WebSocket: hub,
+		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(),
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})
 	if err != nil {
@@ -103,11 +103,14 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		"API:       "+base+"/api/v1/vehicles   (OpenAPI: "+base+"/api/v1/openapi.json)",
 		"WebSocket: "+strings.Replace(base, "http", "ws", 1)+"/api/v1/ws",
 		"Health:    "+base+"/healthz  "+base+"/readyz  "+base+"/metrics")
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	limits := e.cfg.httpServer(e.log)
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
 	return func(ctx context.Context) error {
 		feedDone := make(chan error, 1)
 		go func() { feedDone <- feed.Run(ctx) }()
-		err := serveHTTP(ctx, srv, ln)
+		err := httpapi.Serve(ctx, limits, ln, handler)
 		_ = hub.Close()
 		if ferr := <-feedDone; err == nil {
 			err = ferr

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/adapters/ws"
+	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/domain/geofence"
 )
 
@@ -39,6 +40,24 @@ type config struct {
 	LocalPostgresPort int      `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
 	LogLevel          string   `env:"TMS_LOG_LEVEL" envDefault:"info"`
 	ProjectorMembers  int      `env:"TMS_PROJECTOR_MEMBERS" envDefault:"3"`
+
+	// The HTTP server's limits (httpapi.ServerConfig, httpapi.RateLimit)
+	// and the database pools, one per purpose.
+	HTTPReadHeaderTimeout time.Duration `env:"TMS_HTTP_READ_HEADER_TIMEOUT" envDefault:"5s"`
+	HTTPReadTimeout       time.Duration `env:"TMS_HTTP_READ_TIMEOUT" envDefault:"30s"`
+	HTTPWriteTimeout      time.Duration `env:"TMS_HTTP_WRITE_TIMEOUT" envDefault:"60s"`
+	HTTPIdleTimeout       time.Duration `env:"TMS_HTTP_IDLE_TIMEOUT" envDefault:"90s"`
+	HTTPMaxHeaderBytes    int           `env:"TMS_HTTP_MAX_HEADER_BYTES" envDefault:"262144"`
+	HTTPMaxConnections    int           `env:"TMS_HTTP_MAX_CONNECTIONS" envDefault:"4096"`
+	HTTPTokenRate         float64       `env:"TMS_HTTP_TOKEN_RATE" envDefault:"100"`
+	HTTPTokenBurst        int           `env:"TMS_HTTP_TOKEN_BURST" envDefault:"200"`
+	HTTPAddressRate       float64       `env:"TMS_HTTP_ADDRESS_RATE" envDefault:"10"`
+	HTTPAddressBurst      int           `env:"TMS_HTTP_ADDRESS_BURST" envDefault:"20"`
+	HTTPMaxAddresses      int           `env:"TMS_HTTP_MAX_ADDRESSES" envDefault:"10000"`
+	HTTPRefusalPause      time.Duration `env:"TMS_HTTP_RATE_LIMIT_PAUSE" envDefault:"500ms"`
+	HTTPReadyzInterval    time.Duration `env:"TMS_HTTP_READYZ_INTERVAL" envDefault:"1s"`
+	PostgresAPIConns      int32         `env:"TMS_POSTGRES_API_MAX_CONNS" envDefault:"16"`
+	PostgresProjectConns  int32         `env:"TMS_POSTGRES_PROJECT_MAX_CONNS" envDefault:"10"`
 
 	// The geofence's defaults; stations may override detection.
 	ReorderWindow     time.Duration `env:"TMS_GEOFENCE_REORDER_WINDOW" envDefault:"3s"`
@@ -179,6 +198,24 @@ func (c *config) logger() (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("TMS_LOG_FORMAT: %q is neither text nor json", c.LogFormat)
+}
+
+// httpServer returns the HTTP server's limits.
+func (c *config) httpServer(log *slog.Logger) httpapi.ServerConfig {
+	return httpapi.ServerConfig{
+		ReadHeaderTimeout: c.HTTPReadHeaderTimeout, ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout,
+		IdleTimeout: c.HTTPIdleTimeout, MaxHeaderBytes: c.HTTPMaxHeaderBytes, MaxConnections: c.HTTPMaxConnections,
+		Logger: log,
+	}
+}
+
+// rateLimit returns the API's request budgets.
+func (c *config) rateLimit() httpapi.RateLimit {
+	return httpapi.RateLimit{
+		TokenRate: c.HTTPTokenRate, TokenBurst: c.HTTPTokenBurst,
+		AddressRate: c.HTTPAddressRate, AddressBurst: c.HTTPAddressBurst, MaxAddresses: c.HTTPMaxAddresses,
+		RefusalPause: c.HTTPRefusalPause,
+	}
 }
 
 // geofence returns the geofence's configuration.

@@ -33,6 +33,8 @@ type environment struct {
 	mqttReady func() bool
 	// readiness are further checks of the roles this process runs.
 	readiness []readiness
+	// migrated is set once the read models' schema is up to date.
+	migrated bool
 }
 
 // readiness is a role's own readiness check.
@@ -131,16 +133,39 @@ func (e *environment) databaseURL(ctx context.Context) (string, error) {
 	return l.URL(), nil
 }
 
-// postgres opens a pool on the migrated read models.
-func (e *environment) postgres(ctx context.Context) (*pgxpool.Pool, error) {
+// Database pools, one per purpose: each has its own connections, so that
+// a flood of API queries cannot stop the projectors from advancing the
+// read models, and a rebuild cannot take the API's connections.
+const (
+	// poolAPI serves the query API and the station commands, which read
+	// the stations read model to answer read-your-writes.
+	poolAPI = "tms-api"
+	// poolProject writes the read models (the projectors, replays).
+	poolProject = "tms-project"
+)
+
+// postgres opens the pool named purpose (poolAPI or poolProject) on the
+// read models, migrated first: once per process, whatever the number of
+// pools.
+func (e *environment) postgres(ctx context.Context, purpose string) (*pgxpool.Pool, error) {
 	url, err := e.databaseURL(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := postgres.Migrate(url); err != nil {
-		return nil, err
+	if !e.migrated {
+		if err := postgres.Migrate(url); err != nil {
+			return nil, err
+		}
+		e.migrated = true
 	}
-	pool, err := postgres.Open(ctx, url)
+	size := e.cfg.PostgresProjectConns
+	if purpose == poolAPI {
+		size = e.cfg.PostgresAPIConns
+	}
+	if size < 1 {
+		return nil, fmt.Errorf("the %s database pool needs at least 1 connection, not %d", purpose, size)
+	}
+	pool, err := postgres.OpenPool(ctx, url, postgres.PoolConfig{MaxConns: size, Name: purpose})
 	if err != nil {
 		return nil, err
 	}

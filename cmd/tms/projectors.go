@@ -80,7 +80,7 @@ to start while any projector's consumer group has members. Replay results
 			if err != nil {
 				return err
 			}
-			pool, err := env.postgres(ctx)
+			pool, err := env.postgres(ctx, poolProject)
 			if err != nil {
 				return err
 			}

@@ -68,7 +68,7 @@ reason, if it does not finish.`,
 			if err != nil {
 				return err
 			}
-			pool, err := env.postgres(ctx)
+			pool, err := env.postgres(ctx, poolProject)
 			if err != nil {
 				return err
 			}

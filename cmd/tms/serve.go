@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -78,7 +75,7 @@ func serve(ctx context.Context, cfg config) error {
 		g.Go(func() error { return run(gctx) })
 	}
 	if roles[roleProject] {
-		pool, err := env.postgres(ctx)
+		pool, err := env.postgres(ctx, poolProject)
 		if err != nil {
 			return err
 		}
@@ -141,23 +138,6 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	}
 	e.mqttReady = sub.Connected
 	return in.Run, nil
-}
-
-// serveHTTP runs srv until ctx ends, then shuts it down gracefully.
-func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	return nil
 }
 
 // printNotes tells the operator where everything is.

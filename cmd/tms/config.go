@@ -14,9 +14,9 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
 
+	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/adapters/ws"
-	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/domain/geofence"
 )
 

@@ -14,7 +14,9 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
 
+	"github.com/tmsfleet/tms/adapters/h3"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/station"
 )
 
 // config is every setting of tms, read from the environment (and a .env
@@ -47,6 +49,12 @@ type config struct {
 	ExitConfirmFixes  int           `env:"TMS_GEOFENCE_EXIT_CONFIRM_FIXES" envDefault:"1"`
 	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
 	LogFormat         string        `env:"TMS_LOG_FORMAT" envDefault:"text"`
+
+	// What one station definition may cost (docs/security.md, Stations).
+	// Every role reads them: the API refuses what the geofence could not
+	// index, from the same settings the geofence's index is built with.
+	StationMaxPoints     int `env:"TMS_STATION_MAX_POINTS" envDefault:"2000"`
+	StationMaxCoverCells int `env:"TMS_STATION_MAX_COVER_CELLS" envDefault:"1048576"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
@@ -168,6 +176,22 @@ func (c *config) geofence() geofence.Config {
 			ExitConfirmFixes: c.ExitConfirmFixes, ExitConfirm: c.ExitConfirm,
 		},
 	}
+}
+
+// stationRules are the limits of a station definition's size.
+func (c *config) stationRules() station.Rules {
+	return station.Rules{MaxPoints: c.StationMaxPoints}
+}
+
+// h3 is the configuration of the geofence's station index: the only one,
+// so that the station commands (which ask it whether a shape can be
+// indexed) and the geofence (which indexes it) cannot disagree.
+func (c *config) h3() (h3.Config, error) {
+	hc := h3.Config{MaxCoverCells: c.StationMaxCoverCells}
+	if err := hc.Validate(); err != nil {
+		return h3.Config{}, fmt.Errorf("TMS_STATION_MAX_COVER_CELLS: %w", err)
+	}
+	return hc, nil
 }
 
 // qos checks G7_MQTT_QOS: QoS 0 would let the broker drop positions.

@@ -37,6 +37,8 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./adapters/g7/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./domain/station/
+	$(GO) test -run '^$$' -fuzz FuzzFromEvent -fuzztime $(FUZZTIME) ./domain/station/
+	$(GO) test -run '^$$' -fuzz FuzzValidatePolygon -fuzztime $(FUZZTIME) ./domain/geo/
 
 vet:
 	$(GO) vet ./...

@@ -38,9 +38,23 @@ func (c Config) Indexable(s geofence.Shape) error {
 }
 
 func tooLarge(c Config, bound float64) error {
-	return fmt.Errorf("%w: %w: at H3 resolution %d its cover may take up to %.0f cells, more than the %d allowed",
-		ErrShape, ErrTooLarge, c.Resolution, math.Ceil(bound), c.MaxCoverCells)
+	return &tooLargeError{res: c.Resolution, bound: math.Ceil(bound), limit: c.MaxCoverCells}
 }
+
+// tooLargeError says how large a shape is: it is ErrTooLarge and
+// ErrShape.
+type tooLargeError struct {
+	res   int
+	bound float64
+	limit int
+}
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("%v: at H3 resolution %d its cover may take up to %.0f cells, more than the %d allowed",
+		ErrTooLarge, e.res, e.bound, e.limit)
+}
+
+func (e *tooLargeError) Is(target error) bool { return target == ErrTooLarge || target == ErrShape }
 
 // cellStats are what the cover bound needs to know of the cells of one
 // resolution, on the unit sphere.

@@ -7,7 +7,8 @@ import (
 
 // Orient returns the sign of the cross product (b-a)×(p-a) in the lng/lat
 // plane (x = Lng, y = Lat): +1 when p is left of the directed line a→b, -1
-// when right, 0 when exactly on it. It is exact for every finite input,
+// when right, 0 when exactly on it (and for non-finite coordinates). It is
+// exact for every finite input,
 // and it is the only orientation predicate of tms: polygon membership,
 // validation and the H3 index all decide with it.
 //
@@ -62,8 +63,14 @@ const errBoundA = (3 + 16*epsilon) * epsilon
 // 2^-1075 each) is far below the slack in errBoundA (16ε²·sum ≥ 2^-1062).
 const minFilterSum = 0x1p-960
 
-// orientAdapt is stages 2 and 3 of Orient.
+// orientAdapt is stages 2 and 3 of Orient. Non-finite coordinates, which
+// no caller passes (they are in no polygon, and no shape has them), are
+// answered 0 rather than taken to rational arithmetic, which cannot hold
+// them.
 func orientAdapt(a, b, p Point) int {
+	if !a.finite() || !b.finite() || !p.finite() {
+		return 0
+	}
 	if s, ok := orientExpansion(a, b, p); ok {
 		return s
 	}

@@ -10,6 +10,7 @@ package geo
 import (
 	"fmt"
 	"math"
+	"math/big"
 )
 
 // oracleValidatePolygon is ValidatePolygon as it was: every ring closed
@@ -41,7 +42,7 @@ func oracleValidatePolygon(field string, pg Polygon) *ShapeError {
 					"an edge spans more than 180° of longitude; split a shape that crosses the antimeridian into a MultiPolygon")
 			}
 		}
-		if oracleArea2(ring) == 0 {
+		if oracleNoArea(ring) {
 			return shapeErr(rf, "the ring encloses no area")
 		}
 	}
@@ -78,13 +79,19 @@ func oracleValidateMultiPolygon(field string, mp MultiPolygon) *ShapeError {
 	return nil
 }
 
-// oracleArea2 is twice the signed area of a ring in the lng/lat plane.
-func oracleArea2(r Ring) float64 {
-	s := 0.0
+// oracleNoArea reports whether a ring's signed area is exactly zero. The
+// old validation computed it in floating point (area2 == 0), which
+// rejected thin valid triangles whose area rounded to zero: the one
+// decision of the old code that depended on rounding, made exact here so
+// that the oracle states the rules, not their rounding.
+func oracleNoArea(r Ring) bool {
+	s := new(big.Rat)
+	rat := func(f float64) *big.Rat { return new(big.Rat).SetFloat64(f) }
 	for i := 0; i+1 < len(r); i++ {
-		s += r[i].Lng*r[i+1].Lat - r[i+1].Lng*r[i].Lat
+		s.Add(s, new(big.Rat).Mul(rat(r[i].Lng), rat(r[i+1].Lat)))
+		s.Sub(s, new(big.Rat).Mul(rat(r[i+1].Lng), rat(r[i].Lat)))
 	}
-	return s
+	return s.Sign() == 0
 }
 
 type oracleEdge struct {

@@ -37,11 +37,12 @@ type Config struct {
 	// cover may classify, over all resolutions, as bounded from its
 	// coordinates before any work (see Indexable). A shape whose bound is
 	// larger is refused with ErrTooLarge, by Add and by Indexable alike.
-	// The bound is conservative (a few times the real count for large
-	// shapes); each cell classified costs about 3 µs and 100 bytes while
-	// the shape is added. Default DefaultMaxCoverCells (1,048,576: a
-	// polygon of about 1,500 km of edges, or a 50 km circle at resolution
-	// 11, at resolution 9); at least 1,000.
+	// The bound is conservative (2.5 to about 18 times the real count);
+	// each cell classified costs about 3 µs and 100 bytes while the shape
+	// is added. Default DefaultMaxCoverCells (1,048,576): at resolution 9,
+	// about 150 cells per kilometre of polygon edge, so polygons of up to
+	// about 6,500 km of edges; a 50 km circle is bounded at about 29,000
+	// (540,000 at resolution 12). At least 1,000.
 	MaxCoverCells int
 
 	// GeometryCache bounds how many cell geometries (centre and radius,

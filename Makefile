@@ -62,6 +62,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime $(FUZZTIME) ./pipeline/ingest/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./domain/station/
 	$(GO) test -run '^$$' -fuzz FuzzProtocol -fuzztime $(FUZZTIME) ./adapters/ws/
+	$(GO) test -run '^$$' -fuzz FuzzFromEvent -fuzztime $(FUZZTIME) ./domain/station/
+	$(GO) test -run '^$$' -fuzz FuzzValidatePolygon -fuzztime $(FUZZTIME) ./domain/geo/
 
 vet:
 	$(GO) vet ./...

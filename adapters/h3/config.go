@@ -33,6 +33,18 @@ type Config struct {
 	// not fit in the cell the cursor knows. Default 0.05 (about 5 km).
 	NearBucketDegrees float64
 
+	// MaxCoverCells bounds the work of indexing one shape: the cells its
+	// cover may classify, over all resolutions, as bounded from its
+	// coordinates before any work (see Indexable). A shape whose bound is
+	// larger is refused with ErrTooLarge, by Add and by Indexable alike.
+	// The bound is conservative (2.5 to about 18 times the real count);
+	// each cell classified costs about 3 µs and 100 bytes while the shape
+	// is added. Default DefaultMaxCoverCells (1,048,576): at resolution 9,
+	// about 150 cells per kilometre of polygon edge, so polygons of up to
+	// about 6,500 km of edges; a 50 km circle is bounded at about 29,000
+	// (540,000 at resolution 12). At least 1,000.
+	MaxCoverCells int
+
 	// GeometryCache bounds how many cell geometries (centre and radius,
 	// about 3 µs of cgo each) Add keeps between calls, so that stations
 	// added near each other share the work. It is cleared when full.
@@ -46,6 +58,7 @@ const (
 	DefaultCoarseCells       = 64
 	DefaultNearBucketDegrees = 0.05
 	DefaultGeometryCache     = 1 << 16
+	DefaultMaxCoverCells     = 1 << 20
 )
 
 func (c *Config) setDefaults() {
@@ -61,6 +74,9 @@ func (c *Config) setDefaults() {
 	if c.GeometryCache == 0 {
 		c.GeometryCache = DefaultGeometryCache
 	}
+	if c.MaxCoverCells == 0 {
+		c.MaxCoverCells = DefaultMaxCoverCells
+	}
 }
 
 // Validate reports what is wrong with c, after defaults.
@@ -72,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.CoarseCells < 1 {
 		errs = append(errs, fmt.Errorf("h3: CoarseCells %d must be positive", c.CoarseCells))
+	}
+	if c.MaxCoverCells < 1000 {
+		errs = append(errs, fmt.Errorf("h3: MaxCoverCells %d must be at least 1000", c.MaxCoverCells))
 	}
 	if math.IsNaN(c.NearBucketDegrees) || c.NearBucketDegrees < 1e-4 || c.NearBucketDegrees > 90 {
 		errs = append(errs, fmt.Errorf("h3: NearBucketDegrees %v is outside [0.0001, 90]", c.NearBucketDegrees))

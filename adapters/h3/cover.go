@@ -31,11 +31,6 @@ type covCell struct {
 	geo      cellGeo
 }
 
-// maxCoverCells bounds the cells one shape may be classified in, over all
-// resolutions: about 300,000 km of edges at resolution 9 (a station's is
-// rarely over 300 km).
-const maxCoverCells = 1 << 20
-
 // builder computes which cells list a shape, and how. The rules, and why
 // they are enough (see also the package documentation):
 //
@@ -70,6 +65,12 @@ type builder struct {
 	sh    *shapeRec
 	edges *edgeSet
 	n     int
+	// guard stops a cover that classifies more cells than this: twice the
+	// shape's bound (see coverBound), which it never reaches unless the
+	// bound is wrong.
+	guard int
+	// lastN is n of the last cover, for tests.
+	lastN int
 
 	// Maps reused from one Add to the next (fewer allocations, less heap
 	// fragmentation), cleared after each.
@@ -90,6 +91,7 @@ func newBuilder(ix *Index) *builder {
 // reset clears the maps for the next shape, and drops those a large shape
 // made large, so that the Index does not keep their memory.
 func (b *builder) reset() {
+	b.lastN = b.n
 	b.sh, b.edges, b.n = nil, nil, 0
 	big := func(n int) bool { return n > 1<<14 }
 	if b.geo == nil || big(len(b.geo)) {
@@ -124,15 +126,22 @@ func (b *builder) reset() {
 	}
 }
 
+// cover lists the cells of a shape, or refuses it (ErrTooLarge) when its
+// bound exceeds Config.MaxCoverCells, before any work.
 func (ix *Index) cover(sh *shapeRec) ([]covCell, error) {
+	est := coverBound(ix.cfg, sh)
+	if est > float64(ix.cfg.MaxCoverCells) {
+		return nil, tooLarge(ix.cfg, est)
+	}
 	b := ix.bld
 	defer b.reset()
 	b.sh = sh
+	b.guard = 2*int(est) + 1024
 	if !sh.circle {
 		b.edges = newEdgeSet(sh.shape.Polygons, sh.all)
 	}
 	res := ix.cfg.Resolution
-	coarsest := b.coarsest()
+	coarsest := coarsestRes(ix.cfg, sh)
 	points := b.seedPoints()
 
 	rings := &b.rings
@@ -153,8 +162,8 @@ func (ix *Index) cover(sh *shapeRec) ([]covCell, error) {
 					rings[l+1][ch] = struct{}{}
 				}
 			}
-			if b.n > maxCoverCells {
-				return nil, b.tooBig()
+			if b.n > b.guard {
+				return nil, b.runaway()
 			}
 		}
 	}
@@ -168,19 +177,23 @@ func (ix *Index) cover(sh *shapeRec) ([]covCell, error) {
 	return out, nil
 }
 
-func (b *builder) tooBig() error {
-	return fmt.Errorf("%w: the shape needs more than %d cells at resolution %d", ErrShape, maxCoverCells, b.ix.cfg.Resolution)
+// runaway is the error of a cover stopped by its guard: a bug in
+// coverBound, which tests look for; the shape is refused rather than let
+// grow without bound.
+func (b *builder) runaway() error {
+	return fmt.Errorf("%w: the shape needs more than %d cells at resolution %d, more than its bound allows (a bug)", ErrShape, b.guard, b.ix.cfg.Resolution)
 }
 
-// coarsest returns the resolution at which the shape's interior is
+// coarsestRes returns the resolution at which a shape's interior is
 // searched: the finest one, not finer than the base resolution, where the
 // disc bounding the shape covers at most CoarseCells average cells.
-func (b *builder) coarsest() int {
-	ext := b.extent()
-	for l := b.ix.cfg.Resolution; l > 0; l-- {
-		area := b.ix.area[l]
+func coarsestRes(cfg Config, sh *shapeRec) int {
+	ext := extent(sh)
+	st := cellTable()
+	for l := cfg.Resolution; l > 0; l-- {
+		area := st[l].avgArea
 		circum := math.Sqrt(area * 2 / (3 * math.Sqrt(3)))
-		if math.Pi*(ext+circum)*(ext+circum)/area <= float64(b.ix.cfg.CoarseCells) {
+		if math.Pi*(ext+circum)*(ext+circum)/area <= float64(cfg.CoarseCells) {
 			return l
 		}
 	}
@@ -189,8 +202,7 @@ func (b *builder) coarsest() int {
 
 // extent returns the radius, in radians, of a disc about as large as the
 // shape (an estimate: it only chooses resolutions).
-func (b *builder) extent() float64 {
-	sh := b.sh
+func extent(sh *shapeRec) float64 {
 	if sh.circle {
 		return sh.rr
 	}
@@ -261,8 +273,8 @@ func (b *builder) search(l int, unified bool, points []geo.Point) error {
 		for _, n := range h3.GridDisk(h3.Cell(c), 1) {
 			visit(uint64(n))
 		}
-		if b.n > maxCoverCells {
-			return b.tooBig()
+		if b.n > b.guard {
+			return b.runaway()
 		}
 	}
 	for c, cl := range visited {

@@ -157,7 +157,7 @@ func (es *edgeSet) contains(m int, pg geo.Polygon, p geo.Point) bool {
 			if int(e.member) != m || (e.a.Lat > p.Lat) == (e.b.Lat > p.Lat) {
 				continue
 			}
-			o := orient(e.a, e.b, p)
+			o := geo.Orient(e.a, e.b, p)
 			if (e.b.Lat > e.a.Lat && o > 0) || (e.b.Lat < e.a.Lat && o < 0) {
 				parity[e.ring] = !parity[e.ring]
 			}

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sync/atomic"
 
-	h3 "github.com/uber/h3-go/v4"
-
 	"github.com/tmsfleet/tms/domain/geofence"
 )
 
@@ -46,7 +44,6 @@ type Index struct {
 	progs    *progCache
 	bld      *builder
 	geoCache map[uint64]cellGeo
-	area     [maxRes + 1]float64 // average hexagon area, steradians
 
 	fallbacks   atomic.Int64 // Locates answered by testing every shape
 	compactions int          // for tests
@@ -75,9 +72,6 @@ func New(cfg Config) (*Index, error) {
 		progs:    newProgCache(),
 	}
 	ix.bld = newBuilder(ix)
-	for l := range ix.area {
-		ix.area[l] = h3.HexagonAreaAvgM2(l) / (earthR * earthR)
-	}
 	return ix, nil
 }
 

@@ -2,7 +2,6 @@ package h3
 
 import (
 	"math"
-	"math/big"
 	"sync"
 
 	"github.com/tmsfleet/tms/domain/geo"
@@ -296,7 +295,7 @@ func ringAt(prog []uint64, i int, p geo.Point) position {
 			inBox := p.Lng >= math.Min(a.Lng, b.Lng) && p.Lng <= math.Max(a.Lng, b.Lng) &&
 				p.Lat >= math.Min(a.Lat, b.Lat) && p.Lat <= math.Max(a.Lat, b.Lat)
 			if straddles || inBox {
-				o := orient(a, b, p)
+				o := geo.Orient(a, b, p)
 				if inBox && o == 0 {
 					return onBoundary
 				}
@@ -337,26 +336,4 @@ func eastOf(a, b geo.Point, q rect) int {
 		return -1
 	}
 	return 0
-}
-
-// orient is the sign of (b-a)×(p-a) in the longitude/latitude plane,
-// exactly: the same floating-point filter as package geo, and rational
-// arithmetic when it cannot decide. Exact signs are unique, so this agrees
-// with geo's whatever the filter.
-func orient(a, b, p geo.Point) int {
-	l := (b.Lng - a.Lng) * (p.Lat - a.Lat)
-	r := (b.Lat - a.Lat) * (p.Lng - a.Lng)
-	det := l - r
-	bound := 8 * epsilon * (math.Abs(l) + math.Abs(r))
-	switch {
-	case det > bound:
-		return 1
-	case det < -bound:
-		return -1
-	}
-	rat := func(f float64) *big.Rat { return new(big.Rat).SetFloat64(f) }
-	sub := func(x, y float64) *big.Rat { return new(big.Rat).Sub(rat(x), rat(y)) }
-	lx := new(big.Rat).Mul(sub(b.Lng, a.Lng), sub(p.Lat, a.Lat))
-	rx := new(big.Rat).Mul(sub(b.Lat, a.Lat), sub(p.Lng, a.Lng))
-	return lx.Cmp(rx)
 }

@@ -17,7 +17,8 @@ import (
 // polygon ring that is not closed, has a position out of range or an edge
 // spanning more than 180° of longitude (which geo.ValidatePolygon rejects
 // too: taken literally, such an edge goes the long way round the globe),
-// or a shape that would need too many cells (see maxCoverCells).
+// or a shape whose cover could need more than Config.MaxCoverCells cells
+// (then it wraps ErrTooLarge too).
 // Polygons need not be otherwise valid: self-intersecting rings, holes
 // outside their outer ring and overlapping members are indexed exactly as
 // Shape.Contains reads them.

@@ -8,7 +8,7 @@ import (
 // its body gives (stations come from other systems) or one the server
 // makes. 409 when a station with the id exists.
 func (s *server) createStation(c *gin.Context) {
-	st, err := readStation(c)
+	st, err := s.readStation(c)
 	if err != nil {
 		fail(c, err)
 		return

@@ -12,7 +12,7 @@ func (s *server) putStation(c *gin.Context) {
 	p := newParams(c.Request)
 	id := p.stationID("id", c.Param("id"))
 	cond, condErr := condition(c.Request)
-	st, bodyErr := readStation(c)
+	st, bodyErr := s.readStation(c)
 	if st != nil && id != "" {
 		st, bodyErr = st.WithID(id)
 	}

@@ -208,6 +208,8 @@ type noCommands struct{}
 
 var errNoCommands = errors.New("this test has no station commands")
 
+func (noCommands) Parse(body []byte) (*station.Station, error) { return station.Parse(body) }
+
 func (noCommands) Create(context.Context, *station.Station) (stationcmd.Result, error) {
 	return stationcmd.Result{}, errNoCommands
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // maxStationBody bounds a station definition. The largest valid one, a
-// shape of geo.MaxVertices positions, takes well under 1 MiB.
+// shape of station.MaxPointsCeiling positions, takes well under 1 MiB.
 const maxStationBody = 2 << 20
 
 // Errors of request bodies, mapped in problem.go.
@@ -26,8 +26,9 @@ var (
 )
 
 // readStation reads and validates a station definition from the request
-// body: application/json, at most maxStationBody bytes.
-func readStation(c *gin.Context) (*station.Station, error) {
+// body: application/json, at most maxStationBody bytes, parsed by the
+// station commands (under their rules).
+func (s *server) readStation(c *gin.Context) (*station.Station, error) {
 	ct := c.GetHeader("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
@@ -41,7 +42,7 @@ func readStation(c *gin.Context) (*station.Station, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the request body: %w", err)
 	}
-	return station.Parse(body)
+	return s.cfg.StationCommands.Parse(body)
 }
 
 // condition reads a write's preconditions: If-Match (a list of ETags, or

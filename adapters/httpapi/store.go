@@ -75,6 +75,9 @@ type ReplayStore interface {
 // station.ErrPreconditionFailed or stationcmd.ErrUnavailable when the
 // command did not apply.
 type StationCommands interface {
+	// Parse reads a station definition from a request body under the
+	// installation's rules (its largest number of positions).
+	Parse(body []byte) (*station.Station, error)
 	// Create creates s, giving it an id when it has none.
 	Create(ctx context.Context, s *station.Station) (stationcmd.Result, error)
 	// Put creates or replaces s (which has an id) if cond holds.

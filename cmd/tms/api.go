@@ -36,7 +36,13 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	store := vehicles.NewStore(pool)
-	commands, err := stationcmd.New(stationcmd.Config{Kafka: kc, Pool: pool, Registerer: e.registry, Logger: e.log})
+	hc, err := e.cfg.h3()
+	if err != nil {
+		return nil, err
+	}
+	commands, err := stationcmd.New(stationcmd.Config{
+		Kafka: kc, Pool: pool, Rules: e.cfg.stationRules(), Indexer: hc, Registerer: e.registry, Logger: e.log,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -14,10 +14,12 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/spf13/pflag"
 
+	"github.com/tmsfleet/tms/adapters/h3"
 	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/station"
 )
 
 // config is every setting of tms, read from the environment (and a .env
@@ -89,6 +91,11 @@ type config struct {
 	MQTTMaxPacketBytes int `env:"TMS_MQTT_MAX_PACKET_BYTES" envDefault:"1048576"`
 	G7MaxItems         int `env:"TMS_G7_MAX_ITEMS" envDefault:"10000"`
 	G7MaxLetters       int `env:"TMS_G7_MAX_LETTERS" envDefault:"100"`
+	// What one station definition may cost (docs/security.md, Stations).
+	// Every role reads them: the API refuses what the geofence could not
+	// index, from the same settings the geofence's index is built with.
+	StationMaxPoints     int `env:"TMS_STATION_MAX_POINTS" envDefault:"2000"`
+	StationMaxCoverCells int `env:"TMS_STATION_MAX_COVER_CELLS" envDefault:"1048576"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
@@ -242,6 +249,22 @@ func (c *config) websocket() ws.Config {
 		MaxSnapshotsPerCaller: c.WSMaxSnapshotsPerToken, SnapshotTimeout: c.WSSnapshotTimeout,
 		WriteTimeout: c.WSWriteTimeout, PongTimeout: c.WSPongTimeout,
 	}
+}
+
+// stationRules are the limits of a station definition's size.
+func (c *config) stationRules() station.Rules {
+	return station.Rules{MaxPoints: c.StationMaxPoints}
+}
+
+// h3 is the configuration of the geofence's station index: the only one,
+// so that the station commands (which ask it whether a shape can be
+// indexed) and the geofence (which indexes it) cannot disagree.
+func (c *config) h3() (h3.Config, error) {
+	hc := h3.Config{MaxCoverCells: c.StationMaxCoverCells}
+	if err := hc.Validate(); err != nil {
+		return h3.Config{}, fmt.Errorf("TMS_STATION_MAX_COVER_CELLS: %w", err)
+	}
+	return hc, nil
 }
 
 // qos checks G7_MQTT_QOS: QoS 0 would let the broker drop positions.

@@ -12,13 +12,19 @@ import (
 	pipeline "github.com/tmsfleet/tms/pipeline/geofence"
 )
 
-// geofence wires the geofence role.
+// geofence wires the geofence role. Its station index is H3 cells, with
+// the exact geometry for the stations whose boundary crosses a cell,
+// configured as the station commands check shapes (config.h3).
 func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, error) {
+	hc, err := e.cfg.h3()
+	if err != nil {
+		return nil, err
+	}
 	p, err := pipeline.New(pipeline.Config{
 		Kafka:         kc,
 		Geofence:      e.cfg.geofence(),
 		MaxVehicles:   e.cfg.MaxVehicles,
-		NewIndex:      newIndex,
+		NewIndex:      func() (geofence.Index, error) { return h3.New(hc) },
 		DecodeStation: decodeStation,
 		Registerer:    e.registry,
 		Logger:        e.log,
@@ -36,10 +42,6 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 	}})
 	return p.Run, nil
 }
-
-// newIndex builds the station index the geofence uses: H3 cells, with
-// the exact geometry for the stations whose boundary crosses a cell.
-func newIndex() (geofence.Index, error) { return h3.New(h3.Config{}) }
 
 // decodeStation reads a tms.stations event for the geofence.
 func decodeStation(e event.Envelope) (pipeline.StationChange, error) {

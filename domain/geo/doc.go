@@ -14,8 +14,9 @@
 //     literally (a shape across the antimeridian must be split into a
 //     MultiPolygon, as RFC 7946 asks). A point is inside iff it is inside
 //     or on the outer ring and not strictly inside a hole: a point exactly
-//     on any edge counts as inside. The test is exact: orientations are
-//     computed in exact arithmetic when floating point cannot decide them.
+//     on any edge counts as inside. The test is exact: orientations (Orient)
+//     are decided in floating point when its error bound allows, and in
+//     exact arithmetic otherwise.
 //   - A MultiPolygon contains a point iff one of its polygons does.
 //   - The distance from a point to a polygon's boundary (for exit margins)
 //     is measured in a local equirectangular frame centred on the point
@@ -23,5 +24,8 @@
 //     stay straight.
 //
 // The package also converts GCJ-02 ("Mars") coordinates, which Chinese
-// maps use, to WGS84, and validates shapes given by users.
+// maps use, to WGS84, and validates shapes given by users
+// (ValidatePolygon: a sweep over the edges, O(n log n) for n positions,
+// every decision exact), so that a station's definition costs little to
+// check however it is drawn.
 package geo

@@ -33,7 +33,7 @@ func (r Ring) locate(p Point) position {
 		// Half-open rule on latitude: an edge counts when it straddles the
 		// horizontal line through p, so a vertex on that line counts once.
 		if (a.Lat > p.Lat) != (b.Lat > p.Lat) {
-			o := orient(a, b, p)
+			o := Orient(a, b, p)
 			if (b.Lat > a.Lat && o > 0) || (b.Lat < a.Lat && o < 0) {
 				in = !in
 			}

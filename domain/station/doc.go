@@ -24,7 +24,14 @@
 // domain/geo). Coordinates given in GCJ-02 (coord_system "gcj02", what
 // Chinese maps show) are converted to WGS84, the datum of GPS fixes, and
 // the converted shape is validated again; the shape as given is kept as
-// the original geometry.
+// the original geometry. Rules bound what a definition may cost (its
+// positions); Parse uses the defaults.
+//
+// A station is validated once, when it is defined. FromEvent, which reads
+// the catalogue back from tms.stations, trusts the geometry it finds there
+// and checks only its size and structure, in linear time: the full
+// validation, a sweep over every edge, would run on every read of every
+// station.
 //
 // # Commands and versions
 //

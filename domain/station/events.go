@@ -126,10 +126,13 @@ func (c Change) ApplyTo(cat *geofence.Catalog) error {
 var ErrNotStationEvent = errors.New("not a station event")
 
 // FromEvent decodes a tms.station.upserted.v1 or tms.station.deleted.v1
-// event, validating it as Parse validates a definition (the station must
-// be one tms could have accepted). Fields it does not know are ignored, so
-// that additions to a v1 schema do not break it. Errors wrap
-// event.ErrMalformed, or ErrNotStationEvent for other types.
+// event. Its fields are checked as Parse checks a definition, except the
+// geometry, which was validated when its command was accepted and is only
+// checked for what every computation on it needs (see
+// Geometry.UnmarshalJSON): a malformed event is an error, never a crash,
+// and reading a station costs time linear in its size. Fields it does not
+// know are ignored, so that additions to a v1 schema do not break it.
+// Errors wrap event.ErrMalformed, or ErrNotStationEvent for other types.
 func FromEvent(e event.Envelope) (Change, error) {
 	switch e.Type {
 	case event.TypeStationUpserted:

@@ -91,18 +91,35 @@ func TestFromEventRejects(t *testing.T) {
 		return e
 	}
 	cases := map[string]event.Envelope{
-		"not JSON data":       func() event.Envelope { e := good; e.Data = []byte(`[`); return e }(),
-		"version 0":           with(func(d map[string]any) { d["version"] = 0 }),
-		"no radius":           with(func(d map[string]any) { delete(d, "radius_m") }),
-		"a radius too large":  with(func(d map[string]any) { d["radius_m"] = 1e6 }),
-		"unknown type":        with(func(d map[string]any) { d["type"] = "depot" }),
-		"no geometry":         with(func(d map[string]any) { delete(d, "geometry") }),
-		"bad coordinates":     with(func(d map[string]any) { d["geometry"] = map[string]any{"type": "Point", "coordinates": []any{0, 91}} }),
-		"gcj02 w/o original":  with(func(d map[string]any) { d["coord_system"] = "gcj02" }),
-		"original for wgs84":  with(func(d map[string]any) { d["original_geometry"] = d["geometry"] }),
-		"detection too wide":  with(func(d map[string]any) { d["detection"] = map[string]any{"exit_margin_m": 6000} }),
-		"id not the subject":  with(func(d map[string]any) { d["id"] = "S002" }),
-		"bad id":              with(func(d map[string]any) { d["id"] = "a b" }),
+		"not JSON data":      func() event.Envelope { e := good; e.Data = []byte(`[`); return e }(),
+		"version 0":          with(func(d map[string]any) { d["version"] = 0 }),
+		"no radius":          with(func(d map[string]any) { delete(d, "radius_m") }),
+		"a radius too large": with(func(d map[string]any) { d["radius_m"] = 1e6 }),
+		"unknown type":       with(func(d map[string]any) { d["type"] = "depot" }),
+		"no geometry":        with(func(d map[string]any) { delete(d, "geometry") }),
+		"bad coordinates":    with(func(d map[string]any) { d["geometry"] = map[string]any{"type": "Point", "coordinates": []any{0, 91}} }),
+		"gcj02 w/o original": with(func(d map[string]any) { d["coord_system"] = "gcj02" }),
+		"original for wgs84": with(func(d map[string]any) { d["original_geometry"] = d["geometry"] }),
+		"detection too wide": with(func(d map[string]any) { d["detection"] = map[string]any{"exit_margin_m": 6000} }),
+		"id not the subject": with(func(d map[string]any) { d["id"] = "S002" }),
+		"bad id":             with(func(d map[string]any) { d["id"] = "a b" }),
+		"open ring": with(func(d map[string]any) {
+			d["geometry"] = map[string]any{"type": "Polygon", "coordinates": [][][2]float64{{{0, 0}, {1, 0}, {1, 1}, {0, 1}}}}
+			delete(d, "radius_m")
+		}),
+		"edge across the antimeridian": with(func(d map[string]any) {
+			d["geometry"] = map[string]any{"type": "Polygon", "coordinates": [][][2]float64{{{179, 0}, {-179, 0}, {-179, 1}, {179, 0}}}}
+			delete(d, "radius_m")
+		}),
+		"too many positions": with(func(d map[string]any) {
+			ring := make([][2]float64, MaxPointsCeiling+1)
+			for i := range ring {
+				ring[i] = [2]float64{float64(i) / MaxPointsCeiling, float64(i%2) / 1000}
+			}
+			ring[len(ring)-1] = ring[0]
+			d["geometry"] = map[string]any{"type": "Polygon", "coordinates": [][][2]float64{ring}}
+			delete(d, "radius_m")
+		}),
 		"a deletion w/o id":   {Type: event.TypeStationDeleted, ID: "x", Data: []byte(`{"version": 2}`)},
 		"a deletion, version": {Type: event.TypeStationDeleted, ID: "x", Data: []byte(`{"id": "S1", "version": 0}`)},
 	}
@@ -118,6 +135,28 @@ func TestFromEventRejects(t *testing.T) {
 	other.Type = event.TypePositionReported
 	if _, err := FromEvent(other); !errors.Is(err, ErrNotStationEvent) {
 		t.Errorf("another type: %v", err)
+	}
+}
+
+// TestFromEventDoesNotValidateAgain: a stored station was validated when
+// its command was accepted; reading it back checks its structure, not its
+// simplicity (which would take a sweep over its edges on every read). A
+// bow tie, which no command accepts, is read as it stands.
+func TestFromEventDoesNotValidateAgain(t *testing.T) {
+	t.Parallel()
+	s := mustParse(t, body(nil))
+	e, _ := s.Upserted("/tms/api", 1, t0)
+	var d map[string]any
+	_ = json.Unmarshal(e.Data, &d)
+	d["geometry"] = map[string]any{"type": "Polygon", "coordinates": [][][2]float64{{{0, 0}, {1, 1}, {1, 0}, {0, 1}, {0, 0}}}}
+	delete(d, "radius_m")
+	e.Data, _ = json.Marshal(d)
+	c, err := FromEvent(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Station.Geometry().Polygons(); len(got) != 1 || len(got[0][0]) != 5 {
+		t.Errorf("polygons %v", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package station
 
 import (
 	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/tmsfleet/tms/domain/geo"
@@ -18,13 +19,70 @@ var readOnly = map[string]string{
 	"inside":            "read-only: the vehicles inside are not part of a station's definition",
 }
 
+// Rules are what a definition may cost to accept, beyond what makes it
+// valid: the settings of an installation. The zero value takes the
+// defaults.
+type Rules struct {
+	// MaxPoints bounds the positions of a station's geometry (every
+	// position of every ring of every polygon, closing ones included).
+	// Validating a polygon takes O(n log n) time, and the geofence keeps
+	// and tests every edge: real sites need tens to hundreds of points.
+	// Default DefaultMaxPoints; at most MaxPointsCeiling.
+	MaxPoints int
+}
+
+// Limits of Rules.MaxPoints.
+const (
+	// DefaultMaxPoints is the default Rules.MaxPoints.
+	DefaultMaxPoints = 2000
+	// MaxPointsCeiling is the most Rules.MaxPoints may be, and what a
+	// stored station may have (see Geometry.UnmarshalJSON), so that a
+	// station accepted under a larger setting than today's is still read:
+	// a station's event of this many positions, with its GCJ-02 original,
+	// is about 800 KB, within Kafka's default 1 MB record.
+	MaxPointsCeiling = 10000
+)
+
+// Validate reports rules that cannot work.
+func (r Rules) Validate() error {
+	if r.MaxPoints != 0 && (r.MaxPoints < 4 || r.MaxPoints > MaxPointsCeiling) {
+		return fmt.Errorf("station: MaxPoints %d is outside [4, %d]", r.MaxPoints, MaxPointsCeiling)
+	}
+	return nil
+}
+
+// maxPoints is MaxPoints or its default.
+func (r Rules) maxPoints() int {
+	if r.MaxPoints == 0 {
+		return DefaultMaxPoints
+	}
+	return r.MaxPoints
+}
+
+// Parse reads a station definition under the default Rules.
+func Parse(body []byte) (*Station, error) { return Rules{}.Parse(body) }
+
+// CheckPoints reports a station whose geometry has more positions than the
+// rules allow, as a *ValidationError on its geometry: a station parsed
+// under other rules, before it is accepted under these.
+func (r Rules) CheckPoints(s *Station) error {
+	if n := s.geometry.Points(); n > r.maxPoints() {
+		return &ValidationError{Fields: []FieldError{{
+			Field:  "geometry.coordinates",
+			Detail: fmt.Sprintf("the geometry has %d positions, more than %d", n, r.maxPoints()),
+		}}}
+	}
+	return nil
+}
+
 // Parse reads a station definition from a request body and validates it:
 // every bad field is reported at once, in a *ValidationError whose fields
 // are JSON paths. The id is optional (the caller gives one with WithID);
 // coord_system defaults to WGS84. A GCJ-02 geometry is converted to WGS84,
 // the converted shape validated again, and the original kept. A null
-// optional field counts as absent.
-func Parse(body []byte) (*Station, error) {
+// optional field counts as absent. A geometry of more than r's MaxPoints
+// positions is refused as it is read, before it is validated.
+func (r Rules) Parse(body []byte) (*Station, error) {
 	var e errs
 	if !utf8.Valid(body) {
 		e.add("body", "is not valid UTF-8")
@@ -95,7 +153,7 @@ func Parse(body []byte) (*Station, error) {
 	var g Geometry
 	geometryOK := false
 	if geometry != nil {
-		g, geometryOK = parseGeometry(&e, "geometry", geometry)
+		g, geometryOK = parseGeometry(&e, "geometry", geometry, geometryRules{maxPoints: r.maxPoints()})
 	}
 	s.radiusM = parseRadius(&e, radius, g)
 	if geometryOK {

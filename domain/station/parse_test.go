@@ -133,14 +133,14 @@ func TestParseNamesEveryBadField(t *testing.T) {
 		{"polygon without area", body(map[string]any{"radius_m": nil, "geometry": polygon(`[[121, 31], [121.1, 31], [121.2, 31], [121, 31]]`)}), "geometry.coordinates[0]", "no area"},
 		{"polygon hole outside", body(map[string]any{"radius_m": nil, "geometry": polygon(square(121, 31, 0.01), square(122, 31, 0.001))}), "geometry.coordinates[1]", "not inside"},
 		{"polygon across the antimeridian", body(map[string]any{"radius_m": nil, "geometry": polygon(`[[179.9, 0], [-179.9, 0], [-179.9, 1], [179.9, 1], [179.9, 0]]`)}), "geometry.coordinates[0][1]", "antimeridian"},
-		{"polygon too many positions", body(map[string]any{"radius_m": nil, "geometry": polygon(bigRing(geo.MaxVertices + 1))}), "geometry.coordinates[0]", "more than 2000 positions"},
+		{"polygon too many positions", body(map[string]any{"radius_m": nil, "geometry": polygon(bigRing(DefaultMaxPoints + 1))}), "geometry.coordinates[0]", "more than 2000 positions"},
 		{"multipolygon empty", body(map[string]any{"radius_m": nil, "geometry": geometry("MultiPolygon", `[]`)}), "geometry.coordinates", "at least one polygon"},
 		{"multipolygon overlapping", body(map[string]any{"radius_m": nil, "geometry": geometry("MultiPolygon", "[["+square(121, 31, 0.01)+"], ["+square(121.005, 31, 0.01)+"]]")}), "geometry.coordinates[1]", "overlaps"},
 		{"multipolygon deep position", body(map[string]any{"radius_m": nil, "geometry": geometry("MultiPolygon", "[["+square(121, 31, 0.01)+"], [[[122, 31], [122.1, 31], [122.1, 31.1], [122, 95], [122, 31]]]]")}), "geometry.coordinates[1][0][3]", "latitude 95"},
-		{"multipolygon many small polygons", body(map[string]any{"radius_m": nil, "geometry": geometry("MultiPolygon", manySquares(geo.MaxVertices/5+1))}), "geometry.coordinates[400][0]", "more than 2000 positions"},
+		{"multipolygon many small polygons", body(map[string]any{"radius_m": nil, "geometry": geometry("MultiPolygon", manySquares(DefaultMaxPoints/5+1))}), "geometry.coordinates[400][0]", "more than 2000 positions"},
 		{"polygon valid in GCJ-02 but not once converted", body(map[string]any{"coord_system": `"gcj02"`, "radius_m": nil,
 			"geometry": polygon(`[[121, 31], [121.02, 31], [121.02, 31.01], [121.01, 31.0000001], [121, 31.01], [121, 31]]`)}),
-			"geometry.coordinates[0][2]", "after conversion from GCJ-02 to WGS84: edge 2 of ring 0 meets edge 0"},
+			"geometry.coordinates[0][3]", "after conversion from GCJ-02 to WGS84: edge 3 of ring 0 meets edge 0"},
 
 		{"point without radius", body(map[string]any{"radius_m": nil}), "radius_m", "required with a Point"},
 		{"radius too small", body(map[string]any{"radius_m": `9.99`}), "radius_m", "outside [10, 50000]"},
@@ -336,5 +336,36 @@ func TestGeometryRoundTrip(t *testing.T) {
 	}
 	if fmt.Sprint(back) != fmt.Sprint(s.Geometry()) {
 		t.Errorf("round trip changed the geometry:\n%v\n%v", back, s.Geometry())
+	}
+}
+
+// TestRules: MaxPoints bounds what Parse reads and what CheckPoints
+// admits; the settings are checked.
+func TestRules(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{-1, 3, MaxPointsCeiling + 1} {
+		if (Rules{MaxPoints: n}).Validate() == nil {
+			t.Errorf("MaxPoints %d accepted", n)
+		}
+	}
+	for _, n := range []int{0, 4, MaxPointsCeiling} {
+		if err := (Rules{MaxPoints: n}).Validate(); err != nil {
+			t.Errorf("MaxPoints %d: %v", n, err)
+		}
+	}
+	three := body(map[string]any{"radius_m": nil, "geometry": geometry("MultiPolygon", manySquares(3))})
+	s, err := Parse(three)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := Rules{MaxPoints: 14}
+	if _, err := strict.Parse(three); err == nil || !strings.Contains(err.Error(), "more than 14 positions") {
+		t.Errorf("15 positions under MaxPoints 14: %v", err)
+	}
+	if err := strict.CheckPoints(s); err == nil || !strings.Contains(err.Error(), "15 positions, more than 14") {
+		t.Errorf("CheckPoints: %v", err)
+	}
+	if err := (Rules{MaxPoints: 15}).CheckPoints(s); err != nil {
+		t.Errorf("15 positions under MaxPoints 15: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/projections/stations"
 )
@@ -37,6 +38,15 @@ type Config struct {
 	// Pool is the read models' Postgres: the stations table, the stations
 	// projection's offsets, and the advisory locks.
 	Pool *pgxpool.Pool
+	// Rules bound what a definition may cost to accept (its positions);
+	// Parse reads definitions under them and Create and Put check them.
+	// The zero value takes station's defaults.
+	Rules station.Rules
+	// Indexer tells whether the geofence can index a station's shape:
+	// cmd/ passes the configuration the geofence's H3 index is built with.
+	// Nil accepts every valid shape (an index without limits, such as the
+	// brute-force one).
+	Indexer Indexer
 	// Source is the events' CloudEvents source. Default Source.
 	Source string
 	// Timeout bounds each of a command's two waits: for the lock and the
@@ -80,15 +90,29 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports a config that cannot work.
+// Validate reports a config that cannot work: every problem, joined.
 func (c *Config) Validate() error {
-	switch {
-	case c.Kafka == nil || c.Pool == nil:
-		return errors.New("stationcmd: Kafka and Pool are required")
-	case c.Timeout < 0 || c.ProduceTimeout < 0:
-		return errors.New("stationcmd: timeouts must not be negative")
+	var errs []error
+	if c.Kafka == nil || c.Pool == nil {
+		errs = append(errs, errors.New("stationcmd: Kafka and Pool are required"))
 	}
-	return nil
+	if c.Timeout < 0 || c.ProduceTimeout < 0 {
+		errs = append(errs, errors.New("stationcmd: timeouts must not be negative"))
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("stationcmd: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Indexer is what the commands need of the geofence's index: whether it
+// can index a shape. A station it cannot index would be accepted and then
+// never detected, so the commands refuse it instead.
+type Indexer interface {
+	// Indexable returns nil if the geofence's index accepts s, or an
+	// error saying why not, which is shown to the client. It must be safe
+	// for concurrent use and cheap: it runs in every create and put.
+	Indexable(s geofence.Shape) error
 }
 
 // Commands executes station commands. It is safe for concurrent use.
@@ -144,8 +168,40 @@ type Result struct {
 	Station *stations.Station
 }
 
+// Parse reads a station definition from a request body under the
+// commands' Rules (see station.Rules.Parse).
+func (c *Commands) Parse(body []byte) (*station.Station, error) { return c.cfg.Rules.Parse(body) }
+
+// admit checks what a station costs, before anything else of a create or
+// put: a *station.ValidationError for a geometry of more positions than
+// the Rules allow, or one the geofence could not index (on radius_m for a
+// circle, whose radius is what makes it too large; on geometry for
+// polygons).
+func (c *Commands) admit(s *station.Station) error {
+	if err := c.cfg.Rules.CheckPoints(s); err != nil {
+		return err
+	}
+	if c.cfg.Indexer == nil {
+		return nil
+	}
+	err := c.cfg.Indexer.Indexable(s.Shape())
+	if err == nil {
+		return nil
+	}
+	field := "geometry"
+	if s.Geometry().Type() == station.GeometryPoint {
+		field = "radius_m"
+	}
+	return &station.ValidationError{Fields: []station.FieldError{{
+		Field:  field,
+		Detail: fmt.Sprintf("the geofence cannot index this shape (%v); make it smaller", err),
+	}}}
+}
+
 // Create creates s, giving it an id when it has none. It fails with
-// station.ErrExists when a station with its id exists.
+// station.ErrExists when a station with its id exists, and with a
+// *station.ValidationError when the station costs more than the Rules or
+// the Indexer allow.
 func (c *Commands) Create(ctx context.Context, s *station.Station) (Result, error) {
 	if s.ID() == "" {
 		var err error
@@ -153,15 +209,16 @@ func (c *Commands) Create(ctx context.Context, s *station.Station) (Result, erro
 			return Result{}, fmt.Errorf("stationcmd: a new id: %w", err)
 		}
 	}
-	return c.execute(ctx, "create", func(at time.Time) station.Command {
+	return c.execute(ctx, "create", s, func(at time.Time) station.Command {
 		return station.CreateStation{Station: s, Source: c.cfg.Source, At: at}
 	}, s.ID())
 }
 
 // Put creates or replaces s (which must have an id) if cond holds, else
-// fails with station.ErrPreconditionFailed.
+// fails with station.ErrPreconditionFailed; as Create, it refuses a
+// station that costs too much.
 func (c *Commands) Put(ctx context.Context, s *station.Station, cond station.Condition) (Result, error) {
-	return c.execute(ctx, "put", func(at time.Time) station.Command {
+	return c.execute(ctx, "put", s, func(at time.Time) station.Command {
 		return station.PutStation{Station: s, Condition: cond, Source: c.cfg.Source, At: at}
 	}, s.ID())
 }
@@ -169,17 +226,23 @@ func (c *Commands) Put(ctx context.Context, s *station.Station, cond station.Con
 // Delete deletes station id if it exists (else station.ErrNotFound) and
 // cond holds (else station.ErrPreconditionFailed).
 func (c *Commands) Delete(ctx context.Context, id string, cond station.Condition) (Result, error) {
-	return c.execute(ctx, "delete", func(at time.Time) station.Command {
+	return c.execute(ctx, "delete", nil, func(at time.Time) station.Command {
 		return station.DeleteStation{ID: id, Condition: cond, Source: c.cfg.Source, At: at}
 	}, id)
 }
 
-// execute runs one command: decided and produced under the station's
-// lock, then waited for. The command's time is taken once the lock is
-// held, so that the times of one station's events follow their order.
-func (c *Commands) execute(ctx context.Context, kind string, command func(at time.Time) station.Command, id string) (res Result, err error) {
+// execute runs one command: the upserted station s (nil for a deletion)
+// admitted, then decided and produced under the station's lock, then
+// waited for. The command's time is taken once the lock is held, so that
+// the times of one station's events follow their order.
+func (c *Commands) execute(ctx context.Context, kind string, s *station.Station, command func(at time.Time) station.Command, id string) (res Result, err error) {
 	start := time.Now()
 	defer func() { c.metrics.observe(kind, res, err, time.Since(start)) }()
+	if s != nil {
+		if err := c.admit(s); err != nil {
+			return Result{}, err
+		}
+	}
 
 	d, err := c.decideAndProduce(ctx, command, id)
 	if err != nil {
@@ -373,11 +436,12 @@ func (c *Commands) awaitVersion(ctx context.Context, id string, d station.Decisi
 	return &st, true, nil
 }
 
-// poll calls done with a growing pause until it reports true, fails, or
-// ctx ends. A projector applies a record within a few milliseconds to a
-// fraction of a second, so the first pauses are short.
+// poll calls done with a growing pause, up to 10 ms, until it reports
+// true, fails, or ctx ends. A projector applies a record within a few
+// milliseconds to a fraction of a second, so the first pauses are short,
+// and the longest is short enough not to add much to a command's answer.
 func poll(ctx context.Context, done func() (bool, error)) error {
-	pause := 2 * time.Millisecond
+	pause := time.Millisecond
 	for {
 		ok, err := done()
 		if err != nil || ok {
@@ -388,6 +452,6 @@ func poll(ctx context.Context, done func() (bool, error)) error {
 			return ctx.Err()
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 50*time.Millisecond)
+		pause = min(2*pause, 10*time.Millisecond)
 	}
 }

@@ -33,6 +33,17 @@
 // The lock is released once the event is produced; the wait for the read
 // model to show it happens outside the lock.
 //
+// # What a station may cost
+//
+// A create or put is refused with a *station.ValidationError, before it
+// takes a lock or touches Kafka, when its station has more positions than
+// Config.Rules allow or when Config.Indexer (the geofence's H3 index
+// configuration) says the geofence could not index its shape. The station
+// is validated here, once: readers of tms.stations trust what the topic
+// holds (see station.Geometry.UnmarshalJSON), so a station that was
+// accepted is never refused or skipped later, as long as the geofence runs
+// with the same configuration.
+//
 // # Event time
 //
 // A command's time comes from Config.Now when the command is handled: it

@@ -18,7 +18,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tms_station_commands_total",
-			Help: "Station commands by kind (create, put, delete) and outcome (applied, accepted: appended but not yet shown by the read model, rejected, unavailable, failed).",
+			Help: "Station commands by kind (create, put, delete) and outcome (applied, accepted: appended but not yet shown by the read model, rejected, invalid: too many positions or a shape the geofence cannot index, unavailable, failed).",
 		}, []string{"command", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tms_station_command_duration_seconds",
@@ -38,7 +38,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) observe(kind string, res Result, err error, d time.Duration) {
 	outcome := "applied"
+	var invalid *station.ValidationError
 	switch {
+	case errors.As(err, &invalid):
+		outcome = "invalid"
 	case errors.Is(err, station.ErrExists), errors.Is(err, station.ErrNotFound), errors.Is(err, station.ErrPreconditionFailed):
 		outcome = "rejected"
 	case errors.Is(err, ErrUnavailable):

@@ -36,11 +36,6 @@ $(SCHEMATHESIS): deploy/test/requirements-schemathesis.txt
 	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-## test-hostile: the hostile-input suite of docs/security.md on its own
-## (every test named TestHostile...; make test runs them too).
-test-hostile:
-	$(SERVICES) $(GO) test -count=1 -race -timeout 15m -run Hostile ./...
-
 ## test-short: the tests that need no services (in-process brokers stand in
 ## for Kafka and MQTT; tests needing Postgres skip).
 test-short:

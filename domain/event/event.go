@@ -42,6 +42,8 @@ const (
 	TypeJobStopDeparted  = "tms.job.stop_departed.v1"
 	TypeJobCompleted     = "tms.job.completed.v1"
 	TypeJobCancelled     = "tms.job.cancelled.v1"
+	TypeJobStarted       = "tms.job.started.v1"
+	TypeJobAmended       = "tms.job.amended.v1"
 )
 
 // Envelope is a CloudEvents 1.0 event in structured JSON mode.

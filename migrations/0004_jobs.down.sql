@@ -1,0 +1,3 @@
+DROP TABLE job_requests;
+DROP TABLE job_stops;
+DROP TABLE jobs;

@@ -18,6 +18,7 @@ import (
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/internal/jobtest"
 	"github.com/tmsfleet/tms/internal/testenv"
+	"github.com/tmsfleet/tms/internal/tmsproc"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/projector"
 )
@@ -83,22 +84,15 @@ func (h *harness) start(t *testing.T) {
 // wait waits until the projector has committed every record produced.
 func (h *harness) wait(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	tmsproc.Eventually(t, 60*time.Second, "the projector to commit every record", func() bool {
 		var got int64
 		if err := h.pool.QueryRow(t.Context(), `
 			SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
 			jobs.ProjectionName, h.kc.Topic(kafka.TopicJobs)).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
-		if got >= int64(h.n) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("projector committed %d of %d records", got, h.n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return got >= int64(h.n)
+	})
 }
 
 // history is what every test below reads, made by domain/job's rules:

@@ -27,6 +27,10 @@ const (
 	// per-vehicle state, one partition per tms.positions partition;
 	// internal, compacted.
 	TopicGeofenceState = "tms.geofence.state"
+	// TopicJobsState holds the job processor's snapshots and the log of
+	// its steps since, one partition per tms.positions partition;
+	// internal, compacted.
+	TopicJobsState = "tms.jobs.state"
 )
 
 // TopicSpec is a topic tms creates when it is missing.
@@ -56,6 +60,7 @@ func Topics() []TopicSpec {
 		{Name: TopicGeofence, Configs: forever},
 		{Name: TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
 		{Name: TopicJobs, Configs: forever},
+		{Name: TopicJobsState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
 		{Name: TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
 	}
 }

@@ -50,7 +50,7 @@ var projectorRuns = []struct{ maxBatch, members int }{
 func BenchmarkProjector(b *testing.B) {
 	kc := svc.Kafka(b)
 	kc.Logger = quiet
-	topic := kc.Topic(kafka.TopicPositions)
+	topic := kc.Topic(event.TopicPositions)
 	start := time.Now()
 	fill(b, kc, topic)
 	end := endOffset(b, kc, topic)

@@ -154,7 +154,7 @@ func stationEvents(t *testing.T, kc *kafka.Config) []station.Change {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	topic := kc.Topic(kafka.TopicStations)
+	topic := kc.Topic(event.TopicStations)
 	cl, err := kc.NewClient("test-reader", kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -7,26 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-)
 
-// Topic names. They are a contract with every consumer: do not rename.
-const (
-	// TopicPositions holds every accepted position fix, keyed by plate.
-	TopicPositions = "tms.positions"
-	// TopicStations holds the station catalogue, keyed by station id;
-	// compacted, so that it can be read whole.
-	TopicStations = "tms.stations"
-	// TopicGeofence holds station entered/exited events and alerts,
-	// keyed by plate.
-	TopicGeofence = "tms.geofence"
-	// TopicJobs holds job events, keyed by plate.
-	TopicJobs = "tms.jobs"
-	// TopicDeadLetter holds rejected input with its reason and raw bytes.
-	TopicDeadLetter = "tms.deadletter"
-	// TopicGeofenceState holds the geofence processor's snapshots of its
-	// per-vehicle state, one partition per tms.positions partition;
-	// internal, compacted.
-	TopicGeofenceState = "tms.geofence.state"
+	"github.com/tmsfleet/tms/domain/event"
 )
 
 // TopicSpec is a topic tms creates when it is missing.
@@ -49,14 +31,14 @@ func ptr(s string) *string { return &s }
 func Topics() []TopicSpec {
 	forever := map[string]*string{"retention.ms": ptr("-1"), "retention.bytes": ptr("-1")}
 	return []TopicSpec{
-		{Name: TopicPositions, Configs: forever},
-		{Name: TopicStations, SinglePartition: true, Configs: map[string]*string{
+		{Name: event.TopicPositions, Configs: forever},
+		{Name: event.TopicStations, SinglePartition: true, Configs: map[string]*string{
 			"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("7776000000"),
 		}},
-		{Name: TopicGeofence, Configs: forever},
-		{Name: TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
-		{Name: TopicJobs, Configs: forever},
-		{Name: TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
+		{Name: event.TopicGeofence, Configs: forever},
+		{Name: event.TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
+		{Name: event.TopicJobs, Configs: forever},
+		{Name: event.TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
 	}
 }
 

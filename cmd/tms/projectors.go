@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/projections/projector"
@@ -39,19 +40,19 @@ func (e *environment) projectors(kc *kafka.Config, pool *pgxpool.Pool) ([]runner
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, runner{vehicles.ProjectionName, []string{kafka.TopicPositions}, v.Run})
+	out = append(out, runner{vehicles.ProjectionName, []string{event.TopicPositions}, v.Run})
 	s, err := projector.New(projector.Config[station.Change]{Kafka: kc, Pool: pool,
 		Projection: stations.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, runner{stations.ProjectionName, []string{kafka.TopicStations}, s.Run})
+	out = append(out, runner{stations.ProjectionName, []string{event.TopicStations}, s.Run})
 	vi, err := projector.New(projector.Config[visits.Change]{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers,
 		Projection: visits.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, runner{visits.ProjectionName, []string{kafka.TopicGeofence}, vi.Run})
+	out = append(out, runner{visits.ProjectionName, []string{event.TopicGeofence}, vi.Run})
 	return out, nil
 }
 

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/internal/testenv"
 )
 
@@ -243,7 +244,7 @@ func (d *Deployment) WaitProjectorCaughtUp(timeout time.Duration) {
 		d.t.Fatal(err)
 	}
 	defer adm.Close()
-	topic := d.Kafka.Topic(kafka.TopicPositions)
+	topic := d.Kafka.Topic(event.TopicPositions)
 	ends, err := adm.ListEndOffsets(context.Background(), topic)
 	if err != nil {
 		d.t.Fatal(err)

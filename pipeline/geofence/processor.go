@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
@@ -69,10 +68,10 @@ func New(cfg Config) (*Processor, error) {
 		ready: make(chan struct{}),
 	}
 	p.feed = newStationFeed(&p.cfg, p.log, p.metrics.stationsSkipped)
-	p.topics.positions = cfg.Kafka.Topic(kafka.TopicPositions)
-	p.topics.geofence = cfg.Kafka.Topic(kafka.TopicGeofence)
-	p.topics.state = cfg.Kafka.Topic(kafka.TopicGeofenceState)
-	p.topics.deadletter = cfg.Kafka.Topic(kafka.TopicDeadLetter)
+	p.topics.positions = cfg.Kafka.Topic(event.TopicPositions)
+	p.topics.geofence = cfg.Kafka.Topic(event.TopicGeofence)
+	p.topics.state = cfg.Kafka.Topic(event.TopicGeofenceState)
+	p.topics.deadletter = cfg.Kafka.Topic(event.TopicDeadLetter)
 	return p, nil
 }
 

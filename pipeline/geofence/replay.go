@@ -138,7 +138,7 @@ func sinkAll(sink func(geofence.Transition) error, ts []geofence.Transition) err
 // currentStation reads tms.stations to its end and returns the station's
 // current version.
 func currentStation(ctx context.Context, cfg ReplayConfig) (geofence.Station, error) {
-	topic := cfg.Kafka.Topic(kafka.TopicStations)
+	topic := cfg.Kafka.Topic(event.TopicStations)
 	var current *geofence.Station
 	adm, err := cfg.Kafka.NewAdmin("replay-admin")
 	if err != nil {
@@ -181,7 +181,7 @@ type offsetRange struct {
 // positionRanges finds, per positions partition, the records received
 // from From - Lookback on, up to the end of the partition now.
 func positionRanges(ctx context.Context, cfg ReplayConfig) (ranges map[int32]offsetRange, partitions int, err error) {
-	topic := cfg.Kafka.Topic(kafka.TopicPositions)
+	topic := cfg.Kafka.Topic(event.TopicPositions)
 	adm, err := cfg.Kafka.NewAdmin("replay-admin")
 	if err != nil {
 		return nil, 0, err

@@ -36,7 +36,7 @@ func newStationFeed(cfg *Config, log *slog.Logger, skipped prometheus.Counter) *
 }
 
 func (f *stationFeed) run(ctx context.Context) error {
-	topic := f.kafka.Topic(kafka.TopicStations)
+	topic := f.kafka.Topic(event.TopicStations)
 	end, err := f.endOffset(ctx, topic)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -28,7 +29,7 @@ func records(t *testing.T, from, to int64) []*kgo.Record {
 			t.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		out = append(out, &kgo.Record{Topic: kafka.TopicPositions, Partition: 0, Offset: off, Value: v})
+		out = append(out, &kgo.Record{Topic: event.TopicPositions, Partition: 0, Offset: off, Value: v})
 	}
 	return out
 }

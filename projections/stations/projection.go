@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/projections"
@@ -38,7 +37,7 @@ func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
 func (*Projection) Name() string { return ProjectionName }
 
 // Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicStations} }
+func (*Projection) Topics() []string { return []string{event.TopicStations} }
 
 // Decode implements projector.Projection. A record that is not a station
 // event tms can read is skipped and counted: the catalogue must not stop

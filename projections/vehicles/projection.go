@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/projections"
 )
@@ -38,7 +38,7 @@ func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
 func (*Projection) Name() string { return ProjectionName }
 
 // Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicPositions} }
+func (*Projection) Topics() []string { return []string{event.TopicPositions} }
 
 // Decode implements projector.Projection.
 func (p *Projection) Decode(r *kgo.Record) (position.Position, bool) {

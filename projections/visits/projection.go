@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/projections"
@@ -44,7 +43,7 @@ func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
 func (*Projection) Name() string { return ProjectionName }
 
 // Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicGeofence} }
+func (*Projection) Topics() []string { return []string{event.TopicGeofence} }
 
 // Decode implements projector.Projection. Entries and exits are kept;
 // alerts and other types are not ours; anything unreadable, or that the

@@ -87,8 +87,8 @@ func fillGeofence(b *testing.B) (*kafka.Config, int64, string) {
 func runGeofence(b *testing.B, kc *kafka.Config, end int64, warmUp int) time.Duration {
 	p, err := pipeline.New(pipeline.Config{
 		Kafka: kc, Geofence: geofence.Config{ReorderWindow: geofence.DefaultReorderWindow},
-		NewIndex:      func() (geofence.Index, error) { return h3.New(h3.Config{}) },
-		DecodeStation: decodeStation, Logger: quiet,
+		NewIndex: func() (geofence.Index, error) { return h3.New(h3.Config{}) },
+		Logger:   quiet,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -275,18 +275,6 @@ func fillStations(b *testing.B, kc *kafka.Config) int {
 		b.Fatalf("producing the stations: %v (%d failed)", err, failed.Load())
 	}
 	return len(stations)
-}
-
-func decodeStation(e event.Envelope) (pipeline.StationChange, error) {
-	c, err := station.FromEvent(e)
-	if err != nil {
-		return pipeline.StationChange{}, err
-	}
-	if c.Kind == station.Delete {
-		return pipeline.StationChange{Deleted: c.ID, At: c.At}, nil
-	}
-	st := c.Geofence()
-	return pipeline.StationChange{Station: &st, At: c.At}, nil
 }
 
 // BenchmarkGeofenceTracker measures the geofence's decisions in process,

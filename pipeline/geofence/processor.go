@@ -18,6 +18,7 @@ import (
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/domain/station"
 )
 
 // Processor is the running geofence role.
@@ -467,15 +468,13 @@ func (p *Processor) drainStations() {
 	}
 }
 
-func (p *Processor) apply(c StationChange) {
-	if c.Station != nil {
-		if err := p.catalog.Upsert(*c.Station, c.At); err != nil {
-			p.metrics.stationsSkipped.Inc()
-			p.log.Error("a station cannot be indexed", "station", c.Station.ID, "err", err)
-		}
-		return
+// apply applies a station change to the catalogue; a station the index
+// cannot take is skipped and counted.
+func (p *Processor) apply(c station.Change) {
+	if err := c.ApplyTo(p.catalog); err != nil {
+		p.metrics.stationsSkipped.Inc()
+		p.log.Error("a station cannot be indexed", "station", c.ID, "err", err)
 	}
-	p.catalog.Delete(c.Deleted, c.At)
 }
 
 // statePartitioner sends state records to the partition they name (the

@@ -181,7 +181,7 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	defer poll.Close()
 	reg := prometheus.NewRegistry()
 	p, err := projector.New(projector.Config[position.Position]{
-		Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(reg, quiet),
+		Spec: vehicles.Spec, Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(reg, quiet),
 		MaxBatch: maxBatch, Members: members, Registerer: reg, Logger: quiet,
 	})
 	if err != nil {

@@ -141,7 +141,7 @@ func newCommands(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool, tweak ...fu
 func runStationsProjector(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool) {
 	t.Helper()
 	p, err := projector.New(projector.Config[station.Change]{
-		Kafka: kc, Pool: pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: stations.Spec, Kafka: kc, Pool: pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,18 @@ func Topics() []TopicSpec {
 	}
 }
 
+// SinglePartition reports whether tms creates topic (a contract name)
+// with a single partition: a consumer group of such a topic has work for
+// one member only.
+func SinglePartition(topic string) bool {
+	for _, s := range Topics() {
+		if s.Name == topic {
+			return s.SinglePartition
+		}
+	}
+	return false
+}
+
 // EnsureTopics creates the topics tms uses that do not exist yet, in the
 // config's namespace, with its partition count (one for single-partition
 // topics) and replication factor. Existing topics are left as they are.

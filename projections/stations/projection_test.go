@@ -91,7 +91,7 @@ func deletion(t *testing.T, id string, version int64, at time.Time) *kgo.Record 
 func (h *harness) start(t *testing.T) (stop func()) {
 	t.Helper()
 	p, err := projector.New(projector.Config[station.Change]{
-		Kafka: h.kc, Pool: h.pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: stations.Spec, Kafka: h.kc, Pool: h.pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -76,7 +76,7 @@ func (h *harness) produce(t *testing.T, fixes ...position.Position) int {
 // ends.
 func (h *harness) start(t *testing.T, cfg projector.Config[position.Position]) (stop func()) {
 	t.Helper()
-	cfg.Kafka, cfg.Pool = h.kc, h.pool
+	cfg.Spec, cfg.Kafka, cfg.Pool = vehicles.Spec, h.kc, h.pool
 	if cfg.Projection == nil {
 		cfg.Projection = vehicles.NewProjection(nil, nil)
 	}

@@ -105,7 +105,7 @@ func (h *harness) produce(t *testing.T, trs ...geofence.Transition) {
 func (h *harness) start(t *testing.T) (stop func()) {
 	t.Helper()
 	p, err := projector.New(projector.Config[visits.Change]{
-		Kafka: h.kc, Pool: h.pool, Projection: visits.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: visits.Spec, Kafka: h.kc, Pool: h.pool, Projection: visits.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -72,4 +73,47 @@ func (c *Config) EnsureTopics(ctx context.Context, adm *kadm.Client) error {
 		}
 	}
 	return nil
+}
+
+// CoPartitioned checks that topics (names as in the cluster, namespace
+// included) exist and have as many partitions each, and returns that
+// number. Records of one key are then in the same partition p of each,
+// as every tms producer partitions keys alike, which a processor that
+// joins the topics by key (state by positions partition, jobs by plate)
+// relies on. Topics just created can take a moment to be known to every
+// broker: it asks again, once a second, for up to 30 s.
+func CoPartitioned(ctx context.Context, adm *kadm.Client, topics ...string) (int, error) {
+	var details kadm.TopicDetails
+	for attempt := 0; ; attempt++ {
+		var err error
+		if details, err = adm.ListTopics(ctx, topics...); err != nil {
+			return 0, err
+		}
+		var missing []error
+		for _, t := range topics {
+			if d, ok := details[t]; !ok {
+				missing = append(missing, fmt.Errorf("topic %s: not found", t))
+			} else if d.Err != nil {
+				missing = append(missing, fmt.Errorf("topic %s: %w", t, d.Err))
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if attempt == 30 {
+			return 0, errors.Join(missing...)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	n := len(details[topics[0]].Partitions)
+	for _, t := range topics[1:] {
+		if m := len(details[t].Partitions); m != n {
+			return 0, fmt.Errorf("%s has %d partitions and %s %d: co-partitioned topics must have as many", topics[0], n, t, m)
+		}
+	}
+	return n, nil
 }

@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
@@ -208,31 +208,11 @@ func (p *Processor) checkPartitions(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer adm.Close()
-	var pos, state kadm.TopicDetail
-	// Topics just created can take a moment to be known to every broker.
-	for attempt := 0; ; attempt++ {
-		details, err := adm.ListTopics(ctx, p.topics.positions, p.topics.state)
-		if err != nil {
-			return 0, fmt.Errorf("geofence: %w", err)
-		}
-		pos, state = details[p.topics.positions], details[p.topics.state]
-		if pos.Err == nil && state.Err == nil {
-			break
-		}
-		if attempt == 30 {
-			return 0, fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(time.Second):
-		}
+	n, err := kafka.CoPartitioned(ctx, adm, p.topics.positions, p.topics.state)
+	if err != nil {
+		return 0, fmt.Errorf("geofence: %w (the state of positions partition p is in state partition p: add partitions to %s)", err, p.topics.state)
 	}
-	if len(pos.Partitions) != len(state.Partitions) {
-		return 0, fmt.Errorf("geofence: %s has %d partitions and %s %d; they must match (add partitions to %s)",
-			p.topics.positions, len(pos.Partitions), p.topics.state, len(state.Partitions), p.topics.state)
-	}
-	return len(pos.Partitions), nil
+	return n, nil
 }
 
 // fleetCapacity is each partition's share of maxVehicles.

@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/internal/fleettest"
@@ -36,9 +34,9 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, w.Fixes))
 	d.Start()
 	fleettest.ReadGeofence(t, d.Kafka, fleettest.Count(want), 2*time.Minute)
-	tmsproc.Eventually(t, time.Minute, "every projector at the end of its topics", func() bool { return caughtUp(t, d) == "" })
+	tmsproc.Eventually(t, time.Minute, "every projector at the end of its topics", func() bool { return d.ProjectorsBehind() == "" })
 	d.Stop()
-	if behind := caughtUp(t, d); behind != "" {
+	if behind := d.ProjectorsBehind(); behind != "" {
 		t.Fatalf("premise: the projectors stopped caught up, but %s", behind)
 	}
 	before := snapshot(t, d)
@@ -82,7 +80,7 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 				table, after[table].rows, after[table].digest, before[table].rows, before[table].digest)
 		}
 	}
-	if behind := caughtUp(t, d); behind != "" {
+	if behind := d.ProjectorsBehind(); behind != "" {
 		t.Errorf("after the rebuild, %s", behind)
 	}
 	if n := d.Count(`SELECT coalesce(max(next_offset), -1) FROM projector_offsets WHERE projector = 'tms.projector.retired'`); n != 42 {
@@ -134,35 +132,4 @@ func groupMembers(t *testing.T, d *tmsproc.Deployment) int {
 		n += len(described[d.Kafka.Group(r.Name)].Members)
 	}
 	return n
-}
-
-// caughtUp says which registered projection has not committed everything
-// its topics hold for read_committed readers; "" when none.
-func caughtUp(t *testing.T, d *tmsproc.Deployment) string {
-	t.Helper()
-	adm, err := d.Kafka.NewAdmin("e2e-admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	for _, r := range projections.All() {
-		var topics []string
-		for _, topic := range r.Topics {
-			topics = append(topics, d.Kafka.Topic(topic))
-		}
-		ends, err := adm.ListCommittedOffsets(t.Context(), topics...)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var end int64
-		ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
-		at := d.Count(`SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = ANY($2)`, r.Name, topics)
-		if at != end {
-			return fmt.Sprintf("%s is at %d of %d", r.Name, at, end)
-		}
-	}
-	return ""
 }

@@ -91,7 +91,8 @@ results (replay_runs) are not read models of the topics and are kept.`,
 					return err
 				}
 				if g := described[kc.Group(r.Name)]; len(g.Members) > 0 {
-					return fmt.Errorf("projector %s is running (%d members in its group): stop the project role first", r.Name, len(g.Members))
+					return fmt.Errorf("projector %s is running (%d members in its group): stop the project role first "+
+						"(an instance with TMS_INSTANCE_ID stays a member for the session timeout, 45 s, after it stops)", r.Name, len(g.Members))
 				}
 				specs[i] = r.Spec
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/pipeline/ingest"
 )
 
@@ -135,7 +136,7 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	e.onClose(producer.Close)
 	in, err := ingest.New(ingest.Config{
 		Subscriber: sub, Producer: producer,
-		PositionsTopic: kc.Topic(kafka.TopicPositions), DeadLetterTopic: kc.Topic(kafka.TopicDeadLetter),
+		PositionsTopic: kc.Topic(event.TopicPositions), DeadLetterTopic: kc.Topic(event.TopicDeadLetter),
 		// The payload is part of the packet: one setting bounds both.
 		MaxPayloadBytes: e.cfg.MQTTMaxPacketBytes,
 		MaxItems:        e.cfg.G7MaxItems, MaxLetters: e.cfg.G7MaxLetters,

@@ -51,8 +51,8 @@ func New(cfg Config) (*Processor, error) {
 	p := &Processor{cfg: cfg, log: cfg.Logger.With("component", "jobs"), metrics: newMetrics(cfg.Registerer),
 		parts: map[int32]*partitionState{}, assigned: map[int32]bool{}, revoked: map[int32]bool{}, ready: make(chan struct{})}
 	k := cfg.Kafka
-	p.topics.positions, p.topics.geofence, p.topics.jobs = k.Topic(kafka.TopicPositions), k.Topic(kafka.TopicGeofence), k.Topic(kafka.TopicJobs)
-	p.topics.state, p.topics.deadletter = k.Topic(kafka.TopicJobsState), k.Topic(kafka.TopicDeadLetter)
+	p.topics.positions, p.topics.geofence, p.topics.jobs = k.Topic(event.TopicPositions), k.Topic(event.TopicGeofence), k.Topic(event.TopicJobs)
+	p.topics.state, p.topics.deadletter = k.Topic(event.TopicJobsState), k.Topic(event.TopicDeadLetter)
 	p.input = map[string]int{p.topics.jobs: inJobs, p.topics.geofence: inGeofence, p.topics.positions: inPositions}
 	return p, nil
 }
@@ -170,32 +170,9 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 // are co-partitioned: a vehicle's positions, visits and jobs must meet in
 // one partition number, and its state beside them.
 func (p *Processor) checkPartitions(ctx context.Context, adm *kadm.Client) (int, error) {
-	names := []string{p.topics.positions, p.topics.geofence, p.topics.jobs, p.topics.state}
-	var details kadm.TopicDetails
-	for attempt := 0; ; attempt++ {
-		var err error
-		details, err = adm.ListTopics(ctx, names...)
-		if err != nil {
-			return 0, fmt.Errorf("jobs: %w", err)
-		}
-		if details.Error() == nil {
-			break
-		}
-		if attempt == 30 {
-			return 0, fmt.Errorf("jobs: topics: %w", details.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-	n := len(details[names[0]].Partitions)
-	for _, name := range names[1:] {
-		if m := len(details[name].Partitions); m != n {
-			return 0, fmt.Errorf("jobs: %s has %d partitions and %s %d: they must be co-partitioned (the same count, keyed by plate), or a vehicle's inputs would meet in different processors",
-				names[0], n, name, m)
-		}
+	n, err := kafka.CoPartitioned(ctx, adm, p.topics.positions, p.topics.geofence, p.topics.jobs, p.topics.state)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: a vehicle's positions, visits and jobs must meet in one partition: %w", err)
 	}
 	p.log.Info("inputs are co-partitioned", "partitions", n)
 	return n, nil

@@ -18,7 +18,6 @@ import (
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/job"
-	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/domain/track"
 	"github.com/tmsfleet/tms/internal/fleettest"
 	"github.com/tmsfleet/tms/internal/testenv"
@@ -36,25 +35,12 @@ func runGeofence(t *testing.T, kc *kafka.Config) {
 	t.Helper()
 	p, err := geofencepipeline.New(geofencepipeline.Config{
 		Kafka: kc, Geofence: geofenceConfig(), MaxBatch: 200,
-		NewIndex:      func() (geofence.Index, error) { return geofence.NewBruteForce(), nil },
-		DecodeStation: decodeStation,
+		NewIndex: func() (geofence.Index, error) { return geofence.NewBruteForce(), nil },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	testenv.Go(t, "geofence", p.Run)
-}
-
-func decodeStation(e event.Envelope) (geofencepipeline.StationChange, error) {
-	c, err := station.FromEvent(e)
-	if err != nil {
-		return geofencepipeline.StationChange{}, err
-	}
-	if c.Kind == station.Delete {
-		return geofencepipeline.StationChange{Deleted: c.ID, At: c.At}, nil
-	}
-	st := c.Geofence()
-	return geofencepipeline.StationChange{Station: &st, At: c.At}, nil
 }
 
 // runJobs starts a job processor with cfg's snapshot settings; stop
@@ -118,7 +104,7 @@ func (w jobsWorld) commandRecords(t *testing.T, kc *kafka.Config) []*kgo.Record 
 			t.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		out = append(out, &kgo.Record{Topic: kc.Topic(kafka.TopicJobs), Key: []byte(e.Subject), Value: v})
+		out = append(out, &kgo.Record{Topic: kc.Topic(event.TopicJobs), Key: []byte(e.Subject), Value: v})
 	}
 	for _, c := range w.commands {
 		add(c.Event())
@@ -214,7 +200,7 @@ func describe(t *testing.T, e event.Envelope) string {
 // holds n job events (commands skipped), failing after timeout.
 func readJobs(t *testing.T, kc *kafka.Config, n int, timeout time.Duration) map[string][]string {
 	t.Helper()
-	cl, err := kc.NewClient("test-jobs-reader", kgo.ConsumeTopics(kc.Topic(kafka.TopicJobs)),
+	cl, err := kc.NewClient("test-jobs-reader", kgo.ConsumeTopics(kc.Topic(event.TopicJobs)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/projector"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -16,5 +17,6 @@ func All() []projector.Registration {
 		projector.Register(vehicles.Spec, vehicles.NewProjection),
 		projector.Register(stations.Spec, stations.NewProjection),
 		projector.Register(visits.Spec, visits.NewProjection),
+		projector.Register(jobs.Spec, jobs.NewProjection),
 	}
 }

@@ -77,7 +77,8 @@ func (w *Vehicle) Create(at time.Time, ref string, weightKg float64, stops ...st
 		w.t.Fatal(err)
 	}
 	w.Records = append(w.Records, e)
-	w.Records = append(w.Records, w.rules.Create(w.v, c, w.wm)...)
+	w.rules.Create(w.v, c)
+	w.Records = append(w.Records, w.rules.Advance(w.v, w.wm)...)
 	return c
 }
 
@@ -93,7 +94,8 @@ func (w *Vehicle) Cancel(at time.Time, id, reason string) {
 		w.t.Fatal(err)
 	}
 	w.Records = append(w.Records, e)
-	w.Records = append(w.Records, w.rules.Cancel(w.v, c, w.wm)...)
+	w.rules.Cancel(w.v, c)
+	w.Records = append(w.Records, w.rules.Advance(w.v, w.wm)...)
 }
 
 // Enter and Exit feed the geofence's entry into, and exit from, station
@@ -109,7 +111,8 @@ func (w *Vehicle) visit(exit bool, station string, at time.Time) {
 	}
 	vis := job.Visit{Exit: exit, StationID: station, VisitID: event.ID("jobtest-visit", w.v.Plate, station, fmt.Sprint(w.entries[station])),
 		At: at, Point: w.stations[station].Point}
-	w.Records = append(w.Records, w.rules.Visit(w.v, vis, w.wm)...)
+	w.rules.Visit(w.v, vis)
+	w.Records = append(w.Records, w.rules.Advance(w.v, w.wm)...)
 }
 
 // Drive reports a fix every step from a to b (both included), moving
@@ -167,7 +170,7 @@ func KafkaRecords(t testing.TB, kc *kafka.Config, envelopes ...event.Envelope) [
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = &kgo.Record{Topic: kc.Topic(kafka.TopicJobs), Key: []byte(e.Subject), Value: v,
+		out[i] = &kgo.Record{Topic: kc.Topic(event.TopicJobs), Key: []byte(e.Subject), Value: v,
 			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}}}
 	}
 	return out

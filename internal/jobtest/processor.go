@@ -23,7 +23,7 @@ import (
 // visit comes, so no job gets further than started).
 func RunProcessor(t testing.TB, kc *kafka.Config) (stop func()) {
 	t.Helper()
-	topic := kc.Topic(kafka.TopicJobs)
+	topic := kc.Topic(event.TopicJobs)
 	cl, err := kc.NewClient("test-job-processor", kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -54,10 +54,12 @@ func RunProcessor(t testing.TB, kc *kafka.Config) (stop func()) {
 				switch {
 				case in.Create != nil:
 					v := vehicle(vehicles, in.Create.Vehicle)
-					made = rules.Create(v, *in.Create, in.Create.RequestedAt.Add(rules.DecisionDelay))
+					rules.Create(v, *in.Create)
+					made = rules.Advance(v, in.Create.RequestedAt.Add(rules.DecisionDelay))
 				case in.Cancel != nil:
 					v := vehicle(vehicles, in.Cancel.Vehicle)
-					made = rules.Cancel(v, *in.Cancel, in.Cancel.RequestedAt.Add(rules.DecisionDelay))
+					rules.Cancel(v, *in.Cancel)
+					made = rules.Advance(v, in.Cancel.RequestedAt.Add(rules.DecisionDelay))
 				}
 				for _, m := range made {
 					b, err := json.Marshal(m)

@@ -120,7 +120,7 @@ func New(cfg Config) (*Commands, error) {
 		return nil, fmt.Errorf("jobcmd: %w", err)
 	}
 	return &Commands{
-		cfg: cfg, topic: cfg.Kafka.Topic(kafka.TopicJobs), producer: cl, admin: kadm.NewClient(cl),
+		cfg: cfg, topic: cfg.Kafka.Topic(event.TopicJobs), producer: cl, admin: kadm.NewClient(cl),
 		offsets: postgres.Offsets{Projector: jobs.ProjectionName}, jobs: jobs.NewStore(cfg.Pool), metrics: m,
 		log: cfg.Logger.With("component", "job-commands"),
 	}, nil

@@ -85,6 +85,7 @@ func newEnv(t *testing.T, projector bool) *env {
 func (e *env) runProjector(t *testing.T) {
 	t.Helper()
 	p, err := projector.New(projector.Config[jobs.Change]{
+		Spec:  jobs.Spec,
 		Kafka: e.kc, Pool: e.pool, Projection: jobs.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
@@ -122,7 +123,7 @@ func (e *env) commandsIn(t *testing.T) []event.Envelope {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	topic := e.kc.Topic(kafka.TopicJobs)
+	topic := e.kc.Topic(event.TopicJobs)
 	cl, err := e.kc.NewClient("test-reader", kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -14,10 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/job"
-	"github.com/tmsfleet/tms/projections"
+	"github.com/tmsfleet/tms/projections/projector"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
@@ -25,6 +24,14 @@ import (
 // hold their rows (harmless: every event applies idempotently), and
 // strands the offsets the job commands wait on.
 const ProjectionName = "tms.projector.jobs"
+
+// Spec is the read model's registration (projections.All): it reads
+// tms.jobs into jobs, job_stops and job_requests.
+var Spec = projector.Spec{
+	Name:   ProjectionName,
+	Topics: []string{event.TopicJobs},
+	Tables: []string{"jobs", "job_stops", "job_requests"},
+}
 
 // Change is one record of tms.jobs as the projection applies it: exactly
 // one of its pointers is set.
@@ -46,20 +53,14 @@ type Change struct {
 // Projection builds the jobs, job_stops and job_requests tables from
 // tms.jobs.
 type Projection struct {
-	skips *projections.Skips
+	skips *projector.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
+	return &Projection{skips: projector.NewSkips(ProjectionName, reg, log)}
 }
-
-// Name implements projector.Projection.
-func (*Projection) Name() string { return ProjectionName }
-
-// Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicJobs} }
 
 // Decode implements projector.Projection. The cancel command and types
 // that are not the jobs' are skipped silently; anything unreadable, or

@@ -73,6 +73,7 @@ func (h *harness) produce(t *testing.T, records ...*kgo.Record) {
 func (h *harness) start(t *testing.T) {
 	t.Helper()
 	p, err := projector.New(projector.Config[jobs.Change]{
+		Spec:  jobs.Spec,
 		Kafka: h.kc, Pool: h.pool, Projection: jobs.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
@@ -88,7 +89,7 @@ func (h *harness) wait(t *testing.T) {
 		var got int64
 		if err := h.pool.QueryRow(t.Context(), `
 			SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
-			jobs.ProjectionName, h.kc.Topic(kafka.TopicJobs)).Scan(&got); err != nil {
+			jobs.ProjectionName, h.kc.Topic(event.TopicJobs)).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		return got >= int64(h.n)
@@ -367,7 +368,7 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 		bad(func(d *job.Created) { d.Status = job.StatusCompleted }),
 	}
 	records := jobtest.KafkaRecords(t, h.kc, envelopes...)
-	records = append(records, &kgo.Record{Topic: h.kc.Topic(kafka.TopicJobs), Key: []byte("x"), Value: []byte("{")})
+	records = append(records, &kgo.Record{Topic: h.kc.Topic(event.TopicJobs), Key: []byte("x"), Value: []byte("{")})
 	h.produce(t, records...)
 	h.produce(t, jobtest.KafkaRecords(t, h.kc, hist.b.Records...)...)
 	h.start(t)

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/visits"
@@ -222,6 +223,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no visits store", func(c *Config) { c.Visits = nil }, "no Stations or Visits store"},
 		{"no replays store", func(c *Config) { c.Replays = nil }, "no Replays store"},
 		{"no station commands", func(c *Config) { c.StationCommands = nil }, "no StationCommands"},
+		{"no jobs store", func(c *Config) { c.Jobs = nil }, "no Jobs store or JobCommands"},
+		{"no job commands", func(c *Config) { c.JobCommands = nil }, "no Jobs store or JobCommands"},
+		{"negative playback bound", func(c *Config) { c.PlaybackMaxFixes = -1 }, "PlaybackMaxFixes must be positive"},
 		{"no tokens", func(c *Config) { c.Tokens = nil }, "no API tokens"},
 		{"empty token", func(c *Config) { c.Tokens[""] = RoleViewer }, "an API token is empty"},
 		{"unknown role", func(c *Config) { c.Tokens["x"] = "root" }, `unknown role "root"`},
@@ -238,7 +242,8 @@ func TestConfigValidate(t *testing.T) {
 			t.Parallel()
 			cfg := Config{
 				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), Replays: replays.NewStore(nil),
-				StationCommands: noCommands{}, Tokens: map[string]Role{viewerToken: RoleViewer},
+				StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{},
+				Tokens: map[string]Role{viewerToken: RoleViewer},
 			}
 			tt.tweak(&cfg)
 			_, err := New(cfg)

@@ -30,6 +30,19 @@ type Config struct {
 	// StationCommands executes POST, PUT and DELETE on stations.
 	// Required; cmd/ passes a *stationcmd.Commands.
 	StationCommands StationCommands
+	// Jobs reads the jobs read model. Required; cmd/ passes a
+	// *jobs.Store.
+	Jobs JobStore
+	// JobCommands executes POST /jobs and POST /jobs/{id}/cancel.
+	// Required; cmd/ passes a *jobcmd.Commands.
+	JobCommands JobCommands
+	// PlaybackMaxFixes bounds the fixes GET /jobs/{id}/track?format=playback
+	// reads to measure a job's window: the distances it shows are measured
+	// over the whole window, whatever page is asked for, as the job's
+	// completion is. A window of more fixes is answered 400 (page through
+	// it as json or geojson instead). Default 100,000, the fixes the job
+	// processor keeps per vehicle (TMS_JOBS_MAX_TRACK_FIXES).
+	PlaybackMaxFixes int
 	// Tokens maps each accepted bearer token to its role (ParseTokens
 	// reads TMS_API_TOKENS into it). Required: without a token every
 	// /api/v1 request would be refused, which is never what was meant.
@@ -162,6 +175,9 @@ func (c *Config) setDefaults() {
 	if c.ReadinessInterval == 0 {
 		c.ReadinessInterval = time.Second
 	}
+	if c.PlaybackMaxFixes == 0 {
+		c.PlaybackMaxFixes = 100_000
+	}
 	c.RateLimit.setDefaults()
 	if c.Registerer == nil && c.Gatherer == nil {
 		reg := prometheus.NewRegistry()
@@ -193,6 +209,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StationCommands == nil {
 		errs = append(errs, errors.New("no StationCommands"))
+	}
+	if c.Jobs == nil || c.JobCommands == nil {
+		errs = append(errs, errors.New("no Jobs store or JobCommands"))
+	}
+	if c.PlaybackMaxFixes < 0 {
+		errs = append(errs, errors.New("PlaybackMaxFixes must be positive"))
 	}
 	if len(c.Tokens) == 0 {
 		errs = append(errs, errors.New("no API tokens: every /api/v1 request would be refused (set TMS_API_TOKENS)"))

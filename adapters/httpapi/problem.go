@@ -12,7 +12,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -74,8 +76,13 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 	var badStation *station.ValidationError
 	var notReady *notReadyError
 	var limited *rateLimitedError
+	var badJob *job.ValidationError
 	if errors.As(err, &badStation) {
 		invalid = &invalidError{fields: fieldErrors(badStation)}
+		err = invalid
+	}
+	if errors.As(err, &badJob) {
+		invalid = &invalidError{fields: jobFieldErrors(badJob)}
 		err = invalid
 	}
 	switch {
@@ -98,6 +105,13 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 		set(http.StatusNotFound, "not-found", "Station not found")
 	case errors.Is(err, replays.ErrNotFound):
 		set(http.StatusNotFound, "not-found", "Replay not found")
+	case errors.Is(err, job.ErrNotFound):
+		set(http.StatusNotFound, "not-found", "Job not found")
+	case errors.Is(err, job.ErrConflict):
+		set(http.StatusConflict, "conflict", "External reference in use")
+		p.Errors = []fieldError{{Field: "external_ref", Detail: err.Error()}}
+	case errors.Is(err, job.ErrFinished):
+		set(http.StatusConflict, "job-ended", "Job has ended")
 	case errors.Is(err, station.ErrExists):
 		set(http.StatusConflict, "conflict", "Station exists")
 	case errors.Is(err, station.ErrPreconditionFailed):
@@ -112,6 +126,12 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 			"on this station held it up); nothing was written: try again"
 		c.Header("Retry-After", "1")
 		s.log.WarnContext(c.Request.Context(), "station command unavailable", "route", c.FullPath(), "err", err)
+	case errors.Is(err, jobcmd.ErrUnavailable):
+		set(http.StatusServiceUnavailable, "unavailable", "Try again")
+		p.Detail = "the command could not be decided in time (the jobs read model is behind, or other commands " +
+			"on this job held it up); nothing was written: try again"
+		c.Header("Retry-After", "1")
+		s.log.WarnContext(c.Request.Context(), "job command unavailable", "route", c.FullPath(), "err", err)
 	case errors.Is(err, errNoRoute):
 		set(http.StatusNotFound, "not-found", "Not found")
 		p.Detail = fmt.Sprintf("%s: %s", err, c.Request.URL.EscapedPath())

@@ -96,10 +96,15 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/replays", s.listReplays)
 	api.GET("/replays/:id", s.getReplay)
 	api.GET("/replays/:id/visits", s.listReplayVisits)
+	api.GET("/jobs", s.listJobs)
+	api.GET("/jobs/:id", s.getJob)
+	api.GET("/jobs/:id/track", s.jobTrack)
 	write := RequireRole(RoleOperator)
 	api.POST("/stations", write, s.createStation)
 	api.PUT("/stations/:id", write, s.putStation)
 	api.DELETE("/stations/:id", write, s.deleteStation)
+	api.POST("/jobs", write, s.createJob)
+	api.POST("/jobs/:id/cancel", write, s.cancelJob)
 	api.GET("/ws", s.websocket)
 	return e
 }

@@ -20,9 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/internal/testenv"
+	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -36,6 +39,8 @@ var (
 	_ VisitStore      = (*visits.Store)(nil)
 	_ ReplayStore     = (*replays.Store)(nil)
 	_ StationCommands = (*stationcmd.Commands)(nil)
+	_ JobStore        = (*jobs.Store)(nil)
+	_ JobCommands     = (*jobcmd.Commands)(nil)
 )
 
 func TestMain(m *testing.M) {
@@ -175,6 +180,8 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 		Visits:          visits.NewStore(nil),
 		Replays:         replays.NewStore(nil),
 		StationCommands: noCommands{},
+		Jobs:            jobs.NewStore(nil),
+		JobCommands:     noJobCommands{},
 		Tokens:          map[string]Role{viewerToken: RoleViewer, operatorToken: RoleOperator},
 		Registerer:      a.reg,
 		Logger:          slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -200,6 +207,7 @@ func newDBAPI(t *testing.T, pool *pgxpool.Pool, tweak ...func(*Config)) *testAPI
 	t.Helper()
 	return newAPI(t, vehicles.NewStore(pool), append([]func(*Config){func(c *Config) {
 		c.Stations, c.Visits, c.Replays = stations.NewStore(pool), visits.NewStore(pool), replays.NewStore(pool)
+		c.Jobs = jobs.NewStore(pool)
 	}}, tweak...)...)
 }
 
@@ -220,6 +228,17 @@ func (noCommands) Put(context.Context, *station.Station, station.Condition) (sta
 
 func (noCommands) Delete(context.Context, string, station.Condition) (stationcmd.Result, error) {
 	return stationcmd.Result{}, errNoCommands
+}
+
+// noJobCommands stands in for the job commands where a test writes none.
+type noJobCommands struct{}
+
+func (noJobCommands) Create(context.Context, job.CreateRequest) (jobcmd.Result, error) {
+	return jobcmd.Result{}, errNoCommands
+}
+
+func (noJobCommands) Cancel(context.Context, string, string) (jobcmd.Result, error) {
+	return jobcmd.Result{}, errNoCommands
 }
 
 // do sends a request with token (none when empty) and records the answer.

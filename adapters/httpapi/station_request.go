@@ -2,9 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,18 +26,9 @@ var (
 // body: application/json, at most maxStationBody bytes, parsed by the
 // station commands (under their rules).
 func (s *server) readStation(c *gin.Context) (*station.Station, error) {
-	ct := c.GetHeader("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
-		return nil, fmt.Errorf("%w: %q; send the station as Content-Type: application/json", errUnsupportedMediaType, ct)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxStationBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, fmt.Errorf("%w: a station definition is at most %d bytes", errBodyTooLarge, maxStationBody)
-	}
+	body, err := readJSONBody(c, maxStationBody, "station definition")
 	if err != nil {
-		return nil, fmt.Errorf("read the request body: %w", err)
+		return nil, err
 	}
 	return s.cfg.StationCommands.Parse(body)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -25,6 +28,10 @@ type VehicleStore interface {
 	// error for a vehicle it does not know: the caller tells an unknown
 	// vehicle from an empty window with Get.
 	Track(ctx context.Context, q vehicles.TrackQuery) ([]vehicles.Fix, error)
+	// Around returns the vehicle's last fix before from and its first
+	// after to, each nil when there is none: what a distance over
+	// [from, to] is interpolated at its ends with.
+	Around(ctx context.Context, plate string, from, to time.Time) (before, after *vehicles.Fix, err error)
 }
 
 // StationStore is what the API reads stations through; *stations.Store
@@ -84,4 +91,29 @@ type StationCommands interface {
 	Put(ctx context.Context, s *station.Station, cond station.Condition) (stationcmd.Result, error)
 	// Delete deletes station id if it exists and cond holds.
 	Delete(ctx context.Context, id string, cond station.Condition) (stationcmd.Result, error)
+}
+
+// JobStore is what the API reads jobs through; *jobs.Store implements it.
+// It must be safe for concurrent use.
+type JobStore interface {
+	// List returns the jobs q selects, newest creation first.
+	List(ctx context.Context, q jobs.Query) ([]jobs.Job, error)
+	// Get returns job id (a UUID in its canonical form), or an error
+	// wrapping job.ErrNotFound.
+	Get(ctx context.Context, id string) (jobs.Job, error)
+}
+
+// JobCommands executes the job writes; *jobcmd.Commands implements it. It
+// must be safe for concurrent use, and serialise the commands of one job
+// across every API instance. Each method answers once the read model shows
+// what the command did (Result.Job set), or with Result.Accepted once it
+// is appended but not yet shown. Errors wrap a *job.ValidationError,
+// job.ErrNotFound, job.ErrFinished, job.ErrConflict or
+// jobcmd.ErrUnavailable when the command did not apply.
+type JobCommands interface {
+	// Create creates the job r asks for, or answers the job its external
+	// reference names when r repeats it (Result.Created false).
+	Create(ctx context.Context, r job.CreateRequest) (jobcmd.Result, error)
+	// Cancel cancels job id for reason.
+	Cancel(ctx context.Context, id, reason string) (jobcmd.Result, error)
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -48,6 +50,18 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	e.onClose(commands.Close)
+	if e.cfg.JobCommandTimeout <= e.cfg.JobsDecisionDelay {
+		return nil, fmt.Errorf("TMS_JOB_COMMAND_TIMEOUT (%s) must be longer than TMS_JOBS_DECISION_DELAY (%s): "+
+			"the job processor applies a command only after that delay, so no answer could show the job",
+			e.cfg.JobCommandTimeout, e.cfg.JobsDecisionDelay)
+	}
+	jobCommands, err := jobcmd.New(jobcmd.Config{
+		Kafka: kc, Pool: pool, Timeout: e.cfg.JobCommandTimeout, Registerer: e.registry, Logger: e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(jobCommands.Close)
 	wsCfg := e.cfg.websocket()
 	wsCfg.Snapshot, wsCfg.Registerer, wsCfg.Logger = store, e.registry, e.log
 	wsCfg.Caller = func(r *http.Request) string { id, _ := httpapi.CallerFrom(r.Context()); return id }
@@ -94,7 +108,8 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
-		StationCommands: commands, Tokens: tokens, Checks: checks, WebSocket: hub,
+		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands,
+		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
 		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(),
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})

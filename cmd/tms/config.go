@@ -59,6 +59,8 @@ type config struct {
 	HTTPMaxAddresses      int           `env:"TMS_HTTP_MAX_ADDRESSES" envDefault:"10000"`
 	HTTPRefusalPause      time.Duration `env:"TMS_HTTP_RATE_LIMIT_PAUSE" envDefault:"500ms"`
 	HTTPReadyzInterval    time.Duration `env:"TMS_HTTP_READYZ_INTERVAL" envDefault:"1s"`
+	HTTPPlaybackMaxFixes  int           `env:"TMS_HTTP_PLAYBACK_MAX_FIXES" envDefault:"100000"`
+	JobCommandTimeout     time.Duration `env:"TMS_JOB_COMMAND_TIMEOUT" envDefault:"20s"`
 	PostgresAPIConns      int32         `env:"TMS_POSTGRES_API_MAX_CONNS" envDefault:"16"`
 	PostgresProjectConns  int32         `env:"TMS_POSTGRES_PROJECT_MAX_CONNS" envDefault:"10"`
 

@@ -148,15 +148,17 @@ func (s *Store) Track(ctx context.Context, q TrackQuery) ([]Fix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("track of %s: %w", q.Plate, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Fix, error) {
-		var f Fix
-		err := r.Scan(&f.FixTime, &f.ReceivedAt, &f.Lat, &f.Lng, &f.SpeedKmh, &f.CourseDeg, &f.Flags)
-		return f, err
-	})
+	out, err := pgx.CollectRows(rows, scanFix)
 	if err != nil {
 		return nil, fmt.Errorf("track of %s: %w", q.Plate, err)
 	}
 	return out, nil
+}
+
+func scanFix(r pgx.CollectableRow) (Fix, error) {
+	var f Fix
+	err := r.Scan(&f.FixTime, &f.ReceivedAt, &f.Lat, &f.Lng, &f.SpeedKmh, &f.CourseDeg, &f.Flags)
+	return f, err
 }
 
 func scanVehicle(r pgx.CollectableRow) (Vehicle, error) {

@@ -22,7 +22,9 @@ func TestRoutingProblems(t *testing.T) {
 	}{
 		{"unknown API route", http.MethodGet, "/api/v1/nope", http.StatusNotFound, ""},
 		{"unknown route", http.MethodGet, "/nope", http.StatusNotFound, ""},
-		{"not built yet", http.MethodGet, "/api/v1/jobs", http.StatusNotFound, ""},
+		{"not built yet", http.MethodGet, "/api/v1/trips", http.StatusNotFound, ""},
+		{"PUT on a job", http.MethodPut, "/api/v1/jobs/3f0c9a52-6f1e-4c7a-9d43-1b2e5c8f7a10", http.StatusMethodNotAllowed, "GET"},
+		{"GET on a cancellation", http.MethodGet, "/api/v1/jobs/3f0c9a52-6f1e-4c7a-9d43-1b2e5c8f7a10/cancel", http.StatusMethodNotAllowed, "POST"},
 		{"PATCH on a station", http.MethodPatch, "/api/v1/stations/S1", http.StatusMethodNotAllowed, "GET, PUT, DELETE"},
 		{"POST on a read", http.MethodPost, "/api/v1/vehicles", http.StatusMethodNotAllowed, "GET"},
 		{"DELETE on a vehicle", http.MethodDelete, "/api/v1/vehicles/X1", http.StatusMethodNotAllowed, "GET"},

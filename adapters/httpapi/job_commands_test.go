@@ -174,8 +174,8 @@ func TestJobRequests(t *testing.T) {
 			"/api/v1/jobs/nope/cancel", http.StatusBadRequest, "id", "reason", "why")
 		wantProblem(t, a.write(t, http.MethodPost, path, `{}`), path, http.StatusBadRequest, "reason")
 		for err, status := range map[error]int{
-			fmt.Errorf("%w: x", job.ErrNotFound): http.StatusNotFound,
-			fmt.Errorf("%w: x", job.ErrFinished): http.StatusConflict,
+			fmt.Errorf("%w: x", job.ErrNotFound):                                                 http.StatusNotFound,
+			fmt.Errorf("%w: x", job.ErrFinished):                                                 http.StatusConflict,
 			&job.ValidationError{Fields: []job.FieldError{{Field: "reason", Detail: "say why"}}}: http.StatusBadRequest,
 		} {
 			a, _ := newFake(t, jobcmd.Result{}, err)

@@ -45,8 +45,13 @@ func TestHostileSchemathesisFindsNoMismatch(t *testing.T) {
 	}
 	// Rates high enough that the fuzzer is not held back by the limits
 	// it would otherwise run into (they have tests of their own).
+	// The seeded positions are an hour old, so the job processor's
+	// watermark never reaches a job command's time: every valid create and
+	// cancellation is answered 202 after the command timeout, which is
+	// kept short (above the decision delay, as it must be).
 	d := newDeployment(t, "TMS_HTTP_TOKEN_RATE=100000", "TMS_HTTP_TOKEN_BURST=100000",
-		"TMS_HTTP_ADDRESS_RATE=100000", "TMS_HTTP_ADDRESS_BURST=100000")
+		"TMS_HTTP_ADDRESS_RATE=100000", "TMS_HTTP_ADDRESS_BURST=100000",
+		"TMS_JOBS_DECISION_DELAY=3s", "TMS_JOB_COMMAND_TIMEOUT=4s")
 	d.Start()
 	seed(t, d)
 
@@ -91,7 +96,8 @@ func TestHostileSchemathesisFindsNoMismatch(t *testing.T) {
 }
 
 // seed gives the stateful phase something to link: stations (a circle
-// and a polygon) and vehicles with positions.
+// and a polygon) and vehicles with positions. The OpenAPI document's
+// example of a job names them, so that its create is a valid one.
 func seed(t *testing.T, d *tmsproc.Deployment) {
 	t.Helper()
 	for _, body := range []string{

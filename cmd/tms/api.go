@@ -56,7 +56,8 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 			e.cfg.JobCommandTimeout, e.cfg.JobsDecisionDelay)
 	}
 	jobCommands, err := jobcmd.New(jobcmd.Config{
-		Kafka: kc, Pool: pool, Timeout: e.cfg.JobCommandTimeout, Registerer: e.registry, Logger: e.log,
+		Kafka: kc, Pool: pool, Timeout: e.cfg.JobCommandTimeout, DecideTimeout: e.cfg.JobCommandDecide,
+		MaxWaiting: e.cfg.JobCommandMaxWaiting, Registerer: e.registry, Logger: e.log,
 	})
 	if err != nil {
 		return nil, err

@@ -61,6 +61,8 @@ type config struct {
 	HTTPReadyzInterval    time.Duration `env:"TMS_HTTP_READYZ_INTERVAL" envDefault:"1s"`
 	HTTPPlaybackMaxFixes  int           `env:"TMS_HTTP_PLAYBACK_MAX_FIXES" envDefault:"100000"`
 	JobCommandTimeout     time.Duration `env:"TMS_JOB_COMMAND_TIMEOUT" envDefault:"20s"`
+	JobCommandDecide      time.Duration `env:"TMS_JOB_COMMAND_DECIDE_TIMEOUT" envDefault:"5s"`
+	JobCommandMaxWaiting  int           `env:"TMS_JOB_COMMAND_MAX_WAITING" envDefault:"64"`
 	PostgresAPIConns      int32         `env:"TMS_POSTGRES_API_MAX_CONNS" envDefault:"16"`
 	PostgresProjectConns  int32         `env:"TMS_POSTGRES_PROJECT_MAX_CONNS" envDefault:"10"`
 

@@ -44,6 +44,11 @@ type Config struct {
 	// must exceed the job processor's decision delay (8 s by default),
 	// after which the processor applies a command. Default 20 s.
 	Timeout time.Duration
+	// MaxWaiting bounds the commands waiting for the read model at once
+	// (each polls it, taking a connection for a moment every 100 ms or
+	// so): a command beyond it is answered Accepted as soon as it is
+	// appended. Default 64.
+	MaxWaiting int
 	// ProduceTimeout bounds appending the command. The produce does not
 	// end with the client's request: a decided command is appended or
 	// fails on its own. Default 10 s.
@@ -69,6 +74,9 @@ func (c *Config) setDefaults() {
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = 10 * time.Second
 	}
+	if c.MaxWaiting == 0 {
+		c.MaxWaiting = 64
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -89,6 +97,9 @@ func (c *Config) Validate() error {
 	if c.DecideTimeout < 0 || c.Timeout < 0 || c.ProduceTimeout < 0 {
 		errs = append(errs, errors.New("jobcmd: timeouts must not be negative"))
 	}
+	if c.MaxWaiting < 0 {
+		errs = append(errs, errors.New("jobcmd: MaxWaiting must be positive"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -100,8 +111,10 @@ type Commands struct {
 	admin    *kadm.Client
 	offsets  postgres.Offsets
 	jobs     *jobs.Store
-	metrics  *metrics
-	log      *slog.Logger
+	// waiting holds a token per command waiting for the read model.
+	waiting chan struct{}
+	metrics *metrics
+	log     *slog.Logger
 }
 
 // New validates cfg and connects a producer (acks from all in-sync
@@ -121,7 +134,8 @@ func New(cfg Config) (*Commands, error) {
 	}
 	return &Commands{
 		cfg: cfg, topic: cfg.Kafka.Topic(event.TopicJobs), producer: cl, admin: kadm.NewClient(cl),
-		offsets: postgres.Offsets{Projector: jobs.ProjectionName}, jobs: jobs.NewStore(cfg.Pool), metrics: m,
+		offsets: postgres.Offsets{Projector: jobs.ProjectionName}, jobs: jobs.NewStore(cfg.Pool),
+		waiting: make(chan struct{}, cfg.MaxWaiting), metrics: m,
 		log: cfg.Logger.With("component", "job-commands"),
 	}, nil
 }
@@ -158,7 +172,7 @@ func (c *Commands) decide(ctx context.Context, id string, decision func(q jobs.Q
 	for {
 		ends, err := c.endOffsets(lockCtx)
 		if err == nil {
-			err = poll(lockCtx, func() (bool, error) { return c.caughtUp(lockCtx, c.cfg.Pool, ends) })
+			err = poll(lockCtx, 10*time.Millisecond, func() (bool, error) { return c.caughtUp(lockCtx, c.cfg.Pool, ends) })
 			if err != nil {
 				return c.unavailable(lockCtx, ctx, "waiting for the jobs read model to catch up with tms.jobs", err)
 			}
@@ -274,12 +288,22 @@ func (c *Commands) caughtUp(ctx context.Context, q postgres.Querier, ends map[in
 
 // await polls the job until shown reports true for it (or fails), for up
 // to the timeout: shown false then (and a nil job), the result is
-// Accepted. A job the read model does not hold yet is not shown.
+// Accepted. A job the read model does not hold yet is not shown. Beyond
+// MaxWaiting commands waiting at once, it does not wait.
 func (c *Commands) await(ctx context.Context, id string, shown func(j *jobs.Job) (bool, error)) (*jobs.Job, error) {
+	select {
+	case c.waiting <- struct{}{}:
+		defer func() { <-c.waiting }()
+	default:
+		return nil, nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	var got *jobs.Job
-	err := poll(wctx, func() (bool, error) {
+	// The job processor applies a command only after its decision delay
+	// (seconds): polling the read model faster than every 100 ms would
+	// cost the database and gain nothing.
+	err := poll(wctx, 100*time.Millisecond, func() (bool, error) {
 		j, err := c.jobs.Get(wctx, id)
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
@@ -302,9 +326,9 @@ func (c *Commands) await(ctx context.Context, id string, shown func(j *jobs.Job)
 	return got, nil
 }
 
-// poll calls done with a growing pause, up to 20 ms, until it reports
+// poll calls done with a growing pause, up to maxPause, until it reports
 // true, fails, or ctx ends.
-func poll(ctx context.Context, done func() (bool, error)) error {
+func poll(ctx context.Context, maxPause time.Duration, done func() (bool, error)) error {
 	pause := time.Millisecond
 	for {
 		ok, err := done()
@@ -316,6 +340,6 @@ func poll(ctx context.Context, done func() (bool, error)) error {
 			return ctx.Err()
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 20*time.Millisecond)
+		pause = min(2*pause, maxPause)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -474,4 +475,33 @@ func counter(t *testing.T, reg *prometheus.Registry, command, outcome string) fl
 		}
 	}
 	return 0
+}
+
+// TestHostileWaitingIsBounded: with MaxWaiting commands waiting for the
+// read model already, a command is appended and answered Accepted at
+// once, however long the timeout; it does not poll the database for it.
+func TestHostileWaitingIsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true) // no processor: the job never shows
+	c := e.commands(t, func(c *jobcmd.Config) { c.Timeout, c.MaxWaiting = time.Hour, 2 })
+	c.FillWaiting()
+	done := make(chan error, 1)
+	go func() {
+		res, err := c.Create(t.Context(), request("ORD-8", 500))
+		if err == nil && (!res.Accepted || !res.Created) {
+			err = fmt.Errorf("result %+v, want Accepted", res)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the create waits for the read model beyond MaxWaiting")
+	}
+	if n := len(e.commandsIn(t)); n != 1 {
+		t.Errorf("%d create commands appended, want 1", n)
+	}
 }

@@ -20,6 +20,15 @@
 // overlap a window, newest entry first, filtered by station, vehicle and
 // open or closed.
 //
+// GET /api/v1/jobs lists jobs, newest creation first, filtered by
+// vehicle, status, station (any stop) and creation and completion time
+// ranges, keyset by (created_at, id); GET /api/v1/jobs/{id} returns one
+// with its stops' progress and, once completed, its latest completion's
+// facts; GET /api/v1/jobs/{id}/track returns the vehicle's fixes of the
+// job's window with the stops marked, as JSON, GeoJSON or the original
+// system's playback shape, whose distances are measured over the whole
+// window as the job's completion is (domain/track's filter).
+//
 // GET /api/v1/replays lists the runs of `tms replay geofence` (newest
 // first, filtered by station), GET /api/v1/replays/{id} returns one, and
 // GET /api/v1/replays/{id}/visits pages through the visits it found in
@@ -44,6 +53,15 @@
 // id when that takes too long. PUT and DELETE honour If-Match (412 when it
 // does not hold); PUT honours If-None-Match: * (create only). Bodies must
 // be application/json (else 415), of at most 2 MiB (else 413).
+//
+// POST /api/v1/jobs and POST /api/v1/jobs/{id}/cancel need the operator
+// role too. The body's shape is read here (every bad field named by its
+// JSON path, unknown fields refused); what its values must be is
+// domain/job's, checked by JobCommands against the read models. They
+// answer once the jobs read model shows what the command did (201 with
+// Location, or 200 for a create repeating its external reference, or for
+// a cancellation), 202 with the job id when that takes longer, 409 for a
+// reference of other content or a job that has ended.
 //
 // # Errors
 //

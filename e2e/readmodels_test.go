@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -9,8 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/internal/fleettest"
+	"github.com/tmsfleet/tms/internal/jobtest"
 	"github.com/tmsfleet/tms/internal/tmsproc"
 	"github.com/tmsfleet/tms/projections"
 )
@@ -32,6 +35,14 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 	want := w.Expected(t, geofence.Config{ReorderWindow: geofence.DefaultReorderWindow})
 	fleettest.Produce(t, d.Kafka, w.StationRecords(t, d.Kafka))
 	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, w.Fixes))
+	// Jobs (the job processor does not run here: its events are given).
+	for i, plate := range []string{"沪J00001", "沪J00002"} {
+		jobs := jobtest.Sample(t, plate, fmt.Sprintf("ORD-%d", i), fleettest.T0)
+		if n := len(jobs.Of(event.TypeJobCompleted)) + len(jobs.Of(event.TypeJobCancelled)); n != 2 {
+			t.Fatalf("premise: the sample of jobs completes one and cancels one, not %d", n)
+		}
+		fleettest.Produce(t, d.Kafka, jobtest.KafkaRecords(t, d.Kafka, jobs.Records...))
+	}
 	d.Start()
 	fleettest.ReadGeofence(t, d.Kafka, fleettest.Count(want), 2*time.Minute)
 	tmsproc.Eventually(t, time.Minute, "every projector at the end of its topics", func() bool { return d.ProjectorsBehind() == "" })
@@ -62,6 +73,9 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 	exec(`UPDATE vehicles SET positions_count = 0`)
 	exec(`DELETE FROM positions WHERE fix_time < $1`, fleettest.T0.Add(5*time.Minute))
 	exec(`INSERT INTO stations (id, version, updated_at, deleted_at) VALUES ('GHOST', 9, now(), now())`)
+	exec(`UPDATE jobs SET revision = 0, completion = NULL`)
+	exec(`DELETE FROM job_stops WHERE stop_index = 1`)
+	exec(`DELETE FROM job_requests WHERE external_ref IS NULL`)
 
 	// A member held up by a rebalance as it stops stays until the session
 	// timeout.

@@ -175,3 +175,32 @@ func KafkaRecords(t testing.TB, kc *kafka.Config, envelopes ...event.Envelope) [
 	}
 	return out
 }
+
+// Sample is a small history of a vehicle with plate, starting at t0, for
+// tests that need tms.jobs to hold some of everything: a job (with
+// external reference ref) from a loading station to an unloading one 10
+// km east, completed, and a second job, cancelled while under way.
+func Sample(t testing.TB, plate, ref string, t0 time.Time) *Vehicle {
+	t.Helper()
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	l, u := East(31, 121, 0), East(31, 121, 10000)
+	v := New(t, plate, map[string]job.Station{
+		"L": {ID: "L", Name: "Quarry", Type: "loading", Point: job.Point{Lat: l.Lat, Lng: l.Lng}},
+		"U": {ID: "U", Name: "Site", Type: "unloading", Point: job.Point{Lat: u.Lat, Lng: u.Lng}},
+	})
+	v.Drive(at(0), at(10), 5*time.Second, l, l)
+	v.Create(at(10), ref, 20000, "L:loading", "U:unloading")
+	v.Enter("L", at(10))
+	v.Drive(at(15), at(300), 15*time.Second, l, l)
+	v.Exit("L", at(300))
+	v.Drive(at(301), at(900), 15*time.Second, l, u)
+	v.Enter("U", at(900))
+	v.Drive(at(901), at(1000), 15*time.Second, u, u)
+	v.Exit("U", at(1000))
+	v.Drive(at(1001), at(1100), 15*time.Second, u, u)
+	second := v.Create(at(1100), "", 1000, "U:loading", "L:unloading")
+	v.Drive(at(1101), at(1200), 15*time.Second, u, u)
+	v.Cancel(at(1200), second.JobID, "no longer needed")
+	v.Drive(at(1201), at(1300), 15*time.Second, u, u)
+	return v
+}

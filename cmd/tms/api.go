@@ -50,15 +50,12 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	e.onClose(commands.Close)
-	if e.cfg.JobCommandTimeout <= e.cfg.JobsDecisionDelay {
-		return nil, fmt.Errorf("TMS_JOB_COMMAND_TIMEOUT (%s) must be longer than TMS_JOBS_DECISION_DELAY (%s): "+
-			"the job processor applies a command only after that delay, so no answer could show the job",
-			e.cfg.JobCommandTimeout, e.cfg.JobsDecisionDelay)
+	jobCfg, err := e.cfg.jobCommands()
+	if err != nil {
+		return nil, err
 	}
-	jobCommands, err := jobcmd.New(jobcmd.Config{
-		Kafka: kc, Pool: pool, Timeout: e.cfg.JobCommandTimeout, DecideTimeout: e.cfg.JobCommandDecide,
-		MaxWaiting: e.cfg.JobCommandMaxWaiting, Registerer: e.registry, Logger: e.log,
-	})
+	jobCfg.Kafka, jobCfg.Pool, jobCfg.Registerer, jobCfg.Logger = kc, pool, e.registry, e.log
+	jobCommands, err := jobcmd.New(jobCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/jobcmd"
 )
 
 // config is every setting of tms, read from the environment (and a .env
@@ -293,6 +294,29 @@ func (c *config) jobRules() (job.Rules, error) {
 		return r, fmt.Errorf("TMS_JOBS_*: %w", err)
 	}
 	return r, nil
+}
+
+// jobCommands are the job commands' settings; the caller adds what it
+// wires. The command timeout must exceed the job processor's decision
+// delay: the processor applies a command only after it, so a shorter
+// wait could never show the job, and every create would be answered 202.
+func (c *config) jobCommands() (jobcmd.Config, error) {
+	cfg := jobcmd.Config{Timeout: c.JobCommandTimeout, DecideTimeout: c.JobCommandDecide, MaxWaiting: c.JobCommandMaxWaiting}
+	var errs []error
+	if c.JobCommandTimeout <= c.JobsDecisionDelay {
+		errs = append(errs, fmt.Errorf("TMS_JOB_COMMAND_TIMEOUT (%s) must be longer than TMS_JOBS_DECISION_DELAY (%s)",
+			c.JobCommandTimeout, c.JobsDecisionDelay))
+	}
+	if c.JobCommandDecide <= 0 {
+		errs = append(errs, fmt.Errorf("TMS_JOB_COMMAND_DECIDE_TIMEOUT (%s) must be positive", c.JobCommandDecide))
+	}
+	if c.JobCommandMaxWaiting < 1 {
+		errs = append(errs, fmt.Errorf("TMS_JOB_COMMAND_MAX_WAITING (%d) must be at least 1", c.JobCommandMaxWaiting))
+	}
+	if c.HTTPPlaybackMaxFixes < 1 {
+		errs = append(errs, fmt.Errorf("TMS_HTTP_PLAYBACK_MAX_FIXES (%d) must be at least 1", c.HTTPPlaybackMaxFixes))
+	}
+	return cfg, errors.Join(errs...)
 }
 
 // qos checks G7_MQTT_QOS: QoS 0 would let the broker drop positions.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEnvExampleListsEveryVariable keeps .env.example, the newcomer's
@@ -117,6 +118,23 @@ func TestIngestLimitsRefuseZeroAndNegatives(t *testing.T) {
 	bad := config{MQTTMaxPacketBytes: 10, G7MaxItems: -1, G7MaxLetters: 0}
 	err := bad.ingestLimits()
 	for _, name := range []string{"TMS_MQTT_MAX_PACKET_BYTES", "TMS_G7_MAX_ITEMS", "TMS_G7_MAX_LETTERS"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s not named in %v", name, err)
+		}
+	}
+}
+
+func TestJobCommandSettings(t *testing.T) {
+	t.Parallel()
+	ok := config{JobCommandTimeout: 20 * time.Second, JobsDecisionDelay: 8 * time.Second, JobCommandDecide: 5 * time.Second,
+		JobCommandMaxWaiting: 64, HTTPPlaybackMaxFixes: 100_000}
+	if cfg, err := ok.jobCommands(); err != nil || cfg.Timeout != 20*time.Second || cfg.MaxWaiting != 64 {
+		t.Fatalf("%+v, %v", cfg, err)
+	}
+	bad := config{JobCommandTimeout: 8 * time.Second, JobsDecisionDelay: 8 * time.Second, JobCommandDecide: 0,
+		JobCommandMaxWaiting: 0, HTTPPlaybackMaxFixes: -1}
+	_, err := bad.jobCommands()
+	for _, name := range []string{"TMS_JOB_COMMAND_TIMEOUT", "TMS_JOB_COMMAND_DECIDE_TIMEOUT", "TMS_JOB_COMMAND_MAX_WAITING", "TMS_HTTP_PLAYBACK_MAX_FIXES"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s not named in %v", name, err)
 		}

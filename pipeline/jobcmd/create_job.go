@@ -28,20 +28,23 @@ func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result,
 	if err != nil {
 		return Result{}, err
 	}
-	// Postgres keeps microseconds, job times milliseconds (NewCreate
-	// truncates): the read model shows exactly the command's time.
-	cmd, invalid := job.NewCreate(r, facts, c.cfg.Now(), c.cfg.NewID())
 	ref := strings.TrimSpace(r.ExternalRef)
 	if ref == "" || len(ref) > job.MaxExternalRefBytes {
-		if invalid != nil {
-			return Result{}, invalid
+		cmd, err := job.NewCreate(r, facts, c.cfg.Now(), c.cfg.NewID())
+		if err != nil {
+			return Result{}, err
 		}
 		return c.append(ctx, cmd)
 	}
 
 	id := job.IDFor(ref)
 	repeat := false
+	var cmd job.Create
 	err = c.decide(ctx, id, func(q jobs.Querier) error {
+		// The command's time is taken under the lock, once the read
+		// model has caught up: it is appended at once after.
+		var invalid error
+		cmd, invalid = job.NewCreate(r, facts, c.cfg.Now(), "")
 		prev, err := jobs.Request(ctx, q, id)
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):

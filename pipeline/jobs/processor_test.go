@@ -219,7 +219,7 @@ func readJobs(t *testing.T, kc *kafka.Config, n int, timeout time.Duration) map[
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.HasPrefix(e.Type, "tms.command.") {
+			if event.IsCommand(e.Type) {
 				continue
 			}
 			out[e.Subject] = append(out[e.Subject], describe(t, e))

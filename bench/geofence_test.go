@@ -74,7 +74,7 @@ func fillGeofence(b *testing.B) (*kafka.Config, int64, string) {
 	start := time.Now()
 	n := fillStations(b, kc)
 	fillGeofenceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second))
-	end := endOffset(b, kc, kc.Topic(kafka.TopicPositions))
+	end := endOffset(b, kc, kc.Topic(event.TopicPositions))
 	return kc, end, fmt.Sprintf("%d stations and %d position events (%d vehicles, one fix a second) filled in %s before the timer; "+
 		"pipeline/geofence in the benchmark process with the H3 index; Kafka co-located, 3 partitions, warmed up by %d untimed passes",
 		n, end, geofenceVehicles, time.Since(start).Round(time.Millisecond), geofenceWarmUps)
@@ -87,8 +87,8 @@ func fillGeofence(b *testing.B) (*kafka.Config, int64, string) {
 func runGeofence(b *testing.B, kc *kafka.Config, end int64, warmUp int) time.Duration {
 	p, err := pipeline.New(pipeline.Config{
 		Kafka: kc, Geofence: geofence.Config{ReorderWindow: geofence.DefaultReorderWindow},
-		NewIndex:      func() (geofence.Index, error) { return h3.New(h3.Config{}) },
-		DecodeStation: decodeStation, Logger: quiet,
+		NewIndex: func() (geofence.Index, error) { return h3.New(h3.Config{}) },
+		Logger:   quiet,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -133,7 +133,7 @@ func runGeofence(b *testing.B, kc *kafka.Config, end int64, warmUp int) time.Dur
 			float64(end)/elapsed.Seconds(), share(shares, "kafka (JVM)"))
 		return elapsed
 	}
-	events := endOffset(b, kc, kc.Topic(kafka.TopicGeofence))
+	events := endOffset(b, kc, kc.Topic(event.TopicGeofence))
 	b.Logf("station catalogue loaded and indexed in %s; %d fixes decided and committed in %s (%.0f fixes/s); "+
 		"%d records on tms.geofence (events and transaction markers); heap in use %.0f MB",
 		loaded, end, elapsed.Round(time.Millisecond), float64(end)/elapsed.Seconds(), events, float64(ms.HeapInuse)/(1<<20))
@@ -153,7 +153,7 @@ func committed(b *testing.B, adm *kadm.Client, kc *kafka.Config) int64 {
 	}
 	var n int64
 	offsets.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == kc.Topic(kafka.TopicPositions) {
+		if o.Topic == kc.Topic(event.TopicPositions) {
 			n += o.At
 		}
 	})
@@ -226,7 +226,7 @@ func fillGeofenceFixes(b *testing.B, kc *kafka.Config, t0 time.Time) {
 	}
 	defer cl.Close()
 	var failed atomic.Int64
-	topic := kc.Topic(kafka.TopicPositions)
+	topic := kc.Topic(event.TopicPositions)
 	for i, f := range fixes {
 		at := fixTime(t0, i/geofenceVehicles)
 		p := position.Position{Plate: vehiclePlate(f.Vehicle), FixTime: at, ReceivedAt: at.Add(time.Second), Lat: f.P.Lat, Lng: f.P.Lng, SpeedKmh: 30}
@@ -264,7 +264,7 @@ func fillStations(b *testing.B, kc *kafka.Config) int {
 			b.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		cl.Produce(context.Background(), &kgo.Record{Topic: kc.Topic(kafka.TopicStations), Key: []byte(s.ID()), Value: v},
+		cl.Produce(context.Background(), &kgo.Record{Topic: kc.Topic(event.TopicStations), Key: []byte(s.ID()), Value: v},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					failed.Add(1)
@@ -275,18 +275,6 @@ func fillStations(b *testing.B, kc *kafka.Config) int {
 		b.Fatalf("producing the stations: %v (%d failed)", err, failed.Load())
 	}
 	return len(stations)
-}
-
-func decodeStation(e event.Envelope) (pipeline.StationChange, error) {
-	c, err := station.FromEvent(e)
-	if err != nil {
-		return pipeline.StationChange{}, err
-	}
-	if c.Kind == station.Delete {
-		return pipeline.StationChange{Deleted: c.ID, At: c.At}, nil
-	}
-	st := c.Geofence()
-	return pipeline.StationChange{Station: &st, At: c.At}, nil
 }
 
 // BenchmarkGeofenceTracker measures the geofence's decisions in process,

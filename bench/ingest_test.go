@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/pipeline/ingest"
 	"github.com/tmsfleet/tms/simulator"
@@ -75,7 +75,7 @@ func runIngest(b *testing.B, positions int64, timed bool) time.Duration {
 	kc.Logger, kc.Registerer = quiet, reg
 	brokerURL := svc.MQTT(b)
 	topic := testenv.Name("g7") + "/positions"
-	topicPositions := kc.Topic(kafka.TopicPositions)
+	topicPositions := kc.Topic(event.TopicPositions)
 
 	sub, err := mqtt.NewSubscriber(mqtt.Config{URL: brokerURL, ClientID: testenv.Name("tms-ingest"), Topic: topic, Logger: quiet})
 	if err != nil {
@@ -89,7 +89,7 @@ func runIngest(b *testing.B, positions int64, timed bool) time.Duration {
 	producer := &countingProducer{client: client, topic: topicPositions, want: positions, done: make(chan struct{})}
 	in, err := ingest.New(ingest.Config{
 		Subscriber: sub, Producer: producer,
-		PositionsTopic: topicPositions, DeadLetterTopic: kc.Topic(kafka.TopicDeadLetter),
+		PositionsTopic: topicPositions, DeadLetterTopic: kc.Topic(event.TopicDeadLetter),
 		Registerer: reg, Logger: quiet,
 	})
 	if err != nil {

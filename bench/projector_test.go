@@ -50,7 +50,7 @@ var projectorRuns = []struct{ maxBatch, members int }{
 func BenchmarkProjector(b *testing.B) {
 	kc := svc.Kafka(b)
 	kc.Logger = quiet
-	topic := kc.Topic(kafka.TopicPositions)
+	topic := kc.Topic(event.TopicPositions)
 	start := time.Now()
 	fill(b, kc, topic)
 	end := endOffset(b, kc, topic)
@@ -181,7 +181,7 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	defer poll.Close()
 	reg := prometheus.NewRegistry()
 	p, err := projector.New(projector.Config[position.Position]{
-		Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(reg, quiet),
+		Spec: vehicles.Spec, Kafka: kc, Pool: pool, Projection: vehicles.NewProjection(reg, quiet),
 		MaxBatch: maxBatch, Members: members, Registerer: reg, Logger: quiet,
 	})
 	if err != nil {

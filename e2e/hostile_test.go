@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/internal/hostile"
@@ -132,7 +131,7 @@ func TestHostileMessagesNeverStopIngest(t *testing.T) {
 // it has n records, and checks that the topic holds no more.
 func readAll(t *testing.T, d *tmsproc.Deployment, n int) []*kgo.Record {
 	t.Helper()
-	topic := d.Kafka.Topic(kafka.TopicDeadLetter)
+	topic := d.Kafka.Topic(event.TopicDeadLetter)
 	cl, err := d.Kafka.NewClient("e2e-hostile", kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/internal/tmsproc"
@@ -186,7 +185,7 @@ func (c *wsClient) positions(t *testing.T, n int) []string {
 func deadLetters(d *tmsproc.Deployment, t *testing.T, n int) []deadletter.Letter {
 	t.Helper()
 	cl, err := d.Kafka.NewClient("e2e-deadletters",
-		kgo.ConsumeTopics(d.Kafka.Topic(kafka.TopicDeadLetter)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics(d.Kafka.Topic(event.TopicDeadLetter)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}

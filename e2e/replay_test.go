@@ -16,7 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/internal/fleettest"
@@ -300,7 +300,7 @@ func TestReplayGeofenceDerivesHistoryApart(t *testing.T) {
 	}
 
 	// Never mixed into the live events: the replay wrote nothing to Kafka.
-	for _, topic := range []string{kafka.TopicGeofence, kafka.TopicJobs, kafka.TopicDeadLetter} {
+	for _, topic := range []string{event.TopicGeofence, event.TopicJobs, event.TopicDeadLetter} {
 		if n := endOffsets(t, d, topic); n != 0 {
 			t.Errorf("%s holds %d records after the replays; want none", topic, n)
 		}

@@ -1,6 +1,17 @@
-// Package projections groups tms's read-model builders, one sub-package
-// per read model, and the projector that runs them; this package holds what
-// the read models share (Skips). Every read model is a
-// pure function of the Kafka topics: drop the tables and `tms replay`
-// rebuilds them.
+// Package projections lists the read models tms builds (All). Each read
+// model is a sub-package with its projection (how records become rows) and
+// its queries; projector runs them. Every read model is a pure function of
+// the Kafka topics: empty its tables and `tms replay read-models` rebuilds
+// them.
+//
+// # Adding a read model
+//
+// Write its package: a Projection (Decode and Apply, see
+// projections/projector), a NewProjection(prometheus.Registerer,
+// *slog.Logger) constructor, its consumer group name as a constant, and a
+// projector.Spec naming the group, the topics it reads and the tables it
+// writes. Add its tables in a migration, and one line to All. The project
+// role then runs it (with TMS_PROJECTOR_MEMBERS members when its topics
+// are partitioned), and `tms replay read-models` empties and rebuilds its
+// tables with the others.
 package projections

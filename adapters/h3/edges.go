@@ -128,7 +128,7 @@ func (es *edgeSet) membersMeeting(r rect) []bool {
 // grid row of p east of it: an edge crossing the ray eastwards from p has
 // a point there. Away from the edges, inside or outside is a topological
 // fact that any correct crossing count agrees on; this one uses geo's
-// half-open rule and exact orientations.
+// half-open rule (geo.Straddles, geo.PassesEast) and exact orientations.
 func (es *edgeSet) contains(m int, pg geo.Polygon, p geo.Point) bool {
 	if es.buckets == nil || len(pg) == 0 {
 		return pg.Contains(p)
@@ -154,11 +154,10 @@ func (es *edgeSet) contains(m int, pg geo.Polygon, p geo.Point) bool {
 			}
 			es.stamp[id] = es.cur
 			e := &es.edges[id]
-			if int(e.member) != m || (e.a.Lat > p.Lat) == (e.b.Lat > p.Lat) {
+			if int(e.member) != m || !geo.Straddles(e.a, e.b, p) {
 				continue
 			}
-			o := geo.Orient(e.a, e.b, p)
-			if (e.b.Lat > e.a.Lat && o > 0) || (e.b.Lat < e.a.Lat && o < 0) {
+			if geo.PassesEast(e.a, e.b, geo.Orient(e.a, e.b, p)) {
 				parity[e.ring] = !parity[e.ring]
 			}
 		}

@@ -38,15 +38,10 @@ const (
 )
 
 // havRad returns the great-circle distance in radians between two
-// positions in degrees (the haversine formula on the unit sphere).
+// positions in degrees: the contract's haversine on the unit sphere
+// (geo.CentralAngle), for the index's coordinates, which it keeps apart.
 func havRad(lat1, lng1, lat2, lng2 float64) float64 {
-	s1 := math.Sin((lat2 - lat1) * radians / 2)
-	s2 := math.Sin((lng2 - lng1) * radians / 2)
-	h := s1*s1 + math.Cos(lat1*radians)*math.Cos(lat2*radians)*s2*s2
-	if h > 1 {
-		h = 1
-	}
-	return 2 * math.Asin(math.Sqrt(h))
+	return geo.CentralAngle(geo.Point{Lat: lat1, Lng: lng1}, geo.Point{Lat: lat2, Lng: lng2})
 }
 
 // hUpper returns an upper bound of the haversine h = sin²(d/2) of the true

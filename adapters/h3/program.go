@@ -291,7 +291,7 @@ func ringAt(prog []uint64, i int, p geo.Point) position {
 		a := geo.Point{Lat: u2f(pts[0]), Lng: u2f(pts[1])}
 		for k := 2; k+1 < len(pts); k += 2 {
 			b := geo.Point{Lat: u2f(pts[k]), Lng: u2f(pts[k+1])}
-			straddles := (a.Lat > p.Lat) != (b.Lat > p.Lat)
+			straddles := geo.Straddles(a, b, p)
 			inBox := p.Lng >= math.Min(a.Lng, b.Lng) && p.Lng <= math.Max(a.Lng, b.Lng) &&
 				p.Lat >= math.Min(a.Lat, b.Lat) && p.Lat <= math.Max(a.Lat, b.Lat)
 			if straddles || inBox {
@@ -299,7 +299,7 @@ func ringAt(prog []uint64, i int, p geo.Point) position {
 				if inBox && o == 0 {
 					return onBoundary
 				}
-				if straddles && ((b.Lat > a.Lat && o > 0) || (b.Lat < a.Lat && o < 0)) {
+				if straddles && geo.PassesEast(a, b, o) {
 					in = !in
 				}
 			}

@@ -141,7 +141,7 @@ func newCommands(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool, tweak ...fu
 func runStationsProjector(t *testing.T, kc *kafka.Config, pool *pgxpool.Pool) {
 	t.Helper()
 	p, err := projector.New(projector.Config[station.Change]{
-		Kafka: kc, Pool: pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: stations.Spec, Kafka: kc, Pool: pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,7 @@ func stationEvents(t *testing.T, kc *kafka.Config) []station.Change {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	topic := kc.Topic(kafka.TopicStations)
+	topic := kc.Topic(event.TopicStations)
 	cl, err := kc.NewClient("test-reader", kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

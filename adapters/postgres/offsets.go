@@ -83,3 +83,12 @@ func (o Offsets) Store(ctx context.Context, tx pgx.Tx, topic string, next map[in
 	}
 	return nil
 }
+
+// Clear deletes every offset stored for this projector, so that it reads
+// its topics again from the start.
+func (o Offsets) Clear(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM projector_offsets WHERE projector = $1`, o.Projector); err != nil {
+		return fmt.Errorf("clear offsets of %s: %w", o.Projector, err)
+	}
+	return nil
+}

@@ -38,7 +38,7 @@ type FeedConfig struct {
 
 func (c *FeedConfig) setDefaults() {
 	if len(c.Topics) == 0 {
-		c.Topics = []string{kafka.TopicPositions}
+		c.Topics = []string{event.TopicPositions}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

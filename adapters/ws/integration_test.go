@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/event"
@@ -119,7 +118,7 @@ func TestFeedFromKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer producer.Close()
-	topic := kcfg.Topic(kafka.TopicPositions)
+	topic := kcfg.Topic(event.TopicPositions)
 	// Once positioned, the feed sees everything produced; a record that is
 	// not an event, ahead of the event in its partition, must be skipped.
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/ws"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
@@ -55,7 +56,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	// Dashboards get positions and the geofence's entries, exits and alerts.
-	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{kafka.TopicPositions, kafka.TopicGeofence},
+	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{event.TopicPositions, event.TopicGeofence},
 		Registerer: e.registry, Logger: e.log}, hub)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
 )
 
@@ -70,6 +71,13 @@ type config struct {
 	ExitConfirmFixes  int           `env:"TMS_GEOFENCE_EXIT_CONFIRM_FIXES" envDefault:"1"`
 	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
 	MaxVehicles       int           `env:"TMS_GEOFENCE_MAX_VEHICLES" envDefault:"200000"`
+
+	// The job processor (docs/jobs.md).
+	JobsDecisionDelay time.Duration `env:"TMS_JOBS_DECISION_DELAY" envDefault:"8s"`
+	JobsSettle        time.Duration `env:"TMS_JOBS_SETTLE" envDefault:"38s"`
+	JobsAmendHorizon  time.Duration `env:"TMS_JOBS_AMEND_HORIZON" envDefault:"2h"`
+	JobsMaxTrackFixes int           `env:"TMS_JOBS_MAX_TRACK_FIXES" envDefault:"100000"`
+	JobsMaxVehicles   int           `env:"TMS_JOBS_MAX_VEHICLES" envDefault:"200000"`
 	LogFormat         string        `env:"TMS_LOG_FORMAT" envDefault:"text"`
 
 	// The WebSocket hub's limits (docs/security.md, "WebSocket").
@@ -161,12 +169,13 @@ func (c *config) mqttURL() string {
 const (
 	roleIngest   = "ingest"
 	roleGeofence = "geofence"
+	roleJobs     = "jobs"
 	roleProject  = "project"
 	roleAPI      = "api"
 )
 
 // knownRoles are the roles this build can run, in start order.
-var knownRoles = []string{roleIngest, roleGeofence, roleProject, roleAPI}
+var knownRoles = []string{roleIngest, roleGeofence, roleJobs, roleProject, roleAPI}
 
 // roles parses TMS_ROLES.
 func (c *config) roles() (map[string]bool, error) {
@@ -265,6 +274,21 @@ func (c *config) h3() (h3.Config, error) {
 		return h3.Config{}, fmt.Errorf("TMS_STATION_MAX_COVER_CELLS: %w", err)
 	}
 	return hc, nil
+}
+
+// jobRules are the job processor's rules. The decision delay must cover
+// the geofence's reorder window: the geofence decides a fix only once it
+// has passed, and a job must not be decided before its visits are in.
+func (c *config) jobRules() (job.Rules, error) {
+	r := job.DefaultRules
+	r.DecisionDelay, r.Settle, r.AmendHorizon, r.MaxTrackFixes = c.JobsDecisionDelay, c.JobsSettle, c.JobsAmendHorizon, c.JobsMaxTrackFixes
+	if r.DecisionDelay < c.ReorderWindow {
+		return r, fmt.Errorf("TMS_JOBS_DECISION_DELAY (%s) must be at least TMS_GEOFENCE_REORDER_WINDOW (%s)", r.DecisionDelay, c.ReorderWindow)
+	}
+	if err := r.Validate(); err != nil {
+		return r, fmt.Errorf("TMS_JOBS_*: %w", err)
+	}
+	return r, nil
 }
 
 // qos checks G7_MQTT_QOS: QoS 0 would let the broker drop positions.

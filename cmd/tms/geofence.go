@@ -6,9 +6,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/h3"
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
-	"github.com/tmsfleet/tms/domain/station"
 	pipeline "github.com/tmsfleet/tms/pipeline/geofence"
 )
 
@@ -21,13 +19,12 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 		return nil, err
 	}
 	p, err := pipeline.New(pipeline.Config{
-		Kafka:         kc,
-		Geofence:      e.cfg.geofence(),
-		MaxVehicles:   e.cfg.MaxVehicles,
-		NewIndex:      func() (geofence.Index, error) { return h3.New(hc) },
-		DecodeStation: decodeStation,
-		Registerer:    e.registry,
-		Logger:        e.log,
+		Kafka:       kc,
+		Geofence:    e.cfg.geofence(),
+		MaxVehicles: e.cfg.MaxVehicles,
+		NewIndex:    func() (geofence.Index, error) { return h3.New(hc) },
+		Registerer:  e.registry,
+		Logger:      e.log,
 	})
 	if err != nil {
 		return nil, err
@@ -41,20 +38,4 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 		}
 	}})
 	return p.Run, nil
-}
-
-// decodeStation reads a tms.stations event for the geofence.
-func decodeStation(e event.Envelope) (pipeline.StationChange, error) {
-	c, err := station.FromEvent(e)
-	if err != nil {
-		return pipeline.StationChange{}, err
-	}
-	if c.Kind == station.Delete {
-		return pipeline.StationChange{Deleted: c.ID, At: c.At}, nil
-	}
-	if c.Station == nil {
-		return pipeline.StationChange{}, errors.New("an upsert without a station")
-	}
-	st := c.Geofence()
-	return pipeline.StationChange{Station: &st, At: c.At}, nil
 }

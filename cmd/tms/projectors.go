@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -10,64 +11,54 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/domain/position"
-	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/projections"
 	"github.com/tmsfleet/tms/projections/projector"
-	"github.com/tmsfleet/tms/projections/stations"
-	"github.com/tmsfleet/tms/projections/vehicles"
-	"github.com/tmsfleet/tms/projections/visits"
 )
 
-// runner is one projector, ready to run.
+// runner is one registered projection's projector, ready to run.
 type runner struct {
-	name   string
-	topics []string
-	run    func(context.Context) error
+	projector.Spec
+	run func(context.Context) error
 }
 
-// projectors builds the project role: one projector per read model, each
-// a consumer group of its own. The vehicle-keyed topics' projectors run
-// e.cfg.ProjectorMembers members each, so that their transactions use
-// more than one database backend and core.
+// projectors builds the project role: the projector of every registered
+// read model (projections.All), each a consumer group of its own. Those
+// of partitioned topics run e.cfg.ProjectorMembers members each, so that
+// their transactions use more than one database backend and core.
 func (e *environment) projectors(kc *kafka.Config, pool *pgxpool.Pool) ([]runner, error) {
 	if e.cfg.ProjectorMembers < 1 {
 		return nil, fmt.Errorf("TMS_PROJECTOR_MEMBERS: must be at least 1, not %d", e.cfg.ProjectorMembers)
 	}
+	deps := projector.Deps{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers, Registerer: e.registry, Logger: e.log}
 	var out []runner
-	v, err := projector.New(projector.Config[position.Position]{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers,
-		Projection: vehicles.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
-	if err != nil {
-		return nil, err
+	for _, r := range projections.All() {
+		run, err := r.NewProjector(deps)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, runner{r.Spec, run})
 	}
-	out = append(out, runner{vehicles.ProjectionName, []string{kafka.TopicPositions}, v.Run})
-	s, err := projector.New(projector.Config[station.Change]{Kafka: kc, Pool: pool,
-		Projection: stations.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, runner{stations.ProjectionName, []string{kafka.TopicStations}, s.Run})
-	vi, err := projector.New(projector.Config[visits.Change]{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers,
-		Projection: visits.NewProjection(e.registry, e.log), Registerer: e.registry, Logger: e.log})
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, runner{visits.ProjectionName, []string{kafka.TopicGeofence}, vi.Run})
 	return out, nil
 }
 
-// projectionTables are the tables the projectors build, with their
-// offsets; replay read-models empties them.
-const projectionTables = "positions, vehicles, stations, visits, projector_offsets"
+// readModelTables lists the tables of every registered read model.
+func readModelTables() []string {
+	var out []string
+	for _, r := range projections.All() {
+		out = append(out, r.Tables...)
+	}
+	return out
+}
 
 func replayReadModelsCommand(cfg *config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "read-models",
 		Short: "Rebuild every read model from the topics",
-		Long: `Empties the read models the projectors build (positions, vehicles, stations,
-visits) and their offsets, then projects the topics again up to where they end
-now, and exits. The project role must not run meanwhile: this command refuses
-to start while any projector's consumer group has members. Replay results
-(replay_runs) are not read models of the topics and are kept.`,
+		Long: `Empties the read models the projectors build (` + strings.Join(readModelTables(), ", ") + `)
+and their projectors' offsets, then projects the topics again up to where they
+end now, and exits. The project role must not run meanwhile: this command
+refuses to start while any projector's consumer group has members. Replay
+results (replay_runs) are not read models of the topics and are kept.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -93,16 +84,19 @@ to start while any projector's consumer group has members. Replay results
 				return err
 			}
 			defer adm.Close()
-			for _, r := range runners {
-				described, err := adm.DescribeGroups(ctx, kc.Group(r.name))
+			specs := make([]projector.Spec, len(runners))
+			for i, r := range runners {
+				described, err := adm.DescribeGroups(ctx, kc.Group(r.Name))
 				if err != nil {
 					return err
 				}
-				if g := described[kc.Group(r.name)]; len(g.Members) > 0 {
-					return fmt.Errorf("projector %s is running (%d members in its group): stop the project role first", r.name, len(g.Members))
+				if g := described[kc.Group(r.Name)]; len(g.Members) > 0 {
+					return fmt.Errorf("projector %s is running (%d members in its group): stop the project role first "+
+						"(an instance with TMS_INSTANCE_ID stays a member for the session timeout, 45 s, after it stops)", r.Name, len(g.Members))
 				}
+				specs[i] = r.Spec
 			}
-			if _, err := pool.Exec(ctx, "TRUNCATE "+projectionTables); err != nil {
+			if err := projector.Reset(ctx, pool, specs...); err != nil {
 				return err
 			}
 			start := time.Now()
@@ -123,8 +117,8 @@ to start while any projector's consumer group has members. Replay results
 // topics hold now.
 func projectToEnd(ctx context.Context, adm *kadm.Client, kc *kafka.Config, pool *pgxpool.Pool, r runner) error {
 	var end int64
-	topics := make([]string, len(r.topics))
-	for i, t := range r.topics {
+	topics := make([]string, len(r.Topics))
+	for i, t := range r.Topics {
 		topics[i] = kc.Topic(t)
 	}
 	// The end a read_committed reader can reach: the last stable offset.
@@ -142,7 +136,7 @@ func projectToEnd(ctx context.Context, adm *kadm.Client, kc *kafka.Config, pool 
 	for {
 		var committed int64
 		if err := pool.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM projector_offsets
-			WHERE projector = $1 AND topic = ANY($2)`, r.name, topics).Scan(&committed); err != nil {
+			WHERE projector = $1 AND topic = ANY($2)`, r.Name, topics).Scan(&committed); err != nil {
 			return err
 		}
 		if committed >= end {
@@ -151,7 +145,7 @@ func projectToEnd(ctx context.Context, adm *kadm.Client, kc *kafka.Config, pool 
 		}
 		select {
 		case err := <-done:
-			return fmt.Errorf("projector %s stopped: %w", r.name, err)
+			return fmt.Errorf("projector %s stopped: %w", r.Name, err)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:

@@ -76,7 +76,7 @@ reason, if it does not finish.`,
 			collector := replays.NewCollector()
 			run := replays.Run{ID: uuid.NewString(), StationID: stationID, From: from, To: to, StartedAt: time.Now()}
 			recorded := false
-			rc := pipeline.ReplayConfig{Kafka: kc, Geofence: cfg.geofence(), MaxVehicles: cfg.MaxVehicles, DecodeStation: decodeStation,
+			rc := pipeline.ReplayConfig{Kafka: kc, Geofence: cfg.geofence(), MaxVehicles: cfg.MaxVehicles,
 				StationID: stationID, From: from, To: to,
 				// The run is visible as running while positions are read, and
 				// stays as failed if the replay does not finish.

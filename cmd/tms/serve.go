@@ -12,15 +12,17 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/pipeline/ingest"
 )
 
 func serveCommand(cfg *config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the service's roles (TMS_ROLES: all, or ingest,geofence,project,api)",
+		Short: "Run the service's roles (TMS_ROLES: all, or ingest,geofence,jobs,project,api)",
 		Long: `Runs the roles named by TMS_ROLES in one process: ingest (MQTT to Kafka),
-geofence (positions to station entries and exits, exactly once), project
+geofence (positions to station entries and exits, exactly once), jobs (job
+commands, entries, exits and positions to job events, exactly once), project
 (Kafka to the Postgres read models) and api (query API, WebSocket, health and
 metrics on TMS_HTTP_ADDR). Whatever is not configured runs
 embedded: a Kafka-protocol broker (KAFKA_BROKERS unset), an MQTT broker
@@ -69,6 +71,13 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	if roles[roleGeofence] {
 		run, err := env.geofence(kc)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return run(gctx) })
+	}
+	if roles[roleJobs] {
+		run, err := env.jobs(kc)
 		if err != nil {
 			return err
 		}
@@ -127,7 +136,7 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	e.onClose(producer.Close)
 	in, err := ingest.New(ingest.Config{
 		Subscriber: sub, Producer: producer,
-		PositionsTopic: kc.Topic(kafka.TopicPositions), DeadLetterTopic: kc.Topic(kafka.TopicDeadLetter),
+		PositionsTopic: kc.Topic(event.TopicPositions), DeadLetterTopic: kc.Topic(event.TopicDeadLetter),
 		// The payload is part of the packet: one setting bounds both.
 		MaxPayloadBytes: e.cfg.MQTTMaxPacketBytes,
 		MaxItems:        e.cfg.G7MaxItems, MaxLetters: e.cfg.G7MaxLetters,

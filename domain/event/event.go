@@ -1,6 +1,7 @@
 // Package event defines the CloudEvents 1.0 envelope every record on tms's
-// topics carries, the versioned event type names, and the deterministic
-// event ids that let consumers deduplicate.
+// topics carries, the versioned event type names, the names of the topics
+// they are published on, and the deterministic event ids that let
+// consumers deduplicate.
 //
 // Every record value is one event in structured JSON mode. The envelope's
 // time is when the thing happened (for a position, the GPS fix time), never
@@ -31,7 +32,6 @@ const StructuredContentType = "application/cloudevents+json"
 // suffix, and both versions are produced until the old one is retired.
 const (
 	TypePositionReported = "tms.position.reported.v1"
-	TypePositionRejected = "tms.position.rejected.v1"
 	TypeStationUpserted  = "tms.station.upserted.v1"
 	TypeStationDeleted   = "tms.station.deleted.v1"
 	TypeEnteredStation   = "tms.vehicle.entered_station.v1"

@@ -25,8 +25,15 @@ const radians = math.Pi / 180
 
 // Haversine returns the distance in metres between a and b on a sphere
 // of radius EarthRadiusM. It is the distance of the contract: every
-// inside-a-circle decision is Haversine(centre, p) <= radius.
-func Haversine(a, b Point) float64 {
+// inside-a-circle decision is Haversine(centre, p) <= radius. It is
+// EarthRadiusM·CentralAngle(a, b), to the last bit (doubling is exact, so
+// 2R·asin and R·(2·asin) round alike).
+func Haversine(a, b Point) float64 { return EarthRadiusM * CentralAngle(a, b) }
+
+// CentralAngle returns the angle in radians between a and b seen from the
+// centre of the sphere, by the haversine formula: the distance on the
+// unit sphere, for code that measures in radians (the H3 index).
+func CentralAngle(a, b Point) float64 {
 	dLat := (b.Lat - a.Lat) * radians
 	dLng := (b.Lng - a.Lng) * radians
 	s1 := math.Sin(dLat / 2)
@@ -35,7 +42,7 @@ func Haversine(a, b Point) float64 {
 	if h > 1 {
 		h = 1 // rounding near antipodes
 	}
-	return 2 * EarthRadiusM * math.Asin(math.Sqrt(h))
+	return 2 * math.Asin(math.Sqrt(h))
 }
 
 // MetresPerDegreeLat is the length of one degree of latitude on the

@@ -2,6 +2,7 @@ package geo
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -21,6 +22,49 @@ func TestHaversine(t *testing.T) {
 	for _, c := range cases {
 		if got := Haversine(c.a, c.b); math.Abs(got-c.want) > 1e-6 {
 			t.Errorf("Haversine(%v, %v) = %.9f, want %.9f", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+// TestHaversineIsRadiusTimesCentralAngle checks, bit for bit, that the
+// contract's distance is the radius times the angle the H3 index measures
+// in, and that both are still the formula of the package documentation,
+// written out here as it stood before the angle was split off.
+func TestHaversineIsRadiusTimesCentralAngle(t *testing.T) {
+	t.Parallel()
+	formula := func(a, b Point) float64 {
+		s1 := math.Sin((b.Lat - a.Lat) * radians / 2)
+		s2 := math.Sin((b.Lng - a.Lng) * radians / 2)
+		h := math.Min(1, s1*s1+math.Cos(a.Lat*radians)*math.Cos(b.Lat*radians)*s2*s2)
+		return 2 * EarthRadiusM * math.Asin(math.Sqrt(h))
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 200_000 {
+		a := Point{Lat: rnd.Float64()*180 - 90, Lng: rnd.Float64()*360 - 180}
+		b := Point{Lat: rnd.Float64()*180 - 90, Lng: rnd.Float64()*360 - 180}
+		if i%2 == 0 { // near each other, where stations are
+			b = Point{Lat: math.Max(-90, math.Min(90, a.Lat+rnd.NormFloat64()*0.01)), Lng: a.Lng + rnd.NormFloat64()*0.01}
+		}
+		h, c := Haversine(a, b), CentralAngle(a, b)
+		if h != EarthRadiusM*c || h != formula(a, b) {
+			t.Fatalf("%v-%v: Haversine %v, R·CentralAngle %v, formula %v", a, b, h, EarthRadiusM*c, formula(a, b))
+		}
+	}
+}
+
+func TestSegmentDistance(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		ax, ay, bx, by, want float64
+	}{
+		{-1, 1, 1, 1, 1},  // passes over the origin: the foot is inside
+		{2, 0, 3, 0, 2},   // the near end
+		{3, 4, 3, 4, 5},   // a point
+		{-3, -4, 3, 4, 0}, // through the origin
+		{1, 1, 2, 2, math.Sqrt2},
+	} {
+		if got := SegmentDistance(c.ax, c.ay, c.bx, c.by); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("SegmentDistance(%v, %v, %v, %v) = %v, want %v", c.ax, c.ay, c.bx, c.by, got, c.want)
 		}
 	}
 }

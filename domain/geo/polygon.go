@@ -30,13 +30,8 @@ func (r Ring) locate(p Point) position {
 		if onSegment(a, b, p) {
 			return onBoundary
 		}
-		// Half-open rule on latitude: an edge counts when it straddles the
-		// horizontal line through p, so a vertex on that line counts once.
-		if (a.Lat > p.Lat) != (b.Lat > p.Lat) {
-			o := Orient(a, b, p)
-			if (b.Lat > a.Lat && o > 0) || (b.Lat < a.Lat && o < 0) {
-				in = !in
-			}
+		if Straddles(a, b, p) && PassesEast(a, b, Orient(a, b, p)) {
+			in = !in
 		}
 	}
 	if in {
@@ -44,6 +39,22 @@ func (r Ring) locate(p Point) position {
 	}
 	return outside
 }
+
+// Straddles reports whether edge a-b straddles the horizontal line
+// through p by the half-open rule of the crossing count: one end strictly
+// above p's latitude, the other not. A vertex on the line is thus counted
+// with one of its two edges, never both or neither.
+func Straddles(a, b, p Point) bool { return (a.Lat > p.Lat) != (b.Lat > p.Lat) }
+
+// PassesEast reports whether an edge a-b that Straddles p passes east of
+// p, given o = Orient(a, b, p): an edge running north passes east of the
+// points on its left, one running south of those on its right. Counted
+// over a ring's edges, an odd number means p is inside (Polygon.Contains);
+// every index that counts crossings itself counts with Straddles and
+// PassesEast, so that it agrees with the contract. The orientation is a
+// parameter so that a caller who needs it anyway (a point on the edge is
+// on the boundary) computes it once.
+func PassesEast(a, b Point, o int) bool { return (b.Lat > a.Lat && o > 0) || (b.Lat < a.Lat && o < 0) }
 
 // Contains reports whether p is inside the polygon: inside or on its outer
 // ring, and not strictly inside any hole (a point on a hole's edge is on
@@ -96,7 +107,7 @@ func (mp MultiPolygon) BoundaryDistance(p Point) float64 {
 	for _, pg := range mp {
 		for _, ring := range pg {
 			for i := 0; i+1 < len(ring); i++ {
-				d := segmentDistance(
+				d := SegmentDistance(
 					(ring[i].Lng-p.Lng)*kx, (ring[i].Lat-p.Lat)*MetresPerDegreeLat,
 					(ring[i+1].Lng-p.Lng)*kx, (ring[i+1].Lat-p.Lat)*MetresPerDegreeLat)
 				best = math.Min(best, d)
@@ -106,9 +117,11 @@ func (mp MultiPolygon) BoundaryDistance(p Point) float64 {
 	return best
 }
 
-// segmentDistance is the Euclidean distance from the origin to the
-// segment (ax, ay)-(bx, by).
-func segmentDistance(ax, ay, bx, by float64) float64 {
+// SegmentDistance is the Euclidean distance from the origin to the
+// segment (ax, ay)-(bx, by) in a plane: in this package, the local
+// equirectangular frame of BoundaryDistance; in domain/geofence, the flat
+// frame of a circle's quick rejection.
+func SegmentDistance(ax, ay, bx, by float64) float64 {
 	dx, dy := bx-ax, by-ay
 	l2 := dx*dx + dy*dy
 	t := 0.0

@@ -115,19 +115,7 @@ func farFromSegment(c geo.Circle, a, b geo.Point) bool {
 	if math.Hypot(ax, ay) > span || math.Hypot(bx, by) > span {
 		return false
 	}
-	return segmentDistance(ax, ay, bx, by) > c.RadiusM*1.02+1
-}
-
-// segmentDistance is the distance from the origin to the segment
-// (ax, ay)-(bx, by) in the plane.
-func segmentDistance(ax, ay, bx, by float64) float64 {
-	dx, dy := bx-ax, by-ay
-	l2 := dx*dx + dy*dy
-	t := 0.0
-	if l2 > 0 {
-		t = math.Max(0, math.Min(1, -(ax*dx+ay*dy)/l2))
-	}
-	return math.Hypot(ax+t*dx, ay+t*dy)
+	return geo.SegmentDistance(ax, ay, bx, by) > c.RadiusM*1.02+1
 }
 
 // bisect narrows [outside, inside] (inside may be the smaller end) to

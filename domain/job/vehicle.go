@@ -160,33 +160,28 @@ func (in Input) compare(o Input) int {
 	return cmp.Or(in.at().Compare(o.at()), cmp.Compare(rank(in), rank(o)), cmp.Compare(key(in), key(o)))
 }
 
-// Create takes a create command, to apply in its turn: the job is then
-// queued behind the vehicle's other jobs, or starts at once. From now on
-// the vehicle's fixes are kept, starting with its latest.
-func (r Rules) Create(v *Vehicle, c Create, wm time.Time) []event.Envelope {
+// Create takes a create command, to apply in its turn (see Advance): the
+// job is then queued behind the vehicle's other jobs, or starts at once.
+// From now on the vehicle's fixes are kept, starting with its latest.
+func (r Rules) Create(v *Vehicle, c Create) {
 	if !v.HasJobs() {
 		v.Fixes = v.Fixes[:0]
 		if v.Last != nil {
 			v.Fixes = append(v.Fixes, *v.Last)
 		}
 	}
-	return r.take(v, Input{Create: &c}, wm)
+	v.take(Input{Create: &c})
 }
 
 // Cancel takes a cancel command, to apply in its turn.
-func (r Rules) Cancel(v *Vehicle, c Cancel, wm time.Time) []event.Envelope {
-	return r.take(v, Input{Cancel: &c}, wm)
-}
+func (r Rules) Cancel(v *Vehicle, c Cancel) { v.take(Input{Cancel: &c}) }
 
 // Visit takes an entry or exit of the vehicle, to apply in its turn.
-func (r Rules) Visit(v *Vehicle, vis Visit, wm time.Time) []event.Envelope {
-	return r.take(v, Input{Visit: &vis}, wm)
-}
+func (r Rules) Visit(v *Vehicle, vis Visit) { v.take(Input{Visit: &vis}) }
 
-func (r Rules) take(v *Vehicle, in Input, wm time.Time) []event.Envelope {
+func (v *Vehicle) take(in Input) {
 	i, _ := slices.BinarySearchFunc(v.Pending, in, Input.compare)
 	v.Pending = slices.Insert(v.Pending, i, in)
-	return r.Advance(v, wm)
 }
 
 // apply applies one input, in event-time order.

@@ -67,7 +67,8 @@ func (w *world) create(at float64, ref string, stops ...string) *world {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.out = append(w.out, w.rules.Create(w.v, c, w.wm)...)
+	w.rules.Create(w.v, c)
+	w.out = append(w.out, w.rules.Advance(w.v, w.wm)...)
 	return w
 }
 
@@ -76,7 +77,8 @@ func (w *world) cancel(at float64, ref string) *world {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.out = append(w.out, w.rules.Cancel(w.v, c, w.wm)...)
+	w.rules.Cancel(w.v, c)
+	w.out = append(w.out, w.rules.Advance(w.v, w.wm)...)
 	return w
 }
 
@@ -87,7 +89,8 @@ func (w *world) visit(exit bool, station string, at float64, flags ...string) *w
 	}
 	vis := Visit{Exit: exit, StationID: station, VisitID: fmt.Sprintf("visit-%s-%d", station, w.entries[station]),
 		At: sec(at), Point: stations[station].Point, Flags: flags}
-	w.out = append(w.out, w.rules.Visit(w.v, vis, w.wm)...)
+	w.rules.Visit(w.v, vis)
+	w.out = append(w.out, w.rules.Advance(w.v, w.wm)...)
 	return w
 }
 

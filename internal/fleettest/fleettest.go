@@ -128,7 +128,7 @@ func (w World) StationRecords(t testing.TB, kc *kafka.Config) []*kgo.Record {
 			t.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		out = append(out, &kgo.Record{Topic: kc.Topic(kafka.TopicStations), Key: []byte(id), Value: v})
+		out = append(out, &kgo.Record{Topic: kc.Topic(event.TopicStations), Key: []byte(id), Value: v})
 	}
 	return out
 }
@@ -144,7 +144,7 @@ func PositionRecords(t testing.TB, kc *kafka.Config, fixes []position.Position) 
 			t.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		out = append(out, &kgo.Record{Topic: kc.Topic(kafka.TopicPositions), Key: []byte(p.Plate), Value: v})
+		out = append(out, &kgo.Record{Topic: kc.Topic(event.TopicPositions), Key: []byte(p.Plate), Value: v})
 	}
 	return out
 }
@@ -247,7 +247,7 @@ func Count(m map[string][]string) int {
 // them per vehicle.
 func ReadGeofence(t testing.TB, kc *kafka.Config, n int, timeout time.Duration) map[string][]string {
 	t.Helper()
-	cl, err := kc.NewClient("fleettest-geofence", kgo.ConsumeTopics(kc.Topic(kafka.TopicGeofence)),
+	cl, err := kc.NewClient("fleettest-geofence", kgo.ConsumeTopics(kc.Topic(event.TopicGeofence)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -287,11 +287,11 @@ func ReadCommittedGeofence(t testing.TB, kc *kafka.Config) (events map[string][]
 	if err != nil {
 		t.Fatal(err)
 	}
-	stable, err := adm.ListCommittedOffsets(ctx, kc.Topic(kafka.TopicGeofence))
+	stable, err := adm.ListCommittedOffsets(ctx, kc.Topic(event.TopicGeofence))
 	if err == nil {
 		err = stable.Error()
 	}
-	ends, endErr := adm.ListEndOffsets(ctx, kc.Topic(kafka.TopicGeofence))
+	ends, endErr := adm.ListEndOffsets(ctx, kc.Topic(event.TopicGeofence))
 	adm.Close()
 	if err = errors.Join(err, endErr, ends.Error()); err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func ReadCommittedGeofence(t testing.TB, kc *kafka.Config) (events map[string][]
 	})
 	// Control records (transaction markers) are kept: the last record
 	// before a stable offset is often one.
-	cl, err := kc.NewClient("fleettest-geofence", kgo.ConsumeTopics(kc.Topic(kafka.TopicGeofence)),
+	cl, err := kc.NewClient("fleettest-geofence", kgo.ConsumeTopics(kc.Topic(event.TopicGeofence)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
 	if err != nil {
 		t.Fatal(err)

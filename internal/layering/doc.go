@@ -9,5 +9,9 @@
 //   - projections/... and pipeline/... import no cmd, and no API adapter
 //     (httpapi, ws): read models and processors know nothing of how they
 //     are served.
+//   - projections/... other than the generic projector import no
+//     adapters/kafka: a read model names its topics by their contract
+//     names (domain/event) and leaves the Kafka client to
+//     projections/projector.
 //   - nothing imports cmd/...
 package layering

@@ -73,6 +73,8 @@ func TestLayering(t *testing.T) {
 			case (under(p.ImportPath, "projections") || under(p.ImportPath, "pipeline")) &&
 				(under(imp, "adapters/httpapi") || under(imp, "adapters/ws")):
 				t.Errorf("%s imports %s: read models and processors do not know how they are served", p.ImportPath, imp)
+			case under(p.ImportPath, "projections") && !under(p.ImportPath, "projections/projector") && under(imp, "adapters/kafka"):
+				t.Errorf("%s imports %s: a projection names its topics (domain/event) and leaves Kafka to projections/projector", p.ImportPath, imp)
 			}
 		}
 		// Tests of domain packages run the domain alone too.

@@ -30,7 +30,9 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/internal/testenv"
+	"github.com/tmsfleet/tms/projections"
 )
 
 // Build compiles cmd/tms into dir and returns the binary's path. It finds
@@ -243,7 +245,7 @@ func (d *Deployment) WaitProjectorCaughtUp(timeout time.Duration) {
 		d.t.Fatal(err)
 	}
 	defer adm.Close()
-	topic := d.Kafka.Topic(kafka.TopicPositions)
+	topic := d.Kafka.Topic(event.TopicPositions)
 	ends, err := adm.ListEndOffsets(context.Background(), topic)
 	if err != nil {
 		d.t.Fatal(err)
@@ -253,6 +255,38 @@ func (d *Deployment) WaitProjectorCaughtUp(timeout time.Duration) {
 	Eventually(d.t, timeout, fmt.Sprintf("projector at the end of %s (%d records)", topic, end), func() bool {
 		return d.Count(`SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE topic = $1`, topic) >= end
 	})
+}
+
+// ProjectorsBehind says which registered projection (projections.All)
+// has not committed everything its topics hold for read_committed
+// readers, and where it is; "" when every one is at the end.
+func (d *Deployment) ProjectorsBehind() string {
+	d.t.Helper()
+	adm, err := d.Kafka.NewAdmin("tmsproc-admin")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer adm.Close()
+	for _, r := range projections.All() {
+		var topics []string
+		for _, topic := range r.Topics {
+			topics = append(topics, d.Kafka.Topic(topic))
+		}
+		ends, err := adm.ListCommittedOffsets(context.Background(), topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		var end int64
+		ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
+		at := d.Count(`SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = ANY($2)`, r.Name, topics)
+		if at != end {
+			return fmt.Sprintf("%s is at %d of %d", r.Name, at, end)
+		}
+	}
+	return ""
 }
 
 // Eventually polls cond until it holds and fails the test after timeout.

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
 )
 
@@ -18,14 +17,6 @@ const Group = "tms.geofence"
 
 // Source is the CloudEvents source of the events the processor produces.
 const Source = "/tms/geofence"
-
-// StationChange is a station event as the catalogue applies it: an
-// upsert (Station set) or a deletion (Deleted set), at At.
-type StationChange struct {
-	Station *geofence.Station
-	Deleted string
-	At      time.Time
-}
 
 // DefaultMaxVehicles is MaxVehicles' default.
 const DefaultMaxVehicles = 200_000
@@ -39,8 +30,6 @@ type Config struct {
 	// NewIndex makes the station index (required): the H3 index in
 	// production, the brute-force one in small tests.
 	NewIndex func() (geofence.Index, error)
-	// DecodeStation reads a station event from tms.stations (required).
-	DecodeStation func(event.Envelope) (StationChange, error)
 	// SnapshotEvery and SnapshotInterval bound how much of a partition a
 	// takeover replays: a snapshot is taken after this many records of the
 	// partition, or this long after the last one. Defaults 100,000 and
@@ -93,8 +82,8 @@ func (c *Config) setDefaults() {
 // Validate reports a config that cannot work.
 func (c *Config) Validate() error {
 	switch {
-	case c.Kafka == nil || c.NewIndex == nil || c.DecodeStation == nil:
-		return errors.New("geofence processor: Kafka, NewIndex and DecodeStation are required")
+	case c.Kafka == nil || c.NewIndex == nil:
+		return errors.New("geofence processor: Kafka and NewIndex are required")
 	case c.SnapshotEvery < 1 || c.SnapshotInterval <= 0 || c.MaxBatch < 1 || c.CommitInterval < 0:
 		return errors.New("geofence processor: snapshot, batch and commit limits must be positive")
 	case c.MaxVehicles < 1:

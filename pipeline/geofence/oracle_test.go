@@ -291,10 +291,18 @@ func describe(t geofence.Transition) string {
 		t.InitialCause, t.EnteredAt.UTC().Format(time.RFC3339Nano), t.Dwell, t.Gap)
 }
 
+// stationChange is a station version from At on (Station set), or the
+// end of a station at At (Deleted set).
+type stationChange struct {
+	Station *geofence.Station
+	Deleted string
+	At      time.Time
+}
+
 // scenario is a randomised world: stations with their versions, and the
 // fixes of a fleet in arrival order.
 type scenario struct {
-	changes []StationChange
+	changes []stationChange
 	fixes   []struct {
 		plate string
 		fix   geofence.Fix
@@ -400,17 +408,17 @@ func newScenario(seed uint64, centres []geo.Point) scenario {
 			shapes = append(shapes, shape)
 			typ := []string{geofence.TypeLoading, geofence.TypeUnloading, geofence.TypeHazard, geofence.TypeParking}[rnd.IntN(4)]
 			st := geofence.Station{ID: id, Type: typ, Version: 1, Shape: shape}
-			s.changes = append(s.changes, StationChange{Station: &st, At: t0.Add(-time.Hour)})
+			s.changes = append(s.changes, stationChange{Station: &st, At: t0.Add(-time.Hour)})
 			switch rnd.IntN(8) {
 			case 0: // changed midway
 				changed := geofence.Station{ID: id, Type: typ, Version: 2, Shape: randomShape(rnd, c)}
-				s.changes = append(s.changes, StationChange{Station: &changed, At: t0.Add(time.Duration(rnd.IntN(1800)) * time.Second)})
+				s.changes = append(s.changes, stationChange{Station: &changed, At: t0.Add(time.Duration(rnd.IntN(1800)) * time.Second)})
 			case 1: // deleted midway
-				s.changes = append(s.changes, StationChange{Deleted: id, At: t0.Add(time.Duration(rnd.IntN(1800)) * time.Second)})
+				s.changes = append(s.changes, stationChange{Deleted: id, At: t0.Add(time.Duration(rnd.IntN(1800)) * time.Second)})
 			}
 		}
 	}
-	slices.SortStableFunc(s.changes, func(a, b StationChange) int { return a.At.Compare(b.At) })
+	slices.SortStableFunc(s.changes, func(a, b stationChange) int { return a.At.Compare(b.At) })
 	for v := range 12 {
 		plate := fmt.Sprintf("沪T%05d", v)
 		c := centres[rnd.IntN(len(centres))]

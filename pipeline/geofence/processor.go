@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -19,6 +18,7 @@ import (
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/domain/station"
 )
 
 // Processor is the running geofence role.
@@ -69,10 +69,10 @@ func New(cfg Config) (*Processor, error) {
 		ready: make(chan struct{}),
 	}
 	p.feed = newStationFeed(&p.cfg, p.log, p.metrics.stationsSkipped)
-	p.topics.positions = cfg.Kafka.Topic(kafka.TopicPositions)
-	p.topics.geofence = cfg.Kafka.Topic(kafka.TopicGeofence)
-	p.topics.state = cfg.Kafka.Topic(kafka.TopicGeofenceState)
-	p.topics.deadletter = cfg.Kafka.Topic(kafka.TopicDeadLetter)
+	p.topics.positions = cfg.Kafka.Topic(event.TopicPositions)
+	p.topics.geofence = cfg.Kafka.Topic(event.TopicGeofence)
+	p.topics.state = cfg.Kafka.Topic(event.TopicGeofenceState)
+	p.topics.deadletter = cfg.Kafka.Topic(event.TopicDeadLetter)
 	return p, nil
 }
 
@@ -208,31 +208,11 @@ func (p *Processor) checkPartitions(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer adm.Close()
-	var pos, state kadm.TopicDetail
-	// Topics just created can take a moment to be known to every broker.
-	for attempt := 0; ; attempt++ {
-		details, err := adm.ListTopics(ctx, p.topics.positions, p.topics.state)
-		if err != nil {
-			return 0, fmt.Errorf("geofence: %w", err)
-		}
-		pos, state = details[p.topics.positions], details[p.topics.state]
-		if pos.Err == nil && state.Err == nil {
-			break
-		}
-		if attempt == 30 {
-			return 0, fmt.Errorf("geofence: topics %s and %s: %v %v", p.topics.positions, p.topics.state, pos.Err, state.Err)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(time.Second):
-		}
+	n, err := kafka.CoPartitioned(ctx, adm, p.topics.positions, p.topics.state)
+	if err != nil {
+		return 0, fmt.Errorf("geofence: %w (the state of positions partition p is in state partition p: add partitions to %s)", err, p.topics.state)
 	}
-	if len(pos.Partitions) != len(state.Partitions) {
-		return 0, fmt.Errorf("geofence: %s has %d partitions and %s %d; they must match (add partitions to %s)",
-			p.topics.positions, len(pos.Partitions), p.topics.state, len(state.Partitions), p.topics.state)
-	}
-	return len(pos.Partitions), nil
+	return n, nil
 }
 
 // fleetCapacity is each partition's share of maxVehicles.
@@ -468,15 +448,13 @@ func (p *Processor) drainStations() {
 	}
 }
 
-func (p *Processor) apply(c StationChange) {
-	if c.Station != nil {
-		if err := p.catalog.Upsert(*c.Station, c.At); err != nil {
-			p.metrics.stationsSkipped.Inc()
-			p.log.Error("a station cannot be indexed", "station", c.Station.ID, "err", err)
-		}
-		return
+// apply applies a station change to the catalogue; a station the index
+// cannot take is skipped and counted.
+func (p *Processor) apply(c station.Change) {
+	if err := c.ApplyTo(p.catalog); err != nil {
+		p.metrics.stationsSkipped.Inc()
+		p.log.Error("a station cannot be indexed", "station", c.ID, "err", err)
 	}
-	p.catalog.Delete(c.Deleted, c.At)
 }
 
 // statePartitioner sends state records to the partition they name (the

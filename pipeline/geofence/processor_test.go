@@ -13,10 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/position"
-	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/internal/fleettest"
 	"github.com/tmsfleet/tms/internal/testenv"
 	pipeline "github.com/tmsfleet/tms/pipeline/geofence"
@@ -41,7 +39,6 @@ func runWith(t *testing.T, kc *kafka.Config, cfg pipeline.Config) (stop func()) 
 	own.Registerer = prometheus.NewRegistry()
 	cfg.Kafka, cfg.Geofence = &own, config()
 	cfg.NewIndex = func() (geofence.Index, error) { return geofence.NewBruteForce(), nil }
-	cfg.DecodeStation = decodeStation
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 50
 	}
@@ -50,18 +47,6 @@ func runWith(t *testing.T, kc *kafka.Config, cfg pipeline.Config) (stop func()) 
 		t.Fatal(err)
 	}
 	return testenv.Go(t, "processor", p.Run)
-}
-
-func decodeStation(e event.Envelope) (pipeline.StationChange, error) {
-	c, err := station.FromEvent(e)
-	if err != nil {
-		return pipeline.StationChange{}, err
-	}
-	if c.Kind == station.Delete {
-		return pipeline.StationChange{Deleted: c.ID, At: c.At}, nil
-	}
-	st := c.Geofence()
-	return pipeline.StationChange{Station: &st, At: c.At}, nil
 }
 
 func TestProcessorMatchesTheTrackerExactlyOnce(t *testing.T) {

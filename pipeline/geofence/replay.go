@@ -13,6 +13,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/station"
 )
 
 // ReplayConfig says which station to derive history for, over which
@@ -22,8 +23,6 @@ type ReplayConfig struct {
 	Kafka *kafka.Config
 	// Geofence is the tracker's behaviour, as the live geofence runs it.
 	Geofence geofence.Config
-	// DecodeStation reads station events (required).
-	DecodeStation func(event.Envelope) (StationChange, error)
 	// StationID names the station; its current version is applied as if
 	// it had always stood as it stands now.
 	StationID string
@@ -65,8 +64,8 @@ func Replay(ctx context.Context, cfg ReplayConfig, sink func(geofence.Transition
 	}
 	cfg.Geofence.SetDefaults()
 	switch {
-	case cfg.Kafka == nil || cfg.DecodeStation == nil:
-		return ReplayResult{}, errors.New("replay: Kafka and DecodeStation are required")
+	case cfg.Kafka == nil:
+		return ReplayResult{}, errors.New("replay: Kafka is required")
 	case !cfg.From.Before(cfg.To):
 		return ReplayResult{}, fmt.Errorf("replay: the range's start, %s, is not before its end, %s",
 			cfg.From.Format(time.RFC3339Nano), cfg.To.Format(time.RFC3339Nano))
@@ -138,7 +137,7 @@ func sinkAll(sink func(geofence.Transition) error, ts []geofence.Transition) err
 // currentStation reads tms.stations to its end and returns the station's
 // current version.
 func currentStation(ctx context.Context, cfg ReplayConfig) (geofence.Station, error) {
-	topic := cfg.Kafka.Topic(kafka.TopicStations)
+	topic := cfg.Kafka.Topic(event.TopicStations)
 	var current *geofence.Station
 	adm, err := cfg.Kafka.NewAdmin("replay-admin")
 	if err != nil {
@@ -153,15 +152,16 @@ func currentStation(ctx context.Context, cfg ReplayConfig) (geofence.Station, er
 		if r.Value == nil || string(r.Key) != cfg.StationID {
 			return nil
 		}
-		e, err := event.Decode(r.Value)
-		if err != nil {
-			return nil
+		c, err := decodeStation(r.Value)
+		switch {
+		case err != nil:
+			return nil // the live processor skips it too
+		case c.Kind == station.Delete:
+			current = nil
+		default:
+			st := c.Geofence()
+			current = &st
 		}
-		c, err := cfg.DecodeStation(e)
-		if err != nil {
-			return nil
-		}
-		current = c.Station // nil after a deletion
 		return nil
 	})
 	if err != nil {
@@ -181,7 +181,7 @@ type offsetRange struct {
 // positionRanges finds, per positions partition, the records received
 // from From - Lookback on, up to the end of the partition now.
 func positionRanges(ctx context.Context, cfg ReplayConfig) (ranges map[int32]offsetRange, partitions int, err error) {
-	topic := cfg.Kafka.Topic(kafka.TopicPositions)
+	topic := cfg.Kafka.Topic(event.TopicPositions)
 	adm, err := cfg.Kafka.NewAdmin("replay-admin")
 	if err != nil {
 		return nil, 0, err

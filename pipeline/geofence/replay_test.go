@@ -113,7 +113,7 @@ func TestReplay(t *testing.T) {
 	var got []geofence.Transition
 	var found []geofence.Station
 	res, err := pipeline.Replay(ctx, pipeline.ReplayConfig{
-		Kafka: kc, Geofence: config(), DecodeStation: decodeStation, StationID: "LOAD", From: from, To: to,
+		Kafka: kc, Geofence: config(), StationID: "LOAD", From: from, To: to,
 		Found: func(s geofence.Station) error {
 			if len(got) > 0 {
 				t.Error("Found was called after transitions")
@@ -153,7 +153,7 @@ func TestReplay(t *testing.T) {
 			{"LOAD", from, from, nil},
 		} {
 			_, err := pipeline.Replay(ctx, pipeline.ReplayConfig{
-				Kafka: kc, Geofence: config(), DecodeStation: decodeStation, StationID: c.station, From: c.from, To: c.to,
+				Kafka: kc, Geofence: config(), StationID: c.station, From: c.from, To: c.to,
 				Found: func(geofence.Station) error { t.Errorf("%s: found", c.station); return nil },
 			}, func(geofence.Transition) error { t.Errorf("%s: a transition", c.station); return nil })
 			bad := err == nil
@@ -169,7 +169,7 @@ func TestReplay(t *testing.T) {
 	t.Run("an error from Found ends the replay", func(t *testing.T) {
 		stop := errors.New("no room for the run")
 		_, err := pipeline.Replay(ctx, pipeline.ReplayConfig{
-			Kafka: kc, Geofence: config(), DecodeStation: decodeStation, StationID: "LOAD", From: from, To: to,
+			Kafka: kc, Geofence: config(), StationID: "LOAD", From: from, To: to,
 			Found: func(geofence.Station) error { return stop },
 		}, func(geofence.Transition) error { t.Error("a transition after Found failed"); return nil })
 		if !errors.Is(err, stop) {

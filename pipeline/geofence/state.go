@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/position"
 )
@@ -128,7 +129,7 @@ type restorer struct {
 // offset resume, where consumption continues: the latest committed
 // snapshot, then the positions from its offset to resume replayed.
 func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, partition int32, resume int64) (*partitionState, int, error) {
-	stateTopic := r.kafka.Topic(kafka.TopicGeofenceState)
+	stateTopic := r.kafka.Topic(event.TopicGeofenceState)
 	marker := markerPrefix + newID()
 	if err := r.marker.ProduceSync(ctx, &kgo.Record{Topic: stateTopic, Partition: partition, Key: []byte(marker)}).FirstErr(); err != nil {
 		return nil, 0, fmt.Errorf("mark state partition %d: %w", partition, err)
@@ -211,7 +212,7 @@ func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partit
 		ps.next = resume
 		return 0, nil
 	}
-	topic := r.kafka.Topic(kafka.TopicPositions)
+	topic := r.kafka.Topic(event.TopicPositions)
 	cl, err := r.kafka.NewTransientClient("geofence-replay",
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}))
 	if err != nil {

@@ -12,17 +12,18 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/station"
 )
 
 // stationFeed reads tms.stations from its start, for as long as the
-// processor runs, and hands the changes over. The topic has one
-// partition, so changes arrive in the order they were made.
+// processor runs, and hands the changes over, decoded as domain/station
+// decodes them. The topic has one partition, so changes arrive in the
+// order they were made.
 type stationFeed struct {
 	kafka   *kafka.Config
-	decode  func(event.Envelope) (StationChange, error)
 	log     *slog.Logger
 	skipped prometheus.Counter
-	changes chan StationChange
+	changes chan station.Change
 	// caughtUp is closed once every change the topic held at start has
 	// been handed over.
 	caughtUp chan struct{}
@@ -30,13 +31,13 @@ type stationFeed struct {
 
 func newStationFeed(cfg *Config, log *slog.Logger, skipped prometheus.Counter) *stationFeed {
 	return &stationFeed{
-		kafka: cfg.Kafka, decode: cfg.DecodeStation, log: log, skipped: skipped,
-		changes: make(chan StationChange, 1024), caughtUp: make(chan struct{}),
+		kafka: cfg.Kafka, log: log, skipped: skipped,
+		changes: make(chan station.Change, 1024), caughtUp: make(chan struct{}),
 	}
 }
 
 func (f *stationFeed) run(ctx context.Context) error {
-	topic := f.kafka.Topic(kafka.TopicStations)
+	topic := f.kafka.Topic(event.TopicStations)
 	end, err := f.endOffset(ctx, topic)
 	if err != nil {
 		return err
@@ -75,20 +76,27 @@ func (f *stationFeed) run(ctx context.Context) error {
 
 // read decodes one station record; one it cannot read is skipped and
 // counted, not fatal: the catalogue goes on without it.
-func (f *stationFeed) read(r *kgo.Record) (StationChange, bool) {
+func (f *stationFeed) read(r *kgo.Record) (station.Change, bool) {
 	if r.Value == nil {
-		return StationChange{}, false // a tombstone: compaction's business
+		return station.Change{}, false // a tombstone: compaction's business
 	}
-	e, err := event.Decode(r.Value)
+	c, err := decodeStation(r.Value)
 	if err == nil {
-		var c StationChange
-		if c, err = f.decode(e); err == nil {
-			return c, true
-		}
+		return c, true
 	}
 	f.skipped.Inc()
 	f.log.Error("skipping a station event the geofence cannot read", "offset", r.Offset, "err", err)
-	return StationChange{}, false
+	return station.Change{}, false
+}
+
+// decodeStation reads a record of tms.stations: the live processor and
+// Replay read the catalogue alike.
+func decodeStation(value []byte) (station.Change, error) {
+	e, err := event.Decode(value)
+	if err != nil {
+		return station.Change{}, err
+	}
+	return station.FromEvent(e)
 }
 
 func (f *stationFeed) endOffset(ctx context.Context, topic string) (int64, error) {

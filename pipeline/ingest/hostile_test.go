@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
@@ -63,12 +62,12 @@ func TestHostileMessagesMakeBoundedRecords(t *testing.T) {
 					t.Errorf("record %d: key of %d bytes", i, len(r.Key))
 				}
 				switch r.Topic {
-				case kafka.TopicPositions:
+				case event.TopicPositions:
 					positions++
 					if len(r.Value) > position.MaxEventBytes {
 						t.Errorf("position record of %d bytes", len(r.Value))
 					}
-				case kafka.TopicDeadLetter:
+				case event.TopicDeadLetter:
 					if len(r.Value) > deadletter.MaxEventBytes {
 						t.Errorf("dead letter of %d bytes, bound %d", len(r.Value), deadletter.MaxEventBytes)
 					}
@@ -180,7 +179,7 @@ func TestHostileRefusedRecordIsReplacedAndTheMessageAcked(t *testing.T) {
 			}
 			l := letterOf(t, replacement)
 			if l.Reason != deadletter.ReasonRecordRefused || l.Refused == nil || l.Refused.Error != errorName(refusal) ||
-				l.Refused.Topic != kafka.TopicPositions || l.Refused.Key != "沪A12345" || l.Refused.Bytes != len(refused.Value) ||
+				l.Refused.Topic != event.TopicPositions || l.Refused.Key != "沪A12345" || l.Refused.Bytes != len(refused.Value) ||
 				string(replacement.Key) != "沪A12345" || l.Origin != "mqtt:g7/positions" || l.RawSHA256 != deadletter.Hash(refused.Value) {
 				t.Errorf("replacement %+v (refused %+v)", l, l.Refused)
 			}
@@ -223,7 +222,7 @@ func TestHostileKafkaRefusalOnARealBroker(t *testing.T) {
 	t.Parallel()
 	svc := testenv.FromEnv(os.LookupEnv)
 	kc := svc.Kafka(t)
-	deadTopic := kc.Topic(kafka.TopicDeadLetter)
+	deadTopic := kc.Topic(event.TopicDeadLetter)
 	adm, err := kc.NewAdmin("ingest-test-admin")
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +245,7 @@ func TestHostileKafkaRefusalOnARealBroker(t *testing.T) {
 	}
 	defer producer.Close()
 	in, err := New(Config{Subscriber: noSubscriber{}, Producer: producer,
-		PositionsTopic: kc.Topic(kafka.TopicPositions), DeadLetterTopic: deadTopic})
+		PositionsTopic: kc.Topic(event.TopicPositions), DeadLetterTopic: deadTopic})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +303,7 @@ func FuzzRecords(f *testing.F) {
 			if len(r.Key) > deadletter.MaxVehicleBytes {
 				t.Fatalf("key of %d bytes", len(r.Key))
 			}
-			if r.Topic == kafka.TopicPositions {
+			if r.Topic == event.TopicPositions {
 				positions++
 				if len(r.Value) > position.MaxEventBytes {
 					t.Fatalf("position record of %d bytes", len(r.Value))

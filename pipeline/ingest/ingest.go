@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/g7"
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
@@ -82,10 +81,10 @@ const DefaultMaxLetters = 100
 
 func (c *Config) setDefaults() {
 	if c.PositionsTopic == "" {
-		c.PositionsTopic = kafka.TopicPositions
+		c.PositionsTopic = event.TopicPositions
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = kafka.TopicDeadLetter
+		c.DeadLetterTopic = event.TopicDeadLetter
 	}
 	if c.MaxPayloadBytes == 0 {
 		c.MaxPayloadBytes = mqtt.DefaultMaxPacketBytes

@@ -221,7 +221,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	}
 	defer producer.Close()
 	in, err := New(Config{Subscriber: sub, Producer: producer,
-		PositionsTopic: kc.Topic(kafka.TopicPositions), DeadLetterTopic: kc.Topic(kafka.TopicDeadLetter)})
+		PositionsTopic: kc.Topic(event.TopicPositions), DeadLetterTopic: kc.Topic(event.TopicDeadLetter)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestIngestEndToEnd(t *testing.T) {
 		t.Fatalf("publish: %v", tok.Error())
 	}
 
-	positions := consume(t, kc, kc.Topic(kafka.TopicPositions), 2)
+	positions := consume(t, kc, kc.Topic(event.TopicPositions), 2)
 	plates := map[string]bool{}
 	for _, r := range positions {
 		e, err := event.Decode(r.Value)
@@ -262,7 +262,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	if !plates["沪A12345"] || !plates["苏B00001"] {
 		t.Errorf("positions for %v", plates)
 	}
-	letters := consume(t, kc, kc.Topic(kafka.TopicDeadLetter), 1)
+	letters := consume(t, kc, kc.Topic(event.TopicDeadLetter), 1)
 	e, err := event.Decode(letters[0].Value)
 	if err != nil {
 		t.Fatal(err)

@@ -142,7 +142,7 @@ func New(cfg Config) (*Commands, error) {
 		return nil, fmt.Errorf("stationcmd: %w", err)
 	}
 	return &Commands{
-		cfg: cfg, topic: cfg.Kafka.Topic(kafka.TopicStations), producer: cl, admin: kadm.NewClient(cl),
+		cfg: cfg, topic: cfg.Kafka.Topic(event.TopicStations), producer: cl, admin: kadm.NewClient(cl),
 		offsets: postgres.Offsets{Projector: stations.ProjectionName}, metrics: m,
 		log: cfg.Logger.With("component", "station-commands"),
 	}, nil

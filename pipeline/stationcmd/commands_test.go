@@ -59,7 +59,7 @@ func newEnv(t *testing.T, withProjector bool) *env {
 func (e *env) runProjector(t *testing.T) {
 	t.Helper()
 	p, err := projector.New(projector.Config[station.Change]{
-		Kafka: e.kc, Pool: e.pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: stations.Spec, Kafka: e.kc, Pool: e.pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

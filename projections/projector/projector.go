@@ -13,6 +13,12 @@
 // The projector works in two stages: while one batch's transaction runs,
 // the next batch is polled and decoded, so that the Go work and the
 // database work overlap instead of taking turns.
+//
+// A projection is registered once: its package declares a Spec (name,
+// topics, tables) and projections.All passes it to Register with the
+// projection's constructor. Everything else (the project role, `tms
+// replay read-models` through Reset) works from the registrations. Skips
+// is the accounting every projection shares for records it cannot read.
 package projector
 
 import (
@@ -34,14 +40,8 @@ import (
 )
 
 // Projection builds one read model from records, each decoded into a T.
+// What it is called, what it reads and what it writes is its Spec.
 type Projection[T any] interface {
-	// Name identifies the projection. It is the consumer group and the
-	// key of the stored offsets: renaming it re-reads its topics from the
-	// start into tables that already hold their rows.
-	Name() string
-	// Topics are the topics the projection reads, by their contract
-	// names; the projector adds the Kafka namespace.
-	Topics() []string
 	// Decode reads one record, outside any transaction and possibly while
 	// another batch is being applied. ok false skips the record: one the
 	// projection cannot read it must skip (and count), not fail on, or the
@@ -55,6 +55,8 @@ type Projection[T any] interface {
 
 // Config configures a projector of items of type T.
 type Config[T any] struct {
+	// Spec names the projection and its topics (required).
+	Spec Spec
 	// Kafka is how to reach the brokers.
 	Kafka *kafka.Config
 	// Pool is the Postgres pool of the read models.
@@ -101,13 +103,14 @@ func (c *Config[T]) setDefaults() {
 
 // Validate reports a config that cannot work.
 func (c *Config[T]) Validate() error {
+	var errs []error
 	if c.Kafka == nil || c.Pool == nil || c.Projection == nil {
-		return errors.New("projector: Kafka, Pool and Projection are required")
+		errs = append(errs, errors.New("projector: Kafka, Pool and Projection are required"))
 	}
 	if c.MaxBatch < 1 || c.Members < 1 {
-		return errors.New("projector: MaxBatch and Members must be at least 1")
+		errs = append(errs, errors.New("projector: MaxBatch and Members must be at least 1"))
 	}
-	return nil
+	return errors.Join(append(errs, c.Spec.Validate())...)
 }
 
 // Projector is a running projection.
@@ -124,7 +127,7 @@ func New[T any](cfg Config[T]) (*Projector[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	name := cfg.Projection.Name()
+	name := cfg.Spec.Name
 	return &Projector[T]{
 		cfg:     cfg,
 		offsets: postgres.Offsets{Projector: name},
@@ -157,11 +160,11 @@ func (p *Projector[T]) Run(ctx context.Context) error {
 
 // runMember is one member of the projector's consumer group.
 func (p *Projector[T]) runMember(ctx context.Context, member int) error {
-	topics := make([]string, 0, len(p.cfg.Projection.Topics()))
-	for _, t := range p.cfg.Projection.Topics() {
+	topics := make([]string, 0, len(p.cfg.Spec.Topics))
+	for _, t := range p.cfg.Spec.Topics {
 		topics = append(topics, p.cfg.Kafka.Topic(t))
 	}
-	opts := append(p.cfg.Kafka.MemberOptions(p.cfg.Projection.Name(), member),
+	opts := append(p.cfg.Kafka.MemberOptions(p.cfg.Spec.Name, member),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -173,13 +176,13 @@ func (p *Projector[T]) runMember(ctx context.Context, member int) error {
 		kgo.KeepControlRecords(),
 		kgo.AdjustFetchOffsetsFn(p.startOffsets),
 	)
-	role := "projector-" + p.cfg.Projection.Name()
+	role := "projector-" + p.cfg.Spec.Name
 	if member > 0 {
 		role += "-" + strconv.Itoa(member) // client metrics of its own
 	}
 	cl, err := p.cfg.Kafka.NewClient(role, opts...)
 	if err != nil {
-		return fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
+		return fmt.Errorf("projector %s: %w", p.cfg.Spec.Name, err)
 	}
 
 	// The decode stage runs one batch ahead of the apply stage. A batch
@@ -209,7 +212,7 @@ func (p *Projector[T]) runMember(ctx context.Context, member int) error {
 				return
 			}
 			if err := fatalFetchError(fetches); err != nil {
-				fatal <- fmt.Errorf("projector %s: %w", p.cfg.Projection.Name(), err)
+				fatal <- fmt.Errorf("projector %s: %w", p.cfg.Spec.Name, err)
 				return
 			}
 			records := fetches.Records()

@@ -1,4 +1,4 @@
-package projector
+package projector_test
 
 import (
 	"encoding/json"
@@ -10,8 +10,10 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/testenv"
+	"github.com/tmsfleet/tms/projections/projector"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -28,7 +30,7 @@ func records(t *testing.T, from, to int64) []*kgo.Record {
 			t.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		out = append(out, &kgo.Record{Topic: kafka.TopicPositions, Partition: 0, Offset: off, Value: v})
+		out = append(out, &kgo.Record{Topic: event.TopicPositions, Partition: 0, Offset: off, Value: v})
 	}
 	return out
 }
@@ -43,7 +45,8 @@ func TestRecordsBelowTheStoredOffsetsAreSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	p, err := New(Config[position.Position]{Kafka: &kafka.Config{}, Pool: pool, Projection: vehicles.NewProjection(nil, nil)})
+	p, err := projector.New(projector.Config[position.Position]{Spec: vehicles.Spec, Kafka: &kafka.Config{}, Pool: pool,
+		Projection: vehicles.NewProjection(nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +58,7 @@ func TestRecordsBelowTheStoredOffsetsAreSkipped(t *testing.T) {
 		{0, 10, 0},  // the same batch again: nothing
 		{5, 15, 5},  // overlapping: only the new part
 	} {
-		rs := records(t, step.from, step.to)
-		b := batch[position.Position]{records: rs, items: make([]position.Position, len(rs)), kept: make([]bool, len(rs))}
-		for i, r := range rs {
-			b.items[i], b.kept[i] = p.cfg.Projection.Decode(r)
-		}
-		got, err := p.apply(t.Context(), b)
+		got, err := p.ApplyRecords(t.Context(), records(t, step.from, step.to))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,5 +72,59 @@ func TestRecordsBelowTheStoredOffsetsAreSkipped(t *testing.T) {
 	}
 	if counted != 15 {
 		t.Errorf("positions_count = %d, want 15", counted)
+	}
+}
+
+// TestResetEmptiesOnlyWhatTheSpecsName rebuilds one read model's state:
+// its tables and its offsets go, another projection's offsets and tables
+// stay.
+func TestResetEmptiesOnlyWhatTheSpecsName(t *testing.T) {
+	t.Parallel()
+	pool, err := postgres.Open(t.Context(), testenv.FromEnv(os.LookupEnv).Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p, err := projector.New(projector.Config[position.Position]{Spec: vehicles.Spec, Kafka: &kafka.Config{}, Pool: pool,
+		Projection: vehicles.NewProjection(nil, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ApplyRecords(t.Context(), records(t, 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), `
+		INSERT INTO projector_offsets (projector, topic, partition, next_offset) VALUES ('tms.projector.other', 'tms.jobs', 0, 7);
+		INSERT INTO stations (id, version, updated_at, deleted_at) VALUES ('S1', 1, now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	count := func(sql string) int64 {
+		t.Helper()
+		var n int64
+		if err := pool.QueryRow(t.Context(), sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if count(`SELECT count(*) FROM positions`) != 10 || count(`SELECT count(*) FROM projector_offsets`) != 2 {
+		t.Fatal("the premise does not hold: positions and both projectors' offsets should be stored")
+	}
+
+	if err := projector.Reset(t.Context(), pool, projector.Spec{Name: "broken", Topics: []string{"tms.jobs"}}); err == nil {
+		t.Error("Reset accepted a spec without tables")
+	}
+	if err := projector.Reset(t.Context(), pool, vehicles.Spec); err != nil {
+		t.Fatal(err)
+	}
+	for sql, want := range map[string]int64{
+		`SELECT count(*) FROM positions`: 0,
+		`SELECT count(*) FROM vehicles`:  0,
+		`SELECT count(*) FROM projector_offsets WHERE projector = 'tms.projector.vehicles'`: 0,
+		`SELECT count(*) FROM projector_offsets WHERE projector = 'tms.projector.other'`:    1,
+		`SELECT count(*) FROM stations`: 1,
+	} {
+		if got := count(sql); got != want {
+			t.Errorf("%s: %d, want %d", sql, got, want)
+		}
 	}
 }

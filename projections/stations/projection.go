@@ -11,10 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/station"
-	"github.com/tmsfleet/tms/projections"
+	"github.com/tmsfleet/tms/projections/projector"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
@@ -23,22 +22,24 @@ import (
 // wait on (see Caught).
 const ProjectionName = "tms.projector.stations"
 
+// Spec is the read model's registration (projections.All): it reads
+// tms.stations into stations.
+var Spec = projector.Spec{
+	Name:   ProjectionName,
+	Topics: []string{event.TopicStations},
+	Tables: []string{"stations"},
+}
+
 // Projection builds the stations table from tms.stations.
 type Projection struct {
-	skips *projections.Skips
+	skips *projector.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
+	return &Projection{skips: projector.NewSkips(ProjectionName, reg, log)}
 }
-
-// Name implements projector.Projection.
-func (*Projection) Name() string { return ProjectionName }
-
-// Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicStations} }
 
 // Decode implements projector.Projection. A record that is not a station
 // event tms can read is skipped and counted: the catalogue must not stop

@@ -48,7 +48,7 @@ func (h *harness) produce(t *testing.T, records ...*kgo.Record) int {
 	}
 	defer cl.Close()
 	for _, r := range records {
-		r.Topic = h.kc.Topic(kafka.TopicStations)
+		r.Topic = h.kc.Topic(event.TopicStations)
 	}
 	if err := cl.ProduceSync(t.Context(), records...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func deletion(t *testing.T, id string, version int64, at time.Time) *kgo.Record 
 func (h *harness) start(t *testing.T) (stop func()) {
 	t.Helper()
 	p, err := projector.New(projector.Config[station.Change]{
-		Kafka: h.kc, Pool: h.pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: stations.Spec, Kafka: h.kc, Pool: h.pool, Projection: stations.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func (h *harness) waitApplied(t *testing.T, n int) {
 		var got int64
 		if err := h.pool.QueryRow(t.Context(), `
 			SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
-			stations.ProjectionName, h.kc.Topic(kafka.TopicStations)).Scan(&got); err != nil {
+			stations.ProjectionName, h.kc.Topic(event.TopicStations)).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got >= int64(n) {

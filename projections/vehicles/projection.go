@@ -14,31 +14,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
-	"github.com/tmsfleet/tms/projections"
+	"github.com/tmsfleet/tms/projections/projector"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
 // Renaming it re-reads tms.positions from the start.
 const ProjectionName = "tms.projector.vehicles"
 
+// Spec is the read model's registration (projections.All): it reads
+// tms.positions into positions and vehicles.
+var Spec = projector.Spec{
+	Name:   ProjectionName,
+	Topics: []string{event.TopicPositions},
+	Tables: []string{"positions", "vehicles"},
+}
+
 // Projection builds positions and vehicles from tms.positions.
 type Projection struct {
-	skips *projections.Skips
+	skips *projector.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
+	return &Projection{skips: projector.NewSkips(ProjectionName, reg, log)}
 }
-
-// Name implements projector.Projection.
-func (*Projection) Name() string { return ProjectionName }
-
-// Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicPositions} }
 
 // Decode implements projector.Projection.
 func (p *Projection) Decode(r *kgo.Record) (position.Position, bool) {

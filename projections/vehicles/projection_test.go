@@ -17,6 +17,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/postgres"
+	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/projections/projector"
@@ -63,7 +64,7 @@ func (h *harness) produce(t *testing.T, fixes ...position.Position) int {
 			t.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
-		records = append(records, &kgo.Record{Topic: h.kc.Topic(kafka.TopicPositions), Key: []byte(f.Plate), Value: v})
+		records = append(records, &kgo.Record{Topic: h.kc.Topic(event.TopicPositions), Key: []byte(f.Plate), Value: v})
 	}
 	if err := cl.ProduceSync(t.Context(), records...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func (h *harness) produce(t *testing.T, fixes ...position.Position) int {
 // ends.
 func (h *harness) start(t *testing.T, cfg projector.Config[position.Position]) (stop func()) {
 	t.Helper()
-	cfg.Kafka, cfg.Pool = h.kc, h.pool
+	cfg.Spec, cfg.Kafka, cfg.Pool = vehicles.Spec, h.kc, h.pool
 	if cfg.Projection == nil {
 		cfg.Projection = vehicles.NewProjection(nil, nil)
 	}
@@ -94,7 +95,7 @@ func (h *harness) applied(t *testing.T) int64 {
 	var n int64
 	err := h.pool.QueryRow(t.Context(), `
 		SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
-		vehicles.ProjectionName, h.kc.Topic(kafka.TopicPositions)).Scan(&n)
+		vehicles.ProjectionName, h.kc.Topic(event.TopicPositions)).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +313,7 @@ func assertRows(t *testing.T, pool *pgxpool.Pool, want int64) {
 func TestTransactionalInputIsReadToItsEnd(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	cl, err := h.kc.NewClient("test-txn", kgo.TransactionalID(testenv.Name("txn")), kgo.DefaultProduceTopic(h.kc.Topic(kafka.TopicPositions)))
+	cl, err := h.kc.NewClient("test-txn", kgo.TransactionalID(testenv.Name("txn")), kgo.DefaultProduceTopic(h.kc.Topic(event.TopicPositions)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestTransactionalInputIsReadToItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer adm.Close()
-	stable, err := adm.ListCommittedOffsets(t.Context(), h.kc.Topic(kafka.TopicPositions))
+	stable, err := adm.ListCommittedOffsets(t.Context(), h.kc.Topic(event.TopicPositions))
 	if err != nil {
 		t.Fatal(err)
 	}

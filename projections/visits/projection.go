@@ -12,16 +12,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
-	"github.com/tmsfleet/tms/projections"
+	"github.com/tmsfleet/tms/projections/projector"
 )
 
 // ProjectionName is the projector's consumer group and offsets key.
 // Renaming it re-reads tms.geofence from the start into a table that
 // already holds its rows (harmless: entries and exits apply idempotently).
 const ProjectionName = "tms.projector.visits"
+
+// Spec is the read model's registration (projections.All): it reads
+// tms.geofence into visits.
+var Spec = projector.Spec{
+	Name:   ProjectionName,
+	Topics: []string{event.TopicGeofence},
+	Tables: []string{"visits"},
+}
 
 // Change is an entry or an exit, as the projection applies it.
 type Change struct {
@@ -31,20 +38,14 @@ type Change struct {
 
 // Projection builds the visits table from tms.geofence.
 type Projection struct {
-	skips *projections.Skips
+	skips *projector.Skips
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
 // of records it could not read.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	return &Projection{skips: projections.NewSkips(ProjectionName, reg, log)}
+	return &Projection{skips: projector.NewSkips(ProjectionName, reg, log)}
 }
-
-// Name implements projector.Projection.
-func (*Projection) Name() string { return ProjectionName }
-
-// Topics implements projector.Projection.
-func (*Projection) Topics() []string { return []string{kafka.TopicGeofence} }
 
 // Decode implements projector.Projection. Entries and exits are kept;
 // alerts and other types are not ours; anything unreadable, or that the

@@ -93,7 +93,7 @@ func (h *harness) produce(t *testing.T, trs ...geofence.Transition) {
 		}
 		for _, e := range es {
 			v, _ := json.Marshal(e)
-			records = append(records, &kgo.Record{Topic: h.kc.Topic(kafka.TopicGeofence), Key: []byte(tr.Vehicle), Value: v})
+			records = append(records, &kgo.Record{Topic: h.kc.Topic(event.TopicGeofence), Key: []byte(tr.Vehicle), Value: v})
 		}
 	}
 	if err := cl.ProduceSync(t.Context(), records...).FirstErr(); err != nil {
@@ -105,7 +105,7 @@ func (h *harness) produce(t *testing.T, trs ...geofence.Transition) {
 func (h *harness) start(t *testing.T) (stop func()) {
 	t.Helper()
 	p, err := projector.New(projector.Config[visits.Change]{
-		Kafka: h.kc, Pool: h.pool, Projection: visits.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
+		Spec: visits.Spec, Kafka: h.kc, Pool: h.pool, Projection: visits.NewProjection(nil, nil), RetryBackoff: 10 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func (h *harness) wait(t *testing.T) {
 		var got int64
 		if err := h.pool.QueryRow(t.Context(), `
 			SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
-			visits.ProjectionName, h.kc.Topic(kafka.TopicGeofence)).Scan(&got); err != nil {
+			visits.ProjectionName, h.kc.Topic(event.TopicGeofence)).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got >= int64(h.n) {
@@ -317,7 +317,7 @@ func TestUnreadableRecordsAreSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	topic := h.kc.Topic(kafka.TopicGeofence)
+	topic := h.kc.Topic(event.TopicGeofence)
 	badID, _ := event.New(event.TypeEnteredStation, "/x", "沪A1", t0, geofence.Visit{Vehicle: "沪A1", StationID: "S1", StationType: "oil", VisitID: "v1", FixTime: t0}, "x")
 	noDwell, _ := event.New(event.TypeExitedStation, "/x", "沪A1", t0, geofence.Visit{Vehicle: "沪A1", StationID: "S1", StationType: "oil", VisitID: closedA.id(), FixTime: t0}, "y")
 	var records []*kgo.Record

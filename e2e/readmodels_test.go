@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/internal/fleettest"
+	"github.com/tmsfleet/tms/internal/tmsproc"
+	"github.com/tmsfleet/tms/projections"
+)
+
+// TestReplayReadModelsRebuildsTheRegisteredReadModels builds the read
+// models from a world's topics, damages them, and runs `tms replay
+// read-models`: every registered read model's tables (projections.All)
+// come back exactly as the live projectors left them, and what is not a
+// registered read model's (a retired projector's offsets, replay results)
+// is left alone.
+func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
+	t.Parallel()
+	// Dynamic group membership, the default: static members (an instance
+	// id) stay in their groups for the session timeout after a stop, and
+	// the command refuses to run until they are gone.
+	d := newDeployment(t, "TMS_ROLES=geofence,project,api", "TMS_INSTANCE_ID=")
+	w := fleettest.New(t, 6, 120)
+	w.Delete("HAZ", 2, fleettest.T0.Add(10*time.Minute)) // a deleted station's row too
+	want := w.Expected(t, geofence.Config{ReorderWindow: geofence.DefaultReorderWindow})
+	fleettest.Produce(t, d.Kafka, w.StationRecords(t, d.Kafka))
+	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, w.Fixes))
+	d.Start()
+	fleettest.ReadGeofence(t, d.Kafka, fleettest.Count(want), 2*time.Minute)
+	tmsproc.Eventually(t, time.Minute, "every projector at the end of its topics", func() bool { return d.ProjectorsBehind() == "" })
+	d.Stop()
+	if behind := d.ProjectorsBehind(); behind != "" {
+		t.Fatalf("premise: the projectors stopped caught up, but %s", behind)
+	}
+	before := snapshot(t, d)
+	for table, s := range before {
+		if s.rows == 0 {
+			t.Fatalf("premise: the world fills every read model, but %s is empty", table)
+		}
+	}
+
+	// What is not a registered read model's.
+	const runID = "6f1c2d3e-0000-4000-8000-000000000001"
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := d.Pool.Exec(t.Context(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`INSERT INTO projector_offsets (projector, topic, partition, next_offset) VALUES ('tms.projector.retired', 'tms.jobs', 0, 42)`)
+	exec(`INSERT INTO replay_runs (id, station_id, station_version, from_time, to_time, started_at, status)
+		VALUES ($1, 'LOAD', 1, now() - interval '1 day', now(), now(), 'done')`, runID)
+	// Damage to mend: rows lost, rows wrong, rows extra.
+	exec(`DELETE FROM visits WHERE visit_id IN (SELECT visit_id FROM visits ORDER BY visit_id LIMIT 3)`)
+	exec(`UPDATE vehicles SET positions_count = 0`)
+	exec(`DELETE FROM positions WHERE fix_time < $1`, fleettest.T0.Add(5*time.Minute))
+	exec(`INSERT INTO stations (id, version, updated_at, deleted_at) VALUES ('GHOST', 9, now(), now())`)
+
+	// A member held up by a rebalance as it stops stays until the session
+	// timeout.
+	tmsproc.Eventually(t, 90*time.Second, "the projectors' consumer groups empty after the stop", func() bool {
+		return groupMembers(t, d) == 0
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if out, err := d.Command(ctx, "replay", "read-models").CombinedOutput(); err != nil {
+		t.Fatalf("tms replay read-models: %v\n%s", err, out)
+	}
+	after := snapshot(t, d)
+	for _, table := range slices.Sorted(maps.Keys(before)) {
+		if after[table] != before[table] {
+			t.Errorf("%s after the rebuild: %d rows (digest %s), as the projectors left it: %d rows (digest %s)",
+				table, after[table].rows, after[table].digest, before[table].rows, before[table].digest)
+		}
+	}
+	if behind := d.ProjectorsBehind(); behind != "" {
+		t.Errorf("after the rebuild, %s", behind)
+	}
+	if n := d.Count(`SELECT coalesce(max(next_offset), -1) FROM projector_offsets WHERE projector = 'tms.projector.retired'`); n != 42 {
+		t.Errorf("a retired projector's offset is %d after the rebuild (-1: deleted); want it kept at 42", n)
+	}
+	if n := d.Count(`SELECT count(*) FROM replay_runs WHERE id = $1`, runID); n != 1 {
+		t.Errorf("the replay run is gone after the rebuild; replay results are kept")
+	}
+}
+
+// tableState is a table's row count and a digest of its rows.
+type tableState struct {
+	rows   int64
+	digest string
+}
+
+// snapshot reads every registered read model's tables.
+func snapshot(t *testing.T, d *tmsproc.Deployment) map[string]tableState {
+	t.Helper()
+	out := map[string]tableState{}
+	for _, r := range projections.All() {
+		for _, table := range r.Tables {
+			var s tableState
+			if err := d.Pool.QueryRow(t.Context(), `SELECT count(*), coalesce(md5(string_agg(t::text, E'\n' ORDER BY t::text)), '')
+				FROM `+pgx.Identifier{table}.Sanitize()+` t`).Scan(&s.rows, &s.digest); err != nil {
+				t.Fatal(err)
+			}
+			out[table] = s
+		}
+	}
+	return out
+}
+
+// groupMembers counts the members of every registered projection's
+// consumer group.
+func groupMembers(t *testing.T, d *tmsproc.Deployment) int {
+	t.Helper()
+	adm, err := d.Kafka.NewAdmin("e2e-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	n := 0
+	for _, r := range projections.All() {
+		described, err := adm.DescribeGroups(t.Context(), d.Kafka.Group(r.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(described[d.Kafka.Group(r.Name)].Members)
+	}
+	return n
+}

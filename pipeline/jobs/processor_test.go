@@ -1,0 +1,280 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
+	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geo"
+	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/job"
+	"github.com/tmsfleet/tms/domain/track"
+	"github.com/tmsfleet/tms/internal/fleettest"
+	"github.com/tmsfleet/tms/internal/testenv"
+	geofencepipeline "github.com/tmsfleet/tms/pipeline/geofence"
+	"github.com/tmsfleet/tms/pipeline/jobs"
+)
+
+func geofenceConfig() geofence.Config {
+	return geofence.Config{ReorderWindow: geofence.DefaultReorderWindow}
+}
+
+// runGeofence starts the real geofence processor beside the job
+// processor: its visits, and its progress, are the job processor's input.
+func runGeofence(t *testing.T, kc *kafka.Config) {
+	t.Helper()
+	p, err := geofencepipeline.New(geofencepipeline.Config{
+		Kafka: kc, Geofence: geofenceConfig(), MaxBatch: 200,
+		NewIndex: func() (geofence.Index, error) { return geofence.NewBruteForce(), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Go(t, "geofence", p.Run)
+}
+
+// runJobs starts a job processor with cfg's snapshot settings; stop
+// cancels it and waits.
+func runJobs(t *testing.T, kc *kafka.Config, cfg jobs.Config) (stop func()) {
+	t.Helper()
+	own := *kc
+	own.Registerer = prometheus.NewRegistry() // client metrics on, as in the service
+	cfg.Kafka = &own
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 100
+	}
+	p, err := jobs.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testenv.Go(t, "jobs", p.Run)
+}
+
+// jobsWorld is a fleettest world with a job for each vehicle (loading at
+// LOAD, unloading at YARD), a second one queued for every other vehicle,
+// and one cancelled.
+type jobsWorld struct {
+	fleettest.World
+	commands []job.Create
+	cancels  []job.Cancel
+}
+
+func newJobsWorld(t *testing.T, vehicles, fixesEach int) jobsWorld {
+	t.Helper()
+	w := jobsWorld{World: fleettest.New(t, vehicles, fixesEach)}
+	facts := job.Facts{VehicleKnown: true, Stations: map[string]job.Station{
+		"LOAD": {ID: "LOAD", Name: "Quarry", Type: "loading", Point: job.Point{Lat: 31.010, Lng: 121.000}},
+		"YARD": {ID: "YARD", Name: "Yard", Type: "parking", Point: job.Point{Lat: 31.018, Lng: 120.995}},
+	}}
+	for v := range vehicles {
+		for n := 0; n < 1+v%2; n++ {
+			req := job.CreateRequest{Vehicle: fleettest.Plate(v), ExternalRef: fmt.Sprintf("ORD-%d-%d", v, n),
+				Cargo: job.Cargo{WeightKg: 20000 + float64(v)},
+				Stops: []job.StopRequest{{StationID: "LOAD", Kind: job.KindLoading}, {StationID: "YARD", Kind: job.KindUnloading}}}
+			c, err := job.NewCreate(req, facts, fleettest.T0.Add(time.Duration(n-1)*time.Minute), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.commands = append(w.commands, c)
+		}
+	}
+	cancel, err := job.NewCancel(job.IDFor("ORD-1-1"), fleettest.Plate(1), "the customer called", fleettest.T0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cancels = append(w.cancels, cancel)
+	return w
+}
+
+func (w jobsWorld) commandRecords(t *testing.T, kc *kafka.Config) []*kgo.Record {
+	t.Helper()
+	var out []*kgo.Record
+	add := func(e event.Envelope, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := json.Marshal(e)
+		out = append(out, &kgo.Record{Topic: kc.Topic(event.TopicJobs), Key: []byte(e.Subject), Value: v})
+	}
+	for _, c := range w.commands {
+		add(c.Event())
+	}
+	for _, c := range w.cancels {
+		add(c.Event())
+	}
+	return out
+}
+
+// expected is what the rules make of the world's inputs taken one
+// vehicle at a time in event-time order, without Kafka: per vehicle, its
+// job events as describe renders them.
+func (w jobsWorld) expected(t *testing.T) map[string][]string {
+	t.Helper()
+	catalog := geofence.NewCatalog(geofence.NewBruteForce())
+	for _, c := range w.Changes {
+		if err := catalog.Upsert(c.Station.Geofence(c.Version), c.At); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tracker, err := geofence.NewTracker(geofenceConfig(), catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type input struct {
+		at    time.Time
+		order int
+		apply func(*job.Vehicle)
+		fix   *track.Fix
+	}
+	rules := job.DefaultRules
+	inputs := map[string][]input{}
+	for _, c := range w.commands {
+		inputs[c.Vehicle] = append(inputs[c.Vehicle], input{at: c.RequestedAt, apply: func(v *job.Vehicle) { rules.Create(v, c) }})
+	}
+	for _, c := range w.cancels {
+		inputs[c.Vehicle] = append(inputs[c.Vehicle], input{at: c.RequestedAt, apply: func(v *job.Vehicle) { rules.Cancel(v, c) }})
+	}
+	fleet := geofence.NewFleet(1 << 20)
+	var transitions []geofence.Transition
+	for i, p := range w.Fixes {
+		f := track.Fix{Time: p.FixTime, Point: geo.Point{Lat: p.Lat, Lng: p.Lng}, SpeedKmh: p.SpeedKmh}
+		inputs[p.Plate] = append(inputs[p.Plate], input{at: p.FixTime, order: i, fix: &f})
+		transitions, _ = fleet.Observe(tracker, p.Plate, geofence.Fix{Time: p.FixTime, Point: f.Point}, int64(i), transitions[:0])
+		for _, tr := range transitions {
+			events, err := tr.Events(fleettest.Source)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range events {
+				if e.Type == event.TypeAlertRaised {
+					continue
+				}
+				var d geofence.Visit
+				if err := json.Unmarshal(e.Data, &d); err != nil {
+					t.Fatal(err)
+				}
+				vis := job.Visit{Exit: e.Type == event.TypeExitedStation, StationID: d.StationID, VisitID: d.VisitID,
+					At: d.FixTime, Point: job.Point{Lat: d.Lat, Lng: d.Lng}, Flags: d.Flags}
+				inputs[tr.Vehicle] = append(inputs[tr.Vehicle], input{at: vis.At, apply: func(v *job.Vehicle) { rules.Visit(v, vis) }})
+			}
+		}
+	}
+	out := map[string][]string{}
+	for plate, ins := range inputs {
+		slices.SortStableFunc(ins, func(a, b input) int { return a.at.Compare(b.at) })
+		v := &job.Vehicle{Plate: plate}
+		var events []event.Envelope
+		for i, in := range ins {
+			if in.fix != nil {
+				events = append(events, rules.Fix(v, *in.fix, in.fix.Time, int64(in.order))...)
+			} else {
+				in.apply(v)
+			}
+			events = append(events, rules.Advance(v, ins[i].at.Add(-time.Millisecond))...)
+		}
+		events = append(events, rules.Advance(v, fleettest.T0.Add(48*time.Hour))...)
+		for _, e := range events {
+			out[plate] = append(out[plate], describe(t, e))
+		}
+	}
+	return out
+}
+
+// describe renders a job event whole: its type, id, time and data.
+func describe(t *testing.T, e event.Envelope) string {
+	t.Helper()
+	return fmt.Sprintf("%s %s %s %s", e.Type, e.ID, e.Time.Format(time.RFC3339Nano), e.Data)
+}
+
+// readJobs reads kc's jobs topic as a read_committed consumer until it
+// holds n job events (commands skipped), failing after timeout.
+func readJobs(t *testing.T, kc *kafka.Config, n int, timeout time.Duration) map[string][]string {
+	t.Helper()
+	cl, err := kc.NewClient("test-jobs-reader", kgo.ConsumeTopics(kc.Topic(event.TopicJobs)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	out := map[string][]string{}
+	got := 0
+	deadline := time.Now().Add(timeout)
+	for got < n {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		for _, r := range fs.Records() {
+			e, err := event.Decode(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(e.Type, "tms.command.") {
+				continue
+			}
+			out[e.Subject] = append(out[e.Subject], describe(t, e))
+			got++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d job events after %s:\n%v", got, n, timeout, out)
+		}
+	}
+	return out
+}
+
+func count(m map[string][]string) int {
+	n := 0
+	for _, v := range m {
+		n += len(v)
+	}
+	return n
+}
+
+func compare(t *testing.T, got, want map[string][]string) {
+	t.Helper()
+	for plate, w := range want {
+		if strings.Join(got[plate], "\n") != strings.Join(w, "\n") {
+			t.Errorf("%s: got\n  %s\nwant\n  %s", plate, strings.Join(got[plate], "\n  "), strings.Join(w, "\n  "))
+		}
+	}
+	if count(got) != count(want) {
+		t.Errorf("%d job events, want %d", count(got), count(want))
+	}
+}
+
+// kinds counts a vehicle map's events by type.
+func kinds(m map[string][]string) map[string]int {
+	out := map[string]int{}
+	for _, events := range m {
+		for _, e := range events {
+			out[strings.Fields(e)[0]]++
+		}
+	}
+	return out
+}
+
+func TestProcessorMakesTheRulesEventsExactlyOnce(t *testing.T) {
+	t.Parallel()
+	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
+	w := newJobsWorld(t, 6, 120)
+	want := w.expected(t)
+	k := kinds(want)
+	if k[event.TypeJobCompleted] < 6 || k[event.TypeJobCancelled] != 1 || k[event.TypeJobStopArrived] < 12 {
+		t.Fatalf("the world makes too little to test: %v", k)
+	}
+	fleettest.Produce(t, kc, w.StationRecords(t, kc))
+	fleettest.Produce(t, kc, w.commandRecords(t, kc))
+	runGeofence(t, kc)
+	runJobs(t, kc, jobs.Config{})
+	fleettest.Produce(t, kc, fleettest.PositionRecords(t, kc, w.Fixes))
+	compare(t, readJobs(t, kc, count(want), 90*time.Second), want)
+}

@@ -81,7 +81,8 @@ func (d *Driver) CreateRequest(req job.CreateRequest, id string) (job.Create, er
 		return job.Create{}, err
 	}
 	d.Records = append(d.Records, e)
-	d.Records = append(d.Records, d.rules.Create(&d.v, c, d.wm)...)
+	d.rules.Create(&d.v, c)
+	d.advance()
 	return c, nil
 }
 
@@ -96,7 +97,8 @@ func (d *Driver) Cancel(id, reason string) error {
 		return err
 	}
 	d.Records = append(d.Records, e)
-	d.Records = append(d.Records, d.rules.Cancel(&d.v, c, d.wm)...)
+	d.rules.Cancel(&d.v, c)
+	d.advance()
 	return nil
 }
 
@@ -118,7 +120,8 @@ func (d *Driver) Exit(station string, flags ...string) {
 
 func (d *Driver) visit(v job.Visit) {
 	v.At, v.Point = d.now, job.Point{Lat: d.at.Lat, Lng: d.at.Lng}
-	d.Records = append(d.Records, d.rules.Visit(&d.v, v, d.wm)...)
+	d.rules.Visit(&d.v, v)
+	d.advance()
 }
 
 // Drive drives in a straight line to p at kmh, with a fix every every
@@ -155,7 +158,7 @@ func (d *Driver) Release() {
 	for _, f := range held {
 		d.deliver(f)
 	}
-	d.Records = append(d.Records, d.rules.Advance(&d.v, d.wm)...)
+	d.advance()
 }
 
 // fix is one fix taken at t at p: delivered as it is taken, moving the
@@ -171,8 +174,12 @@ func (d *Driver) fix(t time.Time, p geo.Point, kmh float64) {
 		d.wm = d.now
 	}
 	d.deliver(f)
-	d.Records = append(d.Records, d.rules.Advance(&d.v, d.wm)...)
+	d.advance()
 }
+
+// advance brings the vehicle's jobs up to the watermark, as the processor
+// does after each input.
+func (d *Driver) advance() { d.Records = append(d.Records, d.rules.Advance(&d.v, d.wm)...) }
 
 func (d *Driver) deliver(f track.Fix) {
 	d.seq++

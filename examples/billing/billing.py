@@ -101,7 +101,8 @@ def open_output(path):
             if header is not None and header != COLUMNS:
                 raise Stop(f"{path} has the columns {header}, not {COLUMNS}")
             for row in reader:
-                done.add((row[0], int(row[1])))
+                if row:
+                    done.add((row[0], int(row[1])))
     out = open(path, "a", newline="", encoding="utf-8")
     if out.tell() == 0:
         csv.writer(out).writerow(COLUMNS)

@@ -176,8 +176,18 @@ func (r Rules) Create(v *Vehicle, c Create) {
 // Cancel takes a cancel command, to apply in its turn.
 func (r Rules) Cancel(v *Vehicle, c Cancel) { v.take(Input{Cancel: &c}) }
 
-// Visit takes an entry or exit of the vehicle, to apply in its turn.
-func (r Rules) Visit(v *Vehicle, vis Visit) { v.take(Input{Visit: &vis}) }
+// Visit takes an entry or exit of the vehicle, to apply in its turn. A
+// vehicle without jobs remembers it at once: there is nothing it could
+// be applied out of order with, and so nothing waits in memory for the
+// watermark.
+func (r Rules) Visit(v *Vehicle, vis Visit) {
+	if !v.HasJobs() {
+		v.Visits = append(v.Visits, vis)
+		r.forgetVisits(v, vis.At)
+		return
+	}
+	v.take(Input{Visit: &vis})
+}
 
 func (v *Vehicle) take(in Input) {
 	i, _ := slices.BinarySearchFunc(v.Pending, in, Input.compare)
@@ -654,15 +664,24 @@ func (r Rules) letGo(v *Vehicle, wm time.Time) {
 		v.Fixes = nil
 		return
 	}
-	// The earliest time a job still measures from.
+	// The earliest time a job, or a job still to be created, measures
+	// from.
 	keep := time.Time{}
-	for _, j := range v.Jobs {
-		from := j.Create.RequestedAt
-		if j.StartedAt != nil {
-			from = *j.StartedAt
+	earliest := func(t time.Time) {
+		if keep.IsZero() || t.Before(keep) {
+			keep = t
 		}
-		if keep.IsZero() || from.Before(keep) {
-			keep = from
+	}
+	for _, j := range v.Jobs {
+		if j.StartedAt != nil {
+			earliest(*j.StartedAt)
+		} else {
+			earliest(j.Create.RequestedAt)
+		}
+	}
+	for _, in := range v.Pending {
+		if in.Create != nil {
+			earliest(in.Create.RequestedAt)
 		}
 	}
 	// One fix before it, to interpolate from.

@@ -2,50 +2,52 @@ package jobs
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
-// barrier follows the geofence's progress: for each tms.positions
-// partition, the offset of the first position the geofence has not yet
-// decided (its consumer group's committed offset). The geofence commits
-// that offset in the transaction that writes the visits the positions
-// before it made, so once the barrier has passed a position, its visits
-// are in tms.geofence.
+// barrier follows the geofence's progress. For each tms.positions
+// partition it reads the geofence's committed offset G (the first
+// position the geofence has not decided: the geofence commits it in the
+// transaction that writes the visits the positions before it made), then
+// where the partition of tms.geofence ends, E. Once the job processor has
+// read tms.geofence up to E, every visit the positions before G made is
+// in, and those positions may move the watermark jobs are decided at
+// (partitionState.effectiveBarrier).
 type barrier struct {
 	adm      *kadm.Client
 	group    string
-	topic    string
+	topic    string // tms.positions
+	geofence string // tms.geofence
 	interval time.Duration
 
-	mu      sync.Mutex
-	offsets map[int32]int64
-	err     error
+	mu   sync.Mutex
+	seen map[int32][]progress
+	err  error
 }
 
-// run reads the geofence's committed offsets every interval until ctx
-// ends. A failed read keeps the last offsets (decisions wait) and is
-// reported by err.
+// progress is one reading of the geofence's progress on a partition.
+type progress struct {
+	Decided int64 // G: positions before it are decided
+	Written int64 // E: tms.geofence ended here after they were
+}
+
+// maxProgress bounds the readings kept per partition: the oldest go
+// first, which only delays the watermark of a processor that is reading
+// tms.geofence far behind its end.
+const maxProgress = 256
+
+// run reads the geofence's progress every interval until ctx ends. A
+// failed read keeps what was read (decisions wait) and is reported by err.
 func (b *barrier) run(ctx context.Context) {
 	t := time.NewTicker(b.interval)
 	defer t.Stop()
 	for {
-		resp, err := b.adm.FetchOffsets(ctx, b.group)
-		if err == nil {
-			err = resp.Error()
-		}
-		b.mu.Lock()
-		b.err = err
-		if err == nil {
-			next := map[int32]int64{}
-			for p, o := range resp[b.topic] {
-				next[p] = o.At
-			}
-			b.offsets = next
-		}
-		b.mu.Unlock()
+		b.read(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -54,9 +56,45 @@ func (b *barrier) run(ctx context.Context) {
 	}
 }
 
-// at returns the barrier of partition p (0: nothing decided yet).
-func (b *barrier) at(p int32) int64 {
+func (b *barrier) read(ctx context.Context) {
+	decided, err := b.adm.FetchOffsets(ctx, b.group)
+	if err == nil {
+		err = decided.Error()
+	}
+	// Listed after the offsets were read: the visits of the transaction
+	// that committed them are before this end.
+	written, lerr := b.adm.ListCommittedOffsets(ctx, b.geofence)
+	if lerr == nil {
+		lerr = written.Error()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.offsets[p]
+	if b.err = errors.Join(err, lerr); b.err != nil {
+		return
+	}
+	if b.seen == nil {
+		b.seen = map[int32][]progress{}
+	}
+	for p, o := range decided[b.topic] {
+		w, ok := written.Lookup(b.geofence, p)
+		if !ok || o.At < 0 {
+			continue
+		}
+		pr := progress{Decided: o.At, Written: w.Offset}
+		seen := b.seen[p]
+		if n := len(seen); n > 0 && seen[n-1].Decided == pr.Decided {
+			continue
+		}
+		if len(seen) == maxProgress {
+			seen = slices.Delete(seen, 0, 1)
+		}
+		b.seen[p] = append(seen, pr)
+	}
+}
+
+// pairs returns the readings of partition p, oldest first.
+func (b *barrier) pairs(p int32) []progress {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.seen[p])
 }

@@ -99,13 +99,19 @@ type outputs struct {
 func (ps *partitionState) take(records [numInputs][]*kgo.Record, barrier int64, out *outputs) step {
 	touched := map[string]bool{}
 	for _, r := range records[inJobs] {
-		ps.takeCommand(r, touched, out)
+		if !r.Attrs.IsControl() {
+			ps.takeCommand(r, touched, out)
+		}
 	}
 	for _, r := range records[inGeofence] {
-		ps.takeVisit(r, touched, out)
+		if !r.Attrs.IsControl() {
+			ps.takeVisit(r, touched, out)
+		}
 	}
 	for _, r := range records[inPositions] {
-		ps.takePosition(r, touched, out)
+		if !r.Attrs.IsControl() {
+			ps.takePosition(r, touched, out)
+		}
 	}
 	for i, rs := range records {
 		if n := len(rs); n > 0 {
@@ -216,6 +222,20 @@ func (ps *partitionState) noteLate(at time.Time, out *outputs) {
 	if at.Add(ps.rules.DecisionDelay).Before(ps.applied) {
 		out.late++
 	}
+}
+
+// effectiveBarrier is the barrier a step goes by: the geofence's progress
+// in the latest reading whose visits the partition has read (its
+// tms.geofence offset has reached where that topic ended), and never
+// less than before.
+func (ps *partitionState) effectiveBarrier(seen []progress) int64 {
+	b := ps.barrier
+	for _, pr := range seen {
+		if pr.Written <= ps.next[inGeofence] && pr.Decided > b {
+			b = pr.Decided
+		}
+	}
+	return b
 }
 
 // advanceApplied moves the applied watermark to the positions watermark as

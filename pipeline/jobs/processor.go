@@ -33,7 +33,7 @@ type Processor struct {
 	capacity int
 
 	// parts holds the partitions this instance owns and has restored;
-	// assigned those the group gave it; revoked those taken away.
+	// assigned the partitions the group gave it; revoked those taken away.
 	parts    map[int32]*partitionState
 	mu       sync.Mutex
 	assigned map[int32]bool
@@ -85,7 +85,8 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 	p.capacity = max(p.cfg.MaxVehicles/partitions, 1)
-	p.barrier = &barrier{adm: adm, group: p.cfg.Kafka.Group(p.cfg.GeofenceGroup), topic: p.topics.positions, interval: p.cfg.BarrierInterval}
+	p.barrier = &barrier{adm: adm, group: p.cfg.Kafka.Group(p.cfg.GeofenceGroup), topic: p.topics.positions,
+		geofence: p.topics.geofence, interval: p.cfg.BarrierInterval}
 	go p.barrier.run(ctx)
 
 	sess, err := p.newSession()
@@ -152,6 +153,10 @@ func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
 		// the same vehicles.
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.RequireStableFetchOffsets(),
+		// Transaction markers are kept, so that the offsets a step reaches
+		// can be compared with where an input ends (its last stable
+		// offset, which follows a marker); steps skip them.
+		kgo.KeepControlRecords(),
 		kgo.TransactionalID(p.cfg.Kafka.Namespace+txnID),
 		kgo.TransactionTimeout(30*time.Second),
 		kgo.RecordPartitioner(statePartitioner{state: p.topics.state}),
@@ -224,7 +229,7 @@ func (p *Processor) unrestored() bool {
 // since the partition's last step.
 func (p *Processor) barrierMoved() bool {
 	for part, ps := range p.parts {
-		if p.barrier.at(part) != ps.barrier {
+		if ps.effectiveBarrier(p.barrier.pairs(part)) != ps.barrier {
 			return true
 		}
 	}
@@ -272,24 +277,23 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		}
 	}
 	produce := func(r *kgo.Record) { sess.Produce(ctx, r, promise) }
+	cl := sess.Client()
 	batches := map[int32]*[numInputs][]*kgo.Record{}
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if len(fp.Records) == 0 {
-			return
-		}
-		b := batches[fp.Partition]
-		if b == nil {
-			b = &[numInputs][]*kgo.Record{}
-			batches[fp.Partition] = b
-		}
-		i := p.input[fp.Topic]
-		b[i] = append(b[i], fp.Records...)
-	})
-	p.mu.Lock()
-	for part := range p.assigned {
+	batch := func(part int32) *[numInputs][]*kgo.Record {
 		if batches[part] == nil {
 			batches[part] = &[numInputs][]*kgo.Record{}
 		}
+		return batches[part]
+	}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) > 0 {
+			b := batch(fp.Partition)
+			b[p.input[fp.Topic]] = append(b[p.input[fp.Topic]], fp.Records...)
+		}
+	})
+	p.mu.Lock()
+	for part := range p.assigned {
+		batch(part)
 	}
 	p.mu.Unlock()
 	parts := make([]int32, 0, len(batches))
@@ -298,33 +302,62 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 	}
 	slices.Sort(parts)
 	for _, part := range parts {
+		b := batches[part]
 		ps := p.parts[part]
 		if ps == nil {
-			restored, err := p.restore(ctx, sess.Client(), aux, part)
+			restored, err := p.restore(ctx, cl, aux, part)
 			if err != nil {
 				return fmt.Errorf("restore partition %d: %w", part, err)
 			}
 			ps = restored
 			p.parts[part] = ps
+			// Every command there is now, before anything else: a job
+			// must be known before the fixes it is measured by are taken,
+			// however far behind the other inputs are.
+			if b[inJobs], err = p.readCommands(ctx, part, ps.next[inJobs]); err != nil {
+				return fmt.Errorf("restore partition %d: %w", part, err)
+			}
 		}
-		recs := *batches[part]
-		// Records a restore already replayed come again in the fetch that
-		// was under way: skip what the state has taken.
-		for i := range recs {
-			recs[i] = slices.DeleteFunc(recs[i], func(r *kgo.Record) bool { return r.Offset < ps.next[i] })
+		// Records a restore already replayed, or read ahead, come again in
+		// the fetch: drop what the state has taken.
+		for i := range b {
+			b[i] = slices.DeleteFunc(b[i], func(r *kgo.Record) bool { return r.Offset < ps.next[i] })
 		}
-		barrier := p.barrier.at(part)
-		if len(recs[0])+len(recs[1])+len(recs[2]) == 0 && barrier == ps.barrier {
+		barrier := ps.effectiveBarrier(p.barrier.pairs(part))
+		if len(b[0])+len(b[1])+len(b[2]) == 0 && barrier == ps.barrier {
 			continue
 		}
-		if err := p.step(ps, part, recs, barrier, produce); err != nil {
+		if err := p.step(ps, part, *b, barrier, produce); err != nil {
 			return err
 		}
 	}
-	if err := sess.Client().Flush(ctx); err != nil {
+	if err := cl.Flush(ctx); err != nil {
 		return err
 	}
 	return failed
+}
+
+// readCommands reads partition part of tms.jobs from offset from to its
+// end.
+func (p *Processor) readCommands(ctx context.Context, part int32, from int64) ([]*kgo.Record, error) {
+	adm, err := p.cfg.Kafka.NewAdmin("jobs-commands-admin")
+	if err != nil {
+		return nil, err
+	}
+	ends, err := adm.ListCommittedOffsets(ctx, p.topics.jobs)
+	adm.Close()
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the end of %s: %w", p.topics.jobs, err)
+	}
+	end, _ := ends.Lookup(p.topics.jobs, part)
+	var to [numInputs]int64
+	var start [numInputs]int64
+	to[inJobs], start[inJobs] = end.Offset, from
+	records, err := p.readInputs(ctx, part, start, to)
+	return records[inJobs], err
 }
 
 // step takes one step of partition part and produces what it emits, its

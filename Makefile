@@ -4,6 +4,8 @@ SERVICES := bash deploy/test/services.sh run --
 PYTHON ?= python3
 SCHEMATHESIS_VENV := .venv/schemathesis
 SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
+BILLING_VENV := .venv/billing
+BILLING := $(BILLING_VENV)/installed
 
 .PHONY: run build test test-hostile test-short bench fuzz vet fmt
 
@@ -18,9 +20,11 @@ build:
 
 ## test: every test, against a real Postgres, Mosquitto and Apache Kafka
 ## that this target starts and stops (deploy/test/services.sh), Schemathesis
-## included (it fuzzes the API from its OpenAPI document).
-test: vet $(SCHEMATHESIS)
-	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
+## included (it fuzzes the API from its OpenAPI document), and the Python
+## billing consumer (examples/billing) on a simulated day of jobs.
+test: vet $(SCHEMATHESIS) $(BILLING)
+	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) TMS_BILLING_PYTHON=$(abspath $(BILLING_VENV)/bin/python) \
+		$(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
 
 ## test-hostile: the hostile-input suite alone (docs/security.md): every
 ## TestHostile... test, on the same real services.
@@ -34,6 +38,15 @@ $(SCHEMATHESIS): deploy/test/requirements-schemathesis.txt
 	rm -rf $(SCHEMATHESIS_VENV)
 	$(PYTHON) -m venv $(SCHEMATHESIS_VENV)
 	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+# The reference billing consumer's environment (confluent-kafka, whose
+# wheel bundles librdkafka), from examples/billing/requirements.txt; made
+# again only when that file changes.
+$(BILLING): examples/billing/requirements.txt
+	rm -rf $(BILLING_VENV)
+	$(PYTHON) -m venv $(BILLING_VENV)
+	$(BILLING_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 ## test-short: the tests that need no services (in-process brokers stand in

@@ -56,25 +56,33 @@ func validate(t *testing.T, s *jsonschema.Schema, e event.Envelope) error {
 	return s.Validate(doc)
 }
 
-func TestEncodedEventsMatchTheirSchemas(t *testing.T) {
-	t.Parallel()
+// positionEvents encodes fixes the way ingest does: one with a course
+// and a receive time from a clock (nanoseconds), one without a fix time.
+func positionEvents(t *testing.T) []event.Envelope {
+	t.Helper()
 	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	course := 90.0
-	withCourse := position.Position{Plate: "沪A12345", FixTime: at, ReceivedAt: at.Add(time.Second), Lat: 31.2, Lng: 121.4, SpeedKmh: 42, Course: &course}
+	withCourse := position.Position{Plate: "沪A12345", FixTime: at.Add(250 * time.Millisecond), ReceivedAt: at.Add(time.Second + 123456789),
+		Lat: 31.2304567, Lng: 121.407, SpeedKmh: 42.5, Course: &course}
 	noTime := position.Position{Plate: "沪A12345", FixTime: at, ReceivedAt: at, Lat: -33.9, Lng: 151.2, Flags: []string{position.FlagNoFixTime}}
-	reported := compile(t, "tms.position.reported.v1.json")
+	var out []event.Envelope
 	for _, p := range []position.Position{withCourse, noTime} {
 		e, err := p.Event("/tms/ingest/g7")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := validate(t, reported, e); err != nil {
-			t.Errorf("%+v: %v", p, err)
-		}
+		out = append(out, e)
 	}
-	rejected := compile(t, "tms.input.rejected.v1.json")
+	return out
+}
+
+// letterEvents encodes dead letters of every kind.
+func letterEvents(t *testing.T) []event.Envelope {
+	t.Helper()
+	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	var out []event.Envelope
 	for _, l := range []deadletter.Letter{
-		deadletter.New("ingest", "mqtt:g7", position.ReasonLatOutOfRange, "lat", "95 is outside", []byte(`{"lat":95}`), at).InBatch(3, deadletter.Hash([]byte("batch"))),
+		deadletter.New("ingest", "mqtt:g7", position.ReasonLatOutOfRange, "lat", "95 is outside", []byte(`{"lat":95}`), at.Add(987654321)).InBatch(3, deadletter.Hash([]byte("batch"))),
 		deadletter.New("ingest", "mqtt:g7", position.ReasonInvalidJSON, "", "not JSON", []byte{0xff}, at),
 		deadletter.New("geofence", "kafka:tms.positions/3@42", "malformed_event", "", "not a CloudEvent", []byte("{}"), at),
 		deadletter.New("ingest", "mqtt:g7", position.ReasonInvalidPlate, "plateNum", "too long", []byte(strings.Repeat("<", 10_000)), at).
@@ -90,8 +98,23 @@ func TestEncodedEventsMatchTheirSchemas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestEncodedEventsMatchTheirSchemas(t *testing.T) {
+	t.Parallel()
+	reported := compile(t, "tms.position.reported.v1.json")
+	for _, e := range positionEvents(t) {
+		if err := validate(t, reported, e); err != nil {
+			t.Errorf("%s: %v", e.Data, err)
+		}
+	}
+	rejected := compile(t, "tms.input.rejected.v1.json")
+	for _, e := range letterEvents(t) {
 		if err := validate(t, rejected, e); err != nil {
-			t.Errorf("%+v: %v", l, err)
+			t.Errorf("%s: %v", e.Data, err)
 		}
 	}
 }

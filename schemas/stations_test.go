@@ -64,6 +64,16 @@ func geofenceEvents(t *testing.T) []event.Envelope {
 			VisitID: event.ID("test", "3"), At: at, Point: p, Flags: []string{geofence.FlagLate}, EnteredAt: at},
 		{Kind: geofence.Exited, Vehicle: "京B00001", StationID: "S3", StationType: geofence.TypeRepair, StationVersion: 2,
 			VisitID: event.ID("test", "4"), At: at, Point: p, Flags: nil, EnteredAt: at.Add(-time.Minute), Dwell: time.Minute},
+		// A crossing inferred between two fixes: its points are
+		// interpolated (float arithmetic: 121.4 + 0.007 is
+		// 121.40700000000001), its times to the millisecond, and a
+		// dwell or gap of 1.239 s is 1.2389999999999999 in float seconds.
+		{Kind: geofence.Entered, Vehicle: "京B00001", StationID: "S4", StationType: geofence.TypeWaypoint, StationVersion: 1,
+			VisitID: event.ID("test", "5"), At: at.Add(1239 * time.Millisecond), Point: geo.Point{Lat: plus(31.2, 0.1), Lng: plus(121.4, 0.007)},
+			Flags: []string{geofence.FlagInterpolated, geofence.FlagGap}, Gap: 1239 * time.Millisecond},
+		{Kind: geofence.Exited, Vehicle: "京B00001", StationID: "S4", StationType: geofence.TypeWaypoint, StationVersion: 1,
+			VisitID: event.ID("test", "5"), At: at.Add(2478 * time.Millisecond), Point: geo.Point{Lat: plus(31.3, 0.0001), Lng: plus(121.407, 0.0005)},
+			Flags: []string{geofence.FlagInterpolated}, EnteredAt: at.Add(1239 * time.Millisecond), Dwell: 1239 * time.Millisecond},
 	}
 	var out []event.Envelope
 	for _, tr := range trs {
@@ -75,6 +85,10 @@ func geofenceEvents(t *testing.T) []event.Envelope {
 	}
 	return out
 }
+
+// plus adds in float64 at run time (a constant expression would be exact):
+// how the geofence's interpolated points come by their noise.
+func plus(a, b float64) float64 { return a + b }
 
 // schemaOf compiles each event type's schema once per test.
 type schemaOf map[string]*jsonschema.Schema

@@ -255,3 +255,43 @@ func checkLetter(t *testing.T, l deadletter.Letter) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestCoordinatesComeOutAsGiven: a fix's coordinates reach
+// tms.positions as the device wrote them (the same decimal value, in
+// JSON's shortest form), whether sent as numbers or as strings, and its
+// times to the millisecond, whatever the clock that received it.
+func TestCoordinatesComeOutAsGiven(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ lat, lng, wantLat, wantLng string }{
+		{"31.2304567", "121.4070000", "31.2304567", "121.407"},
+		{"31.2", "121.40700000000001", "31.2", "121.40700000000001"}, // as given, noise and all
+		{`"-33.8688197"`, `"151.2092955"`, "-33.8688197", "151.2092955"},
+		{"0.0000001", "-179.9999999", "1e-7", "-179.9999999"},
+	}
+	at := received.Add(123456789) // a clock's nanoseconds
+	fix := itoa(received.Add(-1750 * time.Millisecond).UnixMilli())
+	for _, c := range cases {
+		b := Parse([]byte(`[{"plateNum":"沪A12345","lat":`+c.lat+`,"lng":`+c.lng+`,"speed":1,"gps_time":`+fix+`}]`), at)
+		if b.Rejection != nil || len(b.Items) != 1 || b.Items[0].Rejection != nil {
+			t.Fatalf("%s,%s: %+v", c.lat, c.lng, b)
+		}
+		e, err := b.Items[0].Position.Event("/tms/ingest/g7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Lat, Lng   json.RawMessage
+			FixTime    string `json:"fix_time"`
+			ReceivedAt string `json:"received_at"`
+		}
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		if string(d.Lat) != c.wantLat || string(d.Lng) != c.wantLng {
+			t.Errorf("given %s,%s: encoded %s,%s; want %s,%s", c.lat, c.lng, d.Lat, d.Lng, c.wantLat, c.wantLng)
+		}
+		if d.FixTime != "2026-11-27T07:59:58.25Z" || d.ReceivedAt != "2026-11-27T08:00:00.123Z" {
+			t.Errorf("times %s, %s", d.FixTime, d.ReceivedAt)
+		}
+	}
+}

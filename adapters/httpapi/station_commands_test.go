@@ -108,7 +108,7 @@ func TestStationCommands(t *testing.T) {
 		got := decodeStatus[stationJSON](t, env.write(t, http.MethodPost, "/api/v1/stations", gcjBody), http.StatusCreated)
 		read := decode[stationJSON](t, env.get(t, "/api/v1/stations/G1"), "application/json")
 		given := geo.Point{Lat: 31.2304, Lng: 121.4737}
-		want := geo.GCJ02ToWGS84(given)
+		want := station.FromGCJ02(given)
 		for _, s := range []stationJSON{got, read} {
 			var g, o struct{ Coordinates [2]float64 }
 			_ = json.Unmarshal(s.Geometry, &g)

@@ -186,6 +186,9 @@ func (f *Feed) publish(r *kgo.Record) {
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 		return
 	}
+	if event.IsCommand(e.Type) {
+		return // an API's request to a processor, not something that happened
+	}
 	// The record's bytes are the envelope as produced: pushed as they are,
 	// with any extension attributes, and without encoding them again.
 	f.hub.publish(&e, r.Value, r.Timestamp)

@@ -67,8 +67,9 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	if err != nil {
 		return nil, err
 	}
-	// Dashboards get positions and the geofence's entries, exits and alerts.
-	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{event.TopicPositions, event.TopicGeofence},
+	// Dashboards get positions, the geofence's entries, exits and alerts,
+	// and the jobs' events.
+	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{event.TopicPositions, event.TopicGeofence, event.TopicJobs},
 		Registerer: e.registry, Logger: e.log}, hub)
 	if err != nil {
 		return nil, err

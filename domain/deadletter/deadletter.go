@@ -244,6 +244,9 @@ func Hash(raw []byte) string {
 // time is the receive time, as bad input has no event time to trust.
 func (l Letter) Event(source string) (event.Envelope, error) {
 	l = l.bounded()
+	// To the millisecond, as every time on tms's topics: the receive time
+	// comes from a clock with nanoseconds nobody needs.
+	l.ReceivedAt = l.ReceivedAt.UTC().Truncate(time.Millisecond)
 	source, _ = Cut(source, MaxOriginBytes)
 	idx := ""
 	if l.Index != nil {

@@ -46,6 +46,15 @@ const (
 	TypeJobAmended       = "tms.job.amended.v1"
 )
 
+// CommandTypePrefix starts the type of every command record: what an API
+// appends for a processor to decide (tms.command.create_job.v1), not a
+// fact. Commands share a topic with the events they lead to, and event
+// consumers skip them.
+const CommandTypePrefix = "tms.command."
+
+// IsCommand reports whether typ is a command's type.
+func IsCommand(typ string) bool { return strings.HasPrefix(typ, CommandTypePrefix) }
+
 // Envelope is a CloudEvents 1.0 event in structured JSON mode.
 type Envelope struct {
 	SpecVersion     string          `json:"specversion"`

@@ -1,6 +1,7 @@
 package geofence
 
 import (
+	"math"
 	"time"
 
 	"github.com/tmsfleet/tms/domain/event"
@@ -53,17 +54,17 @@ func (t Transition) Events(source string) ([]event.Envelope, error) {
 	}
 	v := Visit{
 		Vehicle: t.Vehicle, StationID: t.StationID, StationType: t.StationType, StationVersion: t.StationVersion,
-		VisitID: t.VisitID, FixTime: t.At.UTC(), Lat: t.Point.Lat, Lng: t.Point.Lng, Flags: flags,
+		VisitID: t.VisitID, FixTime: t.At.UTC(), Lat: round7(t.Point.Lat), Lng: round7(t.Point.Lng), Flags: flags,
 		InitialCause: t.InitialCause,
 	}
 	if t.Gap > 0 {
-		g := t.Gap.Seconds()
+		g := seconds(t.Gap)
 		v.GapS = &g
 	}
 	typ := event.TypeEnteredStation
 	if t.Kind == Exited {
 		typ = event.TypeExitedStation
-		entered, dwell := t.EnteredAt.UTC(), t.Dwell.Seconds()
+		entered, dwell := t.EnteredAt.UTC(), seconds(t.Dwell)
 		v.EnteredAt, v.DwellS = &entered, &dwell
 	}
 	e, err := event.New(typ, source, t.Vehicle, t.At, v, t.VisitID)
@@ -84,3 +85,13 @@ func (t Transition) Events(source string) ([]event.Envelope, error) {
 	}
 	return out, nil
 }
+
+// round7 rounds degrees to 7 decimals (about 1 cm): a point interpolated
+// between two fixes would otherwise carry the float noise of its
+// arithmetic (121.40700000000001), which no consumer should have to read.
+// A fix's own coordinates with at most 7 decimals come out as given.
+func round7(v float64) float64 { return math.Round(v*1e7) / 1e7 }
+
+// seconds is d in seconds, to the millisecond (the precision of fix
+// times): Duration.Seconds can carry float noise (1.2389999999999999).
+func seconds(d time.Duration) float64 { return float64(d.Round(time.Millisecond).Milliseconds()) / 1e3 }

@@ -141,7 +141,10 @@ func checkStops(e *errs, in []StopRequest, facts Facts) []PlannedStop {
 		case st.Type == "hazard":
 			e.add(field+".station_id", "station %s is a hazard zone, not a place to stop", s.StationID)
 		}
-		out[i] = PlannedStop{StationID: s.StationID, Kind: s.Kind, StationName: st.Name, Point: st.Point}
+		// A reference point converted from GCJ-02 has float noise in its
+		// last digits: 7 decimals (1 cm) are what the events carry.
+		out[i] = PlannedStop{StationID: s.StationID, Kind: s.Kind, StationName: st.Name,
+			Point: Point{Lat: round7(st.Point.Lat), Lng: round7(st.Point.Lng)}}
 		if s.PlannedArrival != nil {
 			out[i].PlannedArrival = timePtr(*s.PlannedArrival)
 		}

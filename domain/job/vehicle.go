@@ -83,6 +83,9 @@ type Job struct {
 	// only a fix arriving between them can change it.
 	From  time.Time `json:"from,omitzero"`
 	Until time.Time `json:"until,omitzero"`
+	// LateFrom is when the first late fix not yet in an amendment
+	// arrived (the watermark then); zero when there is none.
+	LateFrom time.Time `json:"late_from,omitzero"`
 }
 
 // Vehicle is one vehicle's jobs and what they need to be decided: the
@@ -277,9 +280,10 @@ func (r Rules) Fix(v *Vehicle, f track.Fix, arrived time.Time, seq int64) []even
 	}
 	var out []event.Envelope
 	for _, j := range v.Jobs {
-		if j.Published != nil && !fx.Time.Before(j.From) && !fx.Time.After(j.Until) {
-			out = r.amend(v, j, fx.Seq, out)
+		if j.Published != nil && !fx.Time.Before(j.From) && !fx.Time.After(j.Until) && j.LateFrom.IsZero() {
+			j.LateFrom = fx.Arrived
 		}
+		out = r.amendDue(v, j, fx.Arrived, out)
 	}
 	return out
 }
@@ -302,6 +306,9 @@ func (r Rules) Advance(v *Vehicle, wm time.Time) []event.Envelope {
 		out = r.apply(v, in, out)
 	}
 	out = r.settle(v, wm, out)
+	for _, j := range v.Jobs {
+		out = r.amendDue(v, j, wm, out)
+	}
 	r.letGo(v, wm)
 	return out
 }
@@ -322,7 +329,7 @@ func (r Rules) settle(v *Vehicle, wm time.Time, out []event.Envelope) []event.En
 			if j.EndedAt == nil || wm.Before(j.EndedAt.Add(r.Settle)) {
 				break // the vehicle is busy with it
 			}
-			out = r.complete(v, j, out)
+			out = r.complete(v, j, wm, out)
 		}
 	}
 	return out
@@ -343,6 +350,8 @@ func (r Rules) Deadline(v *Vehicle) (at time.Time, ok bool) {
 			continue
 		case j.Status == StatusActive:
 			d = j.EndedAt.Add(r.Settle)
+		case !j.LateFrom.IsZero():
+			d = j.LateFrom.Add(r.DecisionDelay)
 		default:
 			d = j.EndedAt.Add(r.AmendHorizon)
 		}
@@ -392,7 +401,10 @@ func (r Rules) startable(v *Vehicle, j *Job) bool {
 func (r Rules) start(v *Vehicle, j *Job, out []event.Envelope) []event.Envelope {
 	at := j.Create.RequestedAt
 	for _, o := range v.Jobs {
-		if o != j && o.EndedAt != nil && o.EndedAt.After(at) && o.Create.RequestedAt.Before(j.Create.RequestedAt) {
+		if o == j {
+			break // the jobs before j, in the order they were created
+		}
+		if o.EndedAt != nil && o.EndedAt.After(at) {
 			at = *o.EndedAt
 		}
 	}
@@ -526,34 +538,51 @@ func (r Rules) stopEvent(v *Vehicle, j *Job, s StopProgress, typ string, at Poin
 	}, j.Create.JobID, strconv.Itoa(s.Index))
 }
 
-// complete publishes j's first completion, then, in the order they
-// arrived, an amendment for each of its window's fixes that arrived after
-// it had settled (possible when the last exit came late).
-func (r Rules) complete(v *Vehicle, j *Job, out []event.Envelope) []event.Envelope {
+// complete publishes j's first completion, counting the fixes that
+// arrived before it settled, then the amendments its window's fixes that
+// arrived later make (possible when the last exit came late).
+func (r Rules) complete(v *Vehicle, j *Job, wm time.Time, out []event.Envelope) []event.Envelope {
 	settled := j.EndedAt.Add(r.Settle)
 	c := r.completion(v, j, func(f Fix) bool { return f.Arrived.Before(settled) })
 	c.Revision = 1
 	j.Status, j.Published = StatusCompleted, &c.Completion
 	j.From, j.Until = c.from, c.until
 	out = append(out, newEvent(event.TypeJobCompleted, v.Plate, c.CompletedAt, c.Completion, j.Create.JobID, strconv.Itoa(1)))
-	var late []Fix
+	j.LateFrom = r.nextLate(v, j, settled)
+	return r.amendDue(v, j, wm, out)
+}
+
+// nextLate is when the first fix of j's window that arrived at or after
+// since arrived, or zero.
+func (r Rules) nextLate(v *Vehicle, j *Job, since time.Time) time.Time {
+	var first time.Time
 	for _, f := range v.Fixes {
-		if !f.Arrived.Before(settled) && !f.Time.Before(*j.StartedAt) && !f.Time.After(*j.EndedAt) {
-			late = append(late, f)
+		if !f.Arrived.Before(since) && !f.Time.Before(j.From) && !f.Time.After(j.Until) && (first.IsZero() || f.Arrived.Before(first)) {
+			first = f.Arrived
 		}
 	}
-	slices.SortFunc(late, func(a, b Fix) int { return cmp.Compare(a.Seq, b.Seq) })
-	for _, f := range late {
-		out = r.amend(v, j, f.Seq, out)
+	return first
+}
+
+// amendDue publishes the amendments of j that are due at watermark wm.
+// Late fixes are gathered: those that arrived within the decision delay
+// of the first make one amendment, published once the watermark has
+// passed that delay, so that a device that sends a buffered hour at once
+// makes one revision, not one for each fix. What an amendment holds
+// depends only on when its fixes arrived, never on when it is published.
+func (r Rules) amendDue(v *Vehicle, j *Job, wm time.Time, out []event.Envelope) []event.Envelope {
+	for j.Published != nil && !j.LateFrom.IsZero() && !wm.Before(j.LateFrom.Add(r.DecisionDelay)) {
+		cutoff := j.LateFrom.Add(r.DecisionDelay)
+		out = r.amend(v, j, cutoff, out)
+		j.LateFrom = r.nextLate(v, j, cutoff)
 	}
 	return out
 }
 
-// amend publishes the next revision of j's completion if the fixes up to
-// input number seq change it.
-func (r Rules) amend(v *Vehicle, j *Job, seq int64, out []event.Envelope) []event.Envelope {
-	settled := j.EndedAt.Add(r.Settle)
-	c := r.completion(v, j, func(f Fix) bool { return f.Arrived.Before(settled) || f.Seq <= seq })
+// amend publishes the next revision of j's completion if the fixes that
+// arrived before cutoff change it.
+func (r Rules) amend(v *Vehicle, j *Job, cutoff time.Time, out []event.Envelope) []event.Envelope {
+	c := r.completion(v, j, func(f Fix) bool { return f.Arrived.Before(cutoff) })
 	j.From, j.Until = c.from, c.until
 	if sameFacts(c.Completion, *j.Published) {
 		return out

@@ -285,9 +285,10 @@ func TestCancellation(t *testing.T) {
 	}
 }
 
-// TestLateFixesAmendASettledCompletion: a fix of the job's window that
-// arrives after the completion settled makes revision 2; the revisions
-// are the same whether the last exit came before the late fixes or after.
+// TestLateFixesAmendASettledCompletion: fixes of the job's window that
+// arrive after the completion settled, together, make one revision 2;
+// the revisions are the same whether the last exit came before the late
+// fixes or after.
 func TestLateFixesAmendASettledCompletion(t *testing.T) {
 	t.Parallel()
 	run := func(exitLate bool) []Completion {
@@ -311,11 +312,12 @@ func TestLateFixesAmendASettledCompletion(t *testing.T) {
 		if exitLate {
 			w.exit("U1", 510)
 		}
+		w.until(700) // the late fixes' decision delay has passed
 		return w.completions()
 	}
 	onTime, late := run(false), run(true)
-	if len(onTime) < 2 || onTime[0].Revision != 1 || onTime[len(onTime)-1].Revision != len(onTime) {
-		t.Fatalf("revisions %v", onTime)
+	if len(onTime) != 2 || onTime[0].Revision != 1 || onTime[1].Revision != 2 || onTime[1].AmendedBecause != AmendedLateFixes {
+		t.Fatalf("revisions %v, want the completion and one amendment for the ten late fixes", onTime)
 	}
 	a, _ := json.Marshal(onTime)
 	b, _ := json.Marshal(late)

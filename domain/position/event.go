@@ -30,7 +30,9 @@ const MaxEventBytes = 1024
 
 // Event encodes p as a tms.position.reported.v1 event from source. Its id
 // is derived from the plate and the fix time, so a fix delivered twice
-// (a redelivered MQTT message, a device resending) has one id.
+// (a redelivered MQTT message, a device resending) has one id. Times are
+// to the millisecond: the fix time is (G7's precision), and the receive
+// time, from a clock, is cut to it.
 func (p *Position) Event(source string) (event.Envelope, error) {
 	flags := p.Flags
 	if flags == nil {
@@ -39,7 +41,7 @@ func (p *Position) Event(source string) (event.Envelope, error) {
 	data := Reported{
 		Vehicle:    p.Plate,
 		FixTime:    p.FixTime.UTC(),
-		ReceivedAt: p.ReceivedAt.UTC(),
+		ReceivedAt: p.ReceivedAt.UTC().Truncate(time.Millisecond),
 		Lat:        p.Lat,
 		Lng:        p.Lng,
 		SpeedKmh:   p.SpeedKmh,

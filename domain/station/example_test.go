@@ -68,7 +68,7 @@ func ExampleStation_Upserted_gcj02() {
 	e, _ := s.Upserted("/tms/api", 4, time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
 	fmt.Println(string(e.Data))
 	// Output:
-	// {"id":"YARD-7","name":"Repair yard","type":"repair","coord_system":"gcj02","geometry":{"type":"Polygon","coordinates":[[[121.49555512857751,31.20201897403427],[121.50559136431028,31.202049106998206],[121.50559051470769,31.21204427997789],[121.49555512857751,31.20201897403427]]]},"original_geometry":{"type":"Polygon","coordinates":[[[121.5,31.2],[121.51,31.2],[121.51,31.21],[121.5,31.2]]]},"detection":{},"version":4}
+	// {"id":"YARD-7","name":"Repair yard","type":"repair","coord_system":"gcj02","geometry":{"type":"Polygon","coordinates":[[[121.4955551,31.202019],[121.5055914,31.2020491],[121.5055905,31.2120443],[121.4955551,31.202019]]]},"original_geometry":{"type":"Polygon","coordinates":[[[121.5,31.2],[121.51,31.2],[121.51,31.21],[121.5,31.2]]]},"detection":{},"version":4}
 }
 
 // Deleting a station is an event with the next version; a station created

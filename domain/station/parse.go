@@ -3,6 +3,7 @@ package station
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	"github.com/tmsfleet/tms/domain/geo"
@@ -160,7 +161,7 @@ func (r Rules) Parse(body []byte) (*Station, error) {
 		s.geometry = g
 		if s.coordSystem == GCJ02 {
 			s.original = &g
-			s.geometry = g.convert(geo.GCJ02ToWGS84)
+			s.geometry = g.convert(FromGCJ02)
 			// The transform bends space a little differently at each
 			// position, so a shape valid as given may not be once
 			// converted (a ring that nearly touches itself).
@@ -208,4 +209,13 @@ func checkCoordSystem(cs string) string {
 		return "must be wgs84 or gcj02"
 	}
 	return ""
+}
+
+// FromGCJ02 is the WGS84 position a GCJ-02 one is stored as: converted,
+// then rounded to 7 decimals (1 cm, far finer than GCJ-02's own accuracy),
+// so that the station's events carry coordinates, not the float noise of
+// the conversion's last digits.
+func FromGCJ02(p geo.Point) geo.Point {
+	w := geo.GCJ02ToWGS84(p)
+	return geo.Point{Lat: math.Round(w.Lat*1e7) / 1e7, Lng: math.Round(w.Lng*1e7) / 1e7}
 }

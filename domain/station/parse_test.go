@@ -261,7 +261,7 @@ func TestParseAccepts(t *testing.T) {
 		{"a GCJ-02 circle", body(map[string]any{"coord_system": `"gcj02"`}), func(s *Station) string {
 			given := geo.Point{Lat: 31.2304, Lng: 121.4737}
 			if s.OriginalGeometry() == nil || s.OriginalGeometry().Point() != given ||
-				s.Geometry().Point() != geo.GCJ02ToWGS84(given) || geo.Haversine(given, s.Geometry().Point()) < 100 {
+				s.Geometry().Point() != FromGCJ02(given) || geo.Haversine(given, s.Geometry().Point()) < 100 {
 				return fmt.Sprintf("geometry %+v, original %+v", s.Geometry(), s.OriginalGeometry())
 			}
 			return ""
@@ -269,7 +269,7 @@ func TestParseAccepts(t *testing.T) {
 		{"a GCJ-02 polygon", body(map[string]any{"coord_system": `"gcj02"`, "radius_m": nil, "geometry": polygon(square(121, 31, 0.01))}), func(s *Station) string {
 			o, g := s.OriginalGeometry().Polygons()[0][0], s.Geometry().Polygons()[0][0]
 			for i := range o {
-				if g[i] != geo.GCJ02ToWGS84(o[i]) {
+				if g[i] != FromGCJ02(o[i]) {
 					return fmt.Sprintf("position %d: %v is not the conversion of %v", i, g[i], o[i])
 				}
 			}

@@ -101,7 +101,11 @@ func (p *Processor) run(ctx context.Context) error {
 	defer aux.Close()
 	close(p.ready)
 	for {
-		fetches := sess.PollRecords(ctx, p.cfg.MaxBatch)
+		// The poll returns at least every barrier interval: the
+		// geofence's progress moves the watermark without any record.
+		pollCtx, cancelPoll := context.WithTimeout(ctx, p.cfg.BarrierInterval)
+		fetches := sess.PollRecords(pollCtx, p.cfg.MaxBatch)
+		cancelPoll()
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -218,7 +219,7 @@ func readJobs(t *testing.T, kc *kafka.Config, n int, timeout time.Duration) map[
 			if err != nil {
 				t.Fatal(err)
 			}
-			if strings.HasPrefix(e.Type, "tms.command.") {
+			if event.IsCommand(e.Type) {
 				continue
 			}
 			out[e.Subject] = append(out[e.Subject], describe(t, e))
@@ -277,4 +278,159 @@ func TestProcessorMakesTheRulesEventsExactlyOnce(t *testing.T) {
 	runJobs(t, kc, jobs.Config{})
 	fleettest.Produce(t, kc, fleettest.PositionRecords(t, kc, w.Fixes))
 	compare(t, readJobs(t, kc, count(want), 90*time.Second), want)
+}
+
+// TestTakeoversGiveTheSameJobEvents stops the job processor several times
+// mid-stream, each successor restoring the snapshots and replaying the
+// steps logged since, with a second instance sharing the partitions for a
+// while: the events must be those of the rules, each exactly once.
+func TestTakeoversGiveTheSameJobEvents(t *testing.T) {
+	t.Parallel()
+	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
+	w := newJobsWorld(t, 6, 120)
+	want := w.expected(t)
+	fleettest.Produce(t, kc, w.StationRecords(t, kc))
+	fleettest.Produce(t, kc, w.commandRecords(t, kc))
+	runGeofence(t, kc)
+	positions := fleettest.PositionRecords(t, kc, w.Fixes)
+	quarter := len(positions) / 4
+	reg := prometheus.NewRegistry()
+	instance := func(n string) prometheus.Registerer {
+		return prometheus.WrapRegistererWith(prometheus.Labels{"instance": n}, reg)
+	}
+	stop := runJobs(t, kc, jobs.Config{SnapshotEvery: 1 << 30, Registerer: instance("1")})
+	fleettest.Produce(t, kc, positions[:quarter])
+	readJobs(t, kc, 4, 60*time.Second) // some progress
+	stop()
+	a := runJobs(t, kc, jobs.Config{SnapshotEvery: 29, Registerer: instance("2")})
+	b := runJobs(t, kc, jobs.Config{SnapshotEvery: 29, Registerer: instance("3")})
+	fleettest.Produce(t, kc, positions[quarter:2*quarter])
+	a()
+	fleettest.Produce(t, kc, positions[2*quarter:3*quarter])
+	b()
+	runJobs(t, kc, jobs.Config{SnapshotEvery: 1 << 30, Registerer: instance("4")})
+	fleettest.Produce(t, kc, positions[3*quarter:])
+	compare(t, readJobs(t, kc, count(want), 90*time.Second), want)
+	if restored := sumCounter(t, reg, "tms_jobs_replayed_records_total"); restored == 0 {
+		t.Error("no takeover replayed a logged step: the test did not exercise the replay")
+	}
+}
+
+// TestAReplayFromTheBeginningMakesTheSameBytes runs a job processor live
+// beside the geofence, then a second one over a copy of its inputs, from
+// their beginning, with the geofence long done: the second reads them as
+// a backlog, in whatever order its fetches bring, and must make the same
+// job events, byte for byte.
+func TestAReplayFromTheBeginningMakesTheSameBytes(t *testing.T) {
+	t.Parallel()
+	svc := testenv.FromEnv(os.LookupEnv)
+	live := svc.Kafka(t)
+	w := newJobsWorld(t, 6, 120)
+	want := w.expected(t)
+	fleettest.Produce(t, live, w.StationRecords(t, live))
+	fleettest.Produce(t, live, w.commandRecords(t, live))
+	runGeofence(t, live)
+	stop := runJobs(t, live, jobs.Config{})
+	fleettest.Produce(t, live, fleettest.PositionRecords(t, live, w.Fixes))
+	got := readJobs(t, live, count(want), 90*time.Second)
+	stop()
+
+	replay := svc.Kafka(t)
+	for _, topic := range []string{event.TopicPositions, event.TopicGeofence, event.TopicJobs} {
+		copyTopic(t, live, replay, topic, func(e event.Envelope) bool {
+			return topic != event.TopicJobs || strings.HasPrefix(e.Type, "tms.command.")
+		})
+	}
+	// The geofence finished long ago: its progress is at the end.
+	ctx := t.Context()
+	adm, err := replay.NewAdmin("test-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := adm.ListEndOffsets(ctx, replay.Topic(event.TopicPositions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := kadm.Offsets{}
+	ends.Each(func(o kadm.ListedOffset) { offsets.AddOffset(o.Topic, o.Partition, o.Offset, -1) })
+	if _, err := adm.CommitOffsets(ctx, replay.Group(geofencepipeline.Group), offsets); err != nil {
+		t.Fatal(err)
+	}
+	runJobs(t, replay, jobs.Config{MaxBatch: 37})
+	again := readJobs(t, replay, count(got), 90*time.Second)
+	compare(t, again, got)
+	compare(t, got, want)
+}
+
+// copyTopic copies topic from one namespace to another, partition for
+// partition and in order, keeping the records keep accepts.
+func copyTopic(t *testing.T, from, to *kafka.Config, topic string, keep func(event.Envelope) bool) {
+	t.Helper()
+	ctx := t.Context()
+	adm, err := from.NewAdmin("test-copy-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, from.Topic(topic))
+	adm.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := from.NewClient("test-copy", kgo.ConsumeTopics(from.Topic(topic)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
+	var out []*kgo.Record
+	for len(left) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if pctx.Err() != nil && fs.NumRecords() == 0 {
+			break // the rest are transaction markers
+		}
+		for _, r := range fs.Records() {
+			if r.Offset+1 >= left[r.Partition] {
+				delete(left, r.Partition)
+			}
+			e, err := event.Decode(r.Value)
+			if err != nil || !keep(e) {
+				continue
+			}
+			out = append(out, &kgo.Record{Topic: to.Topic(topic), Partition: r.Partition, Key: r.Key, Value: r.Value,
+				Timestamp: r.Timestamp, Headers: r.Headers})
+		}
+	}
+	producer, err := to.NewClient("test-copy-producer", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	if err := producer.ProduceSync(ctx, out...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sumCounter(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -24,7 +25,11 @@ var jobStations = map[string]job.Station{
 	"U2": {ID: "U2", Name: "Site 2", Type: "unloading", Point: jobPoint(jobtest.East(31, 121, 20000))},
 }
 
-func jobPoint(p geo.Point) job.Point { return job.Point{Lat: p.Lat, Lng: p.Lng} }
+// jobPoint is p as job events carry it: to 7 decimals.
+func jobPoint(p geo.Point) job.Point {
+	r := func(v float64) float64 { return math.Round(v*1e7) / 1e7 }
+	return job.Point{Lat: r(p.Lat), Lng: r(p.Lng)}
+}
 
 func east(m float64) geo.Point { return jobtest.East(31, 121, m) }
 

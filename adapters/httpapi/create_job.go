@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 )
 
@@ -21,7 +24,7 @@ func (s *server) createJob(c *gin.Context) {
 	}
 	req, err := parseJobRequest(body)
 	if err != nil {
-		fail(c, err)
+		fail(c, intrinsic(err, req))
 		return
 	}
 	res, err := s.cfg.JobCommands.Create(c.Request.Context(), req)
@@ -53,6 +56,13 @@ func (s *server) cancelJob(c *gin.Context) {
 		return
 	}
 	reason, bodyErr := parseCancel(body)
+	if bodyErr == nil && p.err() != nil {
+		// The reason's problems too, in the same 400.
+		var verr *job.ValidationError
+		if _, err := job.NewCancel(id, "", reason, time.Time{}); errors.As(err, &verr) {
+			bodyErr = &invalidError{fields: jobFieldErrors(verr)}
+		}
+	}
 	if err := joinInvalid(p.err(), bodyErr); err != nil {
 		fail(c, err)
 		return

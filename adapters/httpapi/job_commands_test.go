@@ -133,10 +133,17 @@ func TestJobRequests(t *testing.T) {
 				[]string{"vehicle", "external_ref", "new_vehicle", "cargo.weight_kg", "cargo.description", "cargo.volume",
 					"stops[0].station_id", "stops[0].kind", "stops[0].planned_arrival", "stops[0].note", "stops[1]", "driver"}},
 			{`{"vehicle": "沪A1", "cargo": null, "stops": {}}`, []string{"cargo", "stops"}},
-			{`{"vehicle": "沪A1", "cargo": {"weight_kg": 1e999}, "stops": []}`, []string{"cargo.weight_kg"}},
+			{`{"vehicle": "沪A1", "cargo": {"weight_kg": 1e999}, "stops": []}`, []string{"cargo.weight_kg", "stops"}},
+			// The shape's problems, and those of the values that need no
+			// read model, in one 400.
+			{`{"vehicle": "x!", "cargo": {"weight_kg": "20t"}, "stops": [{"station_id": "L", "kind": "drop"}], "driver": 1}`,
+				[]string{"cargo.weight_kg", "driver", "vehicle", "stops"}},
+			{`{"vehicle": "沪A1", "external_ref": " ", "cargo": {"weight_kg": 300000}, "stops": [{"station_id": "L", "kind": "unloading"},
+				{"station_id": "U1", "kind": "loading", "planned_arrival": "soon"}]}`,
+				[]string{"stops[1].planned_arrival", "cargo.weight_kg", "stops[0].kind", "stops[1].kind"}},
 			{`{"vehicle": "沪A1", "cargo": {"weight_kg": 1}, "stops": [` + strings.Repeat(`{"station_id": "L", "kind": "loading"},`, 50) +
 				`{"station_id": "U1", "kind": "unloading"}]}`, []string{"stops"}},
-			{`{"Vehicle": "沪A1", "vehicle": "沪A1", "cargo": {"weight_kg": 1}, "stops": []}`, []string{"Vehicle"}},
+			{`{"Vehicle": "沪A1", "vehicle": "沪A1", "cargo": {"weight_kg": 1}, "stops": []}`, []string{"Vehicle", "stops"}},
 		}
 		for _, c := range cases {
 			wantProblem(t, a.write(t, http.MethodPost, "/api/v1/jobs", c.body), "/api/v1/jobs", http.StatusBadRequest, c.fields...)
@@ -173,6 +180,8 @@ func TestJobRequests(t *testing.T) {
 		wantProblem(t, a.write(t, http.MethodPost, "/api/v1/jobs/nope/cancel", `{"reason": 1, "why": ""}`),
 			"/api/v1/jobs/nope/cancel", http.StatusBadRequest, "id", "reason", "why")
 		wantProblem(t, a.write(t, http.MethodPost, path, `{}`), path, http.StatusBadRequest, "reason")
+		wantProblem(t, a.write(t, http.MethodPost, "/api/v1/jobs/nope/cancel", `{"reason": " "}`),
+			"/api/v1/jobs/nope/cancel", http.StatusBadRequest, "id", "reason")
 		for err, status := range map[error]int{
 			fmt.Errorf("%w: x", job.ErrNotFound):                                                 http.StatusNotFound,
 			fmt.Errorf("%w: x", job.ErrFinished):                                                 http.StatusConflict,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -177,6 +178,43 @@ func jobFieldErrors(verr *job.ValidationError) []fieldError {
 	out := make([]fieldError, len(verr.Fields))
 	for i, f := range verr.Fields {
 		out[i] = fieldError{Field: f.Field, Detail: f.Detail}
+	}
+	return out
+}
+
+// intrinsic adds to err, the problems of a request's shape, those of its
+// values that need no read model (a plate's form, the weight, the stop
+// kinds and order, the reference), as domain/job finds them, so that one
+// 400 names every bad field; it leaves out the fields the shape's problems
+// name already, and those inside them.
+func intrinsic(err error, r job.CreateRequest) error {
+	var inv *invalidError
+	if !errors.As(err, &inv) || slices.ContainsFunc(inv.fields, func(f fieldError) bool { return f.Field == "body" }) {
+		return err // not a job at all: nothing to say of its fields
+	}
+	// Every station named exists and the vehicle is known: what is left
+	// is what is wrong whatever the read models hold.
+	facts := job.Facts{VehicleKnown: true, Stations: map[string]job.Station{}}
+	for _, s := range r.Stops {
+		facts.Stations[s.StationID] = job.Station{ID: s.StationID}
+	}
+	_, derr := job.NewCreate(r, facts, time.Time{}, "")
+	var verr *job.ValidationError
+	if !errors.As(derr, &verr) {
+		return err
+	}
+	out := &invalidError{fields: slices.Clone(inv.fields)}
+	for _, f := range jobFieldErrors(verr) {
+		covered := false
+		for _, g := range inv.fields {
+			if f.Field == g.Field || strings.HasPrefix(f.Field, g.Field+".") || strings.HasPrefix(f.Field, g.Field+"[") {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out.fields = append(out.fields, f)
+		}
 	}
 	return out
 }

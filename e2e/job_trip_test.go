@@ -141,7 +141,7 @@ func TestAJobDrivenThroughItsStopsIsBilledOnceThroughASIGKILL(t *testing.T) {
 	d.Start()
 
 	var done struct {
-		Status    string `json:"status"`
+		Status    string                  `json:"status"`
 		DistanceM struct{ Total float64 } `json:"distance_m"`
 	}
 	tmsproc.Eventually(t, 120*time.Second, "the job completed", func() bool {

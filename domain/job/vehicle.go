@@ -453,6 +453,11 @@ func (r Rules) serve(v *Vehicle, j *Job, vis Visit, out []event.Envelope) []even
 				continue
 			}
 			at := ms(vis.At)
+			if at.Before(*s.ArrivedAt) {
+				// A visit that ended before the job started, applied late:
+				// the stop was served from the start, and left at once.
+				at = *s.ArrivedAt
+			}
 			s.Status, s.DepartedAt = StopDeparted, &at
 			s.DwellS = floatPtr(round1(at.Sub(*s.ArrivedAt).Seconds()))
 			departure := passedOn(vis.Flags)

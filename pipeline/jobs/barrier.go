@@ -32,8 +32,9 @@ type barrier struct {
 
 // progress is one reading of the geofence's progress on a partition.
 type progress struct {
-	Decided int64 // G: positions before it are decided
-	Written int64 // E: tms.geofence ended here after they were
+	Decided   int64 // G: positions before it are decided
+	Written   int64 // E: tms.geofence ended here after they were
+	Positions int64 // where tms.positions ended before G was read
 }
 
 // maxProgress bounds the readings kept per partition: the oldest go
@@ -57,6 +58,12 @@ func (b *barrier) run(ctx context.Context) {
 }
 
 func (b *barrier) read(ctx context.Context) {
+	// Where the positions end, first: if the geofence has decided them
+	// all, the partition is quiet (Processor.quiet).
+	positions, perr := b.adm.ListCommittedOffsets(ctx, b.topic)
+	if perr == nil {
+		perr = positions.Error()
+	}
 	decided, err := b.adm.FetchOffsets(ctx, b.group)
 	if err == nil {
 		err = decided.Error()
@@ -69,27 +76,34 @@ func (b *barrier) read(ctx context.Context) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.err = errors.Join(err, lerr); b.err != nil {
+	if b.err = errors.Join(perr, err, lerr); b.err != nil {
 		return
 	}
 	if b.seen == nil {
 		b.seen = map[int32][]progress{}
 	}
-	for p, o := range decided[b.topic] {
+	positions.Each(func(pe kadm.ListedOffset) {
+		p := pe.Partition
 		w, ok := written.Lookup(b.geofence, p)
-		if !ok || o.At < 0 {
-			continue
+		if !ok {
+			return
 		}
-		pr := progress{Decided: o.At, Written: w.Offset}
+		// A partition the geofence has committed nothing for: it has
+		// decided nothing (which is everything, while there are no
+		// positions).
+		pr := progress{Written: w.Offset, Positions: pe.Offset}
+		if o, ok := decided.Lookup(b.topic, p); ok && o.At > 0 {
+			pr.Decided = o.At
+		}
 		seen := b.seen[p]
-		if n := len(seen); n > 0 && seen[n-1].Decided == pr.Decided {
-			continue
+		if n := len(seen); n > 0 && seen[n-1] == pr {
+			return
 		}
 		if len(seen) == maxProgress {
 			seen = slices.Delete(seen, 0, 1)
 		}
 		b.seen[p] = append(seen, pr)
-	}
+	})
 }
 
 // pairs returns the readings of partition p, oldest first.

@@ -96,7 +96,13 @@ type outputs struct {
 // not decided), puts what it emits in out, and returns the step as it is
 // logged. Replaying the logged steps over the same records arrives at the
 // same state: the step depends on nothing else.
-func (ps *partitionState) take(records [numInputs][]*kgo.Record, barrier int64, out *outputs) step {
+//
+// quiet, when not zero, is the time the step was taken, for a partition
+// whose inputs have all been read and decided (see Processor.quiet): no
+// input can come with an earlier time than a new one, so the applied
+// watermark may stand at the clock. It moves nothing but when inputs are
+// applied and jobs settle, never what they make.
+func (ps *partitionState) take(records [numInputs][]*kgo.Record, barrier int64, quiet time.Time, out *outputs) step {
 	touched := map[string]bool{}
 	for _, r := range records[inJobs] {
 		if !r.Attrs.IsControl() {
@@ -120,6 +126,9 @@ func (ps *partitionState) take(records [numInputs][]*kgo.Record, barrier int64, 
 	}
 	ps.advanceApplied(barrier)
 	ps.barrier = barrier
+	if quiet.After(ps.applied) {
+		ps.applied = quiet.UTC().Truncate(time.Millisecond)
+	}
 	ps.advance(touched, out)
 	ps.steps++
 	ps.sinceSnapshot += len(records[inJobs]) + len(records[inGeofence]) + len(records[inPositions])
@@ -236,6 +245,20 @@ func (ps *partitionState) effectiveBarrier(seen []progress) int64 {
 		}
 	}
 	return b
+}
+
+// nextDeadline is the earliest time a vehicle of the partition waits for,
+// or zero.
+func (ps *partitionState) nextDeadline() time.Time {
+	var next time.Time
+	for plate := range ps.waiting {
+		if e := ps.vehicles[plate]; e != nil {
+			if at, ok := ps.rules.Deadline(e.v); ok && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
+		}
+	}
+	return next
 }
 
 // advanceApplied moves the applied watermark to the positions watermark as

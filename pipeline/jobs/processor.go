@@ -113,7 +113,7 @@ func (p *Processor) run(ctx context.Context) error {
 			return err
 		}
 		p.dropRevoked()
-		if fetches.NumRecords() == 0 && !p.barrierMoved() && !p.unrestored() {
+		if fetches.NumRecords() == 0 && !p.barrierMoved() && !p.unrestored() && !p.quietDue() {
 			continue
 		}
 		if err := sess.Begin(); err != nil {
@@ -240,6 +240,31 @@ func (p *Processor) barrierMoved() bool {
 	return false
 }
 
+// quiet reports whether a partition has read and decided all its inputs:
+// its positions to where they ended, the geofence has decided them all,
+// and it has read tms.geofence to where that ended after. Nothing it
+// reads later can have an earlier time than now; in a partition where no
+// vehicle reports, commands then still come due (a job for a vehicle not
+// reporting yet is created, and the API's read-your-writes is answered).
+func (p *Processor) quiet(ps *partitionState, seen []progress) bool {
+	if len(seen) == 0 {
+		return false
+	}
+	last := seen[len(seen)-1]
+	return last.Decided >= last.Positions && ps.next[inPositions] >= last.Positions && ps.next[inGeofence] >= last.Written
+}
+
+// quietDue reports whether a quiet partition has something due now.
+func (p *Processor) quietDue() bool {
+	now := time.Now()
+	for part, ps := range p.parts {
+		if next := ps.nextDeadline(); !next.IsZero() && !next.After(now) && ps.applied.Before(now) && p.quiet(ps, p.barrier.pairs(part)) {
+			return true
+		}
+	}
+	return false
+}
+
 // transact fills the open transaction with steps: the batch polled, then
 // whatever arrives until CommitInterval has passed or MaxBatch records are
 // in it (see the geofence processor for why a transaction stays open).
@@ -327,11 +352,17 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		for i := range b {
 			b[i] = slices.DeleteFunc(b[i], func(r *kgo.Record) bool { return r.Offset < ps.next[i] })
 		}
-		barrier := ps.effectiveBarrier(p.barrier.pairs(part))
-		if len(b[0])+len(b[1])+len(b[2]) == 0 && barrier == ps.barrier {
+		seen := p.barrier.pairs(part)
+		barrier := ps.effectiveBarrier(seen)
+		var quiet time.Time
+		if p.quiet(ps, seen) {
+			quiet = time.Now()
+		}
+		due := !quiet.IsZero() && ps.applied.Before(quiet) && !ps.nextDeadline().IsZero() && !ps.nextDeadline().After(quiet)
+		if len(b[0])+len(b[1])+len(b[2]) == 0 && barrier == ps.barrier && !due {
 			continue
 		}
-		if err := p.step(ps, part, *b, barrier, produce); err != nil {
+		if err := p.step(ps, part, *b, barrier, quiet, produce); err != nil {
 			return err
 		}
 	}
@@ -366,9 +397,9 @@ func (p *Processor) readCommands(ctx context.Context, part int32, from int64) ([
 
 // step takes one step of partition part and produces what it emits, its
 // log record and, when due, a snapshot.
-func (p *Processor) step(ps *partitionState, part int32, recs [numInputs][]*kgo.Record, barrier int64, produce func(*kgo.Record)) error {
+func (p *Processor) step(ps *partitionState, part int32, recs [numInputs][]*kgo.Record, barrier int64, quiet time.Time, produce func(*kgo.Record)) error {
 	var out outputs
-	st := ps.take(recs, barrier, &out)
+	st := ps.take(recs, barrier, quiet, &out)
 	p.metrics.took(recs, out)
 	for _, e := range out.events {
 		value, err := json.Marshal(e)

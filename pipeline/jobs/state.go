@@ -54,7 +54,7 @@ func (p *Processor) restore(ctx context.Context, cl, aux *kgo.Client, part int32
 				recs[i], records[i] = records[i][:n], records[i][n:]
 				replayed += n
 			}
-			got := ps.take(recs, s.Barrier, &discard)
+			got := ps.take(recs, s.Barrier, time.UnixMilli(s.Applied), &discard)
 			if got.Applied != s.Applied || got.Next != s.Next {
 				return nil, fmt.Errorf("state partition %d: replaying step %d arrived at watermark %d and offsets %v, not %d and %v as logged",
 					part, s.N, got.Applied, got.Next, s.Applied, s.Next)

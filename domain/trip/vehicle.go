@@ -199,7 +199,6 @@ func segment(k Kind, a, b *mark, flags []string) Segment {
 	seg := Segment{Kind: k, Start: a.place(), End: b.place(), Flags: slices.Clone(flags), Stats: Stats{
 		Fixes: d.Fixes, DistanceM: d.Distance, MovingS: d.Moving, IdleS: d.Idle,
 		Noise: track.Noise{FixesUsed: d.Used, FixesDropped: d.Dropped, DistanceDroppedM: d.DroppedM},
-
 	}}
 	if k == KindTrip {
 		seg.Stats.MaxSpeedKmh = b.Max

@@ -151,23 +151,20 @@ func (c stationColumns) station() *Station {
 }
 
 // window is the part of a list query that picks a page of a vehicle's
-// segments of table overlapping [From, To) in start order: those that
-// started in the window after the cursor, and, on the first page, the
-// one in progress when the window began (a vehicle's segments of one kind
-// never overlap, so it is the last that started before it). Each part is a
-// range scan of the (vehicle, start_time) index.
+// segments of table overlapping [From, To) in start order, after the
+// cursor: those that started in the window, and the one in progress when
+// the window began (a vehicle's segments of one kind never overlap, so it
+// is the last that started before it). Each part is a range scan of the
+// (vehicle, start_time) index.
 func window(table string, q Query) (string, []any) {
-	args := []any{q.Vehicle, q.From, q.To, q.Limit}
-	started := `(SELECT * FROM ` + table + ` WHERE vehicle = $1 AND start_time >= $2 AND start_time < $3
-		ORDER BY start_time LIMIT $4)`
-	if q.After != nil && !q.After.Before(q.From) {
-		args = append(args, *q.After)
-		return `(SELECT * FROM ` + table + ` WHERE vehicle = $1 AND start_time > $5 AND start_time < $3
-			ORDER BY start_time LIMIT $4)`, args
+	after := time.Time{}
+	if q.After != nil {
+		after = *q.After
 	}
 	return `(SELECT * FROM (SELECT * FROM ` + table + ` WHERE vehicle = $1 AND start_time < $2
-			ORDER BY start_time DESC LIMIT 1) p WHERE end_time >= $2
-		UNION ALL ` + started + `)`, args
+			ORDER BY start_time DESC LIMIT 1) p WHERE end_time >= $2 AND start_time > $5
+		UNION ALL (SELECT * FROM ` + table + ` WHERE vehicle = $1 AND start_time >= $2 AND start_time < $3
+			AND start_time > $5 ORDER BY start_time LIMIT $4))`, []any{q.Vehicle, q.From, q.To, q.Limit, after}
 }
 
 // Trips returns the trips q selects, in start order.

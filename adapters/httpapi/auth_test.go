@@ -14,6 +14,7 @@ import (
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/visits"
 )
 
@@ -242,7 +243,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Parallel()
 			cfg := Config{
 				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), Replays: replays.NewStore(nil),
-				StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{},
+				StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{}, Trips: trips.NewStore(nil),
 				Tokens: map[string]Role{viewerToken: RoleViewer},
 			}
 			tt.tweak(&cfg)

@@ -23,6 +23,7 @@ import (
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -107,7 +108,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
-		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands,
+		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands, Trips: trips.NewStore(pool),
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
 		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(),
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/geoworkload"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/internal/tmsproc"
@@ -224,4 +226,41 @@ func TestTheSimulatorsFleetMakesItsTripsThroughTms(t *testing.T) {
 		!track.Points[len(track.Points)-1].FixTime.Equal(sample.End.Time) {
 		t.Errorf("the trip's track: %d, %d points, want its %d fixes and the one it starts at", status, len(track.Points), sample.Fixes)
 	}
+}
+
+// stopAndGo is a vehicle's fixes, a fix every 10 s from start, far from
+// any station: parked, 3 km east, parked, back, parked; one fix of the
+// first drive delivered after all the others, late. It gives the trips
+// read model trips, stops and a revision to rebuild.
+func stopAndGo(plate string, start time.Time) []position.Position {
+	const every = 10 * time.Second
+	home := geo.Point{Lat: 31.6, Lng: 121.8}
+	var out []position.Position
+	at := start
+	add := func(p geo.Point, kmh float64) {
+		out = append(out, position.Position{Plate: plate, FixTime: at, ReceivedAt: at.Add(time.Second), Lat: p.Lat, Lng: p.Lng, SpeedKmh: kmh})
+		at = at.Add(every)
+	}
+	park := func(p geo.Point, d time.Duration) {
+		for range int(d / every) {
+			add(p, 0)
+		}
+	}
+	drive := func(from float64, to float64) {
+		for i := 1; i <= 30; i++ { // 3 km in 300 s
+			x := from + (to-from)*float64(i)/30
+			kmh := 36.0
+			if i == 30 {
+				kmh = 0
+			}
+			add(geoworkload.Offset(home, 0, x), kmh)
+		}
+	}
+	park(home, 10*time.Minute)
+	drive(0, 3000)
+	park(geoworkload.Offset(home, 0, 3000), 10*time.Minute)
+	drive(3000, 0)
+	park(home, 5*time.Minute)
+	late := out[75] // in the first drive
+	return append(slices.Delete(out, 75, 76), late)
 }

@@ -55,12 +55,13 @@ CREATE UNIQUE INDEX stops_vehicle_start ON stops (vehicle, start_time);
 CREATE INDEX stops_start ON stops (start_time);
 
 -- The projection's own state, per vehicle: what domain/trip has made of
--- its fixes so far (a few fixes and running totals), the newest fix, and
--- the times of the snapshots kept in trip_snapshots. Written once per
+-- its fixes so far (a few fixes and running totals, as Vehicle.MarshalBinary
+-- stores them), the newest fix, and the times of the snapshots kept in
+-- trip_snapshots. Written once per
 -- batch per vehicle, so its pages keep room for in-place updates.
 CREATE TABLE trip_vehicles (
     vehicle      text COLLATE "C" PRIMARY KEY,
-    state        jsonb            NOT NULL,
+    state        bytea            NOT NULL,
     newest       timestamptz      NOT NULL,
     snapshots    timestamptz[]    NOT NULL
 ) WITH (fillfactor = 50);
@@ -81,7 +82,7 @@ CREATE TABLE trip_fixes (
 CREATE TABLE trip_snapshots (
     vehicle  text COLLATE "C" NOT NULL,
     at       timestamptz      NOT NULL,
-    state    jsonb            NOT NULL,
+    state    bytea            NOT NULL,
     PRIMARY KEY (vehicle, at)
 );
 

@@ -40,8 +40,8 @@
 //
 // A Vehicle takes fixes only in fix-time order. A fix older than the
 // newest one is applied by going back to a snapshot of the state taken
-// before it (MarshalJSON and UnmarshalJSON are the one way to store and
-// rebuild a Vehicle) and reading the fixes from there again, the late one
+// before it (MarshalBinary and UnmarshalBinary are the one way to store
+// and rebuild a Vehicle) and reading the fixes from there again, the late one
 // in its place: what comes out is exactly what the fixes in order would
 // have made. OpenSince says which segments that reading makes again. The
 // projection that does so keeps the fixes and the snapshots, and numbers

@@ -335,7 +335,7 @@ func TestAStoredStateGoesOnAsTheOriginal(t *testing.T) {
 	for _, f := range fixes {
 		var v trip.Vehicle
 		if stored != nil {
-			if err := json.Unmarshal(stored, &v); err != nil {
+			if err := v.UnmarshalBinary(stored); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -344,12 +344,12 @@ func TestAStoredStateGoesOnAsTheOriginal(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, segs...)
-		if stored, err = json.Marshal(&v); err != nil {
+		if stored, err = v.MarshalBinary(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var v trip.Vehicle
-	if err := json.Unmarshal(stored, &v); err != nil {
+	if err := v.UnmarshalBinary(stored); err != nil {
 		t.Fatal(err)
 	}
 	if open, ok := v.Open(); ok {
@@ -398,7 +398,7 @@ func TestALateFixIsAppliedFromASnapshot(t *testing.T) {
 			var got []trip.Segment
 			for _, f := range inOrder {
 				if len(snaps) == 0 || f.Time.Sub(snaps[len(snaps)-1].at) >= 15*time.Minute {
-					b, _ := json.Marshal(&v)
+					b, _ := v.MarshalBinary()
 					snaps = append(snaps, snapshot{f.Time, b})
 				}
 				segs, err := v.Add(trip.DefaultRules, f)
@@ -417,7 +417,7 @@ func TestALateFixIsAppliedFromASnapshot(t *testing.T) {
 				i--
 			}
 			var again trip.Vehicle
-			if err := json.Unmarshal(snaps[i].state, &again); err != nil {
+			if err := again.UnmarshalBinary(snaps[i].state); err != nil {
 				t.Fatal(err)
 			}
 			since := again.OpenSince()
@@ -455,5 +455,39 @@ func TestRulesAreValidated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: want it to name the %s", err, want)
 		}
+	}
+}
+
+// TestAStoredStateIsCheckedWhenRestored: bytes cut short, of another
+// version or with bytes left over are refused, never misread.
+func TestAStoredStateIsCheckedWhenRestored(t *testing.T) {
+	t.Parallel()
+	var v trip.Vehicle
+	for _, f := range fullDay()[:700] {
+		if _, err := v.Add(trip.DefaultRules, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := v.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string][]byte{
+		"empty":           nil,
+		"cut short":       b[:len(b)-3],
+		"another version": append([]byte{99}, b[1:]...),
+		"bytes left over": append(slices.Clone(b), 0),
+	} {
+		var w trip.Vehicle
+		if err := w.UnmarshalBinary(bad); !errors.Is(err, trip.ErrBadState) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	var w trip.Vehicle
+	if err := w.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := w.MarshalBinary(); !slices.Equal(again, b) {
+		t.Error("stored again, the state is not the same bytes")
 	}
 }

@@ -1,7 +1,6 @@
 package trip
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -22,7 +21,7 @@ type Fix = track.Fix
 
 // Vehicle is one vehicle's trip state: what it has made of its fixes so
 // far. The zero value is a vehicle with no fixes. It is stored and
-// restored with MarshalJSON and UnmarshalJSON, exactly: a restored
+// restored with MarshalBinary and UnmarshalBinary, exactly: a restored
 // Vehicle goes on as the original would.
 type Vehicle struct {
 	s state
@@ -44,81 +43,68 @@ const (
 // totals are running sums over every fix the vehicle has taken; a
 // segment's stats are the difference of the totals at its two ends.
 type totals struct {
-	Fixes    int     `json:"n"`
-	Distance float64 `json:"d"`
-	Moving   float64 `json:"mv"`
-	Idle     float64 `json:"id"`
-	Used     int     `json:"u"`
-	Dropped  int     `json:"x"`
-	DroppedM float64 `json:"xd"`
+	Fixes    int
+	Distance float64
+	Moving   float64
+	Idle     float64
+	Used     int
+	Dropped  int
+	DroppedM float64
 }
 
 // mark is a fix with a position, and the totals once it was taken.
 type mark struct {
-	Time  time.Time `json:"t"`
-	Lat   float64   `json:"lat"`
-	Lng   float64   `json:"lng"`
-	Speed float64   `json:"v"`
-	Tot   totals    `json:"tot"`
+	Time  time.Time
+	Lat   float64
+	Lng   float64
+	Speed float64
+	Tot   totals
 	// Max is the highest speed since the start of the trip (in motion) or
 	// since the last standing fix (stopped), this fix included.
-	Max float64 `json:"max"`
+	Max float64
 }
 
 func (m *mark) point() geo.Point { return geo.Point{Lat: m.Lat, Lng: m.Lng} }
 func (m *mark) place() Place     { return Place{Time: m.Time, Point: m.point()} }
 
-// state is the Vehicle's state; its fields are exported only for JSON.
+// state is the Vehicle's state (encoding.go stores it).
 type state struct {
 	// The filter: the last fix it kept, and a suspected jump waiting for
 	// the fix after it.
-	LastKept *track.Fix `json:"kept,omitempty"`
-	Suspect  *Fix       `json:"suspect,omitempty"`
+	LastKept *track.Fix
+	Suspect  *Fix
 	// Newest is the newest fix taken (the suspect included).
-	Newest time.Time `json:"newest"`
+	Newest time.Time
 	// Prev is the time of the last fix decided.
-	Prev time.Time `json:"prev"`
-	Tot  totals    `json:"tot"`
+	Prev time.Time
+	Tot  totals
 	// LastPos is the last fix decided that had a position (not a jump).
-	LastPos *mark `json:"pos,omitempty"`
+	LastPos *mark
 
-	Mode mode `json:"mode"`
+	Mode mode
 	// Start is the stop's start (stopped) or the trip's (moving).
-	Start *mark `json:"start,omitempty"`
+	Start *mark
 	// Flags are the open segment's.
-	Flags []string `json:"flags,omitempty"`
+	Flags []string
 	// Left: the trip has left the radius of its start (moving).
-	Left bool `json:"left,omitempty"`
+	Left bool
 	// Cand is the first fix of the current stay within one radius
 	// (moving): where the vehicle may be stopping.
-	Cand *mark `json:"cand,omitempty"`
+	Cand *mark
 	// Stand is the first standing fix of that stay (moving).
-	Stand *mark `json:"stand,omitempty"`
+	Stand *mark
 	// Last is the last standing fix: of the stay (moving), or of the stop
 	// (stopped), where the next trip would start.
-	Last *mark `json:"last,omitempty"`
+	Last *mark
 	// Within is the last fix within the stop's radius (stopped).
-	Within *mark `json:"within,omitempty"`
+	Within *mark
 	// Out are the fixes in a row outside the radius of Start (stopped) or
 	// Cand (moving), fewer than MoveFixes.
-	Out []mark `json:"out,omitempty"`
+	Out []mark
 	// TripMax is the highest speed since the trip's start (moving);
 	// TailMax since Last.
-	TripMax float64 `json:"trip_max,omitempty"`
-	TailMax float64 `json:"tail_max,omitempty"`
-}
-
-// MarshalJSON stores the vehicle's state.
-func (v *Vehicle) MarshalJSON() ([]byte, error) { return json.Marshal(&v.s) }
-
-// UnmarshalJSON restores a state MarshalJSON stored.
-func (v *Vehicle) UnmarshalJSON(b []byte) error {
-	var s state
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("trip state: %w", err)
-	}
-	v.s = s
-	return nil
+	TripMax float64
+	TailMax float64
 }
 
 // Newest is the time of the newest fix taken; zero before the first.

@@ -2,7 +2,6 @@ package trips
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -223,7 +222,7 @@ func (p *Projection) load(ctx context.Context, tx pgx.Tx, plates []string) ([]*r
 	var snaps []time.Time
 	_, err = pgx.ForEachRow(rows, []any{&plate, &state, &snaps}, func() error {
 		r := byPlate[plate]
-		if err := json.Unmarshal(state, &r.v); err != nil {
+		if err := r.v.UnmarshalBinary(state); err != nil {
 			return fmt.Errorf("the trip state of %s: %w", plate, err)
 		}
 		r.snaps = slices.Clone(snaps)
@@ -259,7 +258,7 @@ func (r *run) take(ctx context.Context, tx pgx.Tx, f trip.Fix) error {
 // due; store says whether the fix is new to trip_fixes.
 func (r *run) add(f trip.Fix, store bool) error {
 	if len(r.snaps) == 0 || f.Time.Sub(r.snaps[len(r.snaps)-1]) >= snapshotEvery {
-		b, err := json.Marshal(&r.v)
+		b, err := r.v.MarshalBinary()
 		if err != nil {
 			return err
 		}
@@ -327,8 +326,8 @@ func (r *run) late(ctx context.Context, tx pgx.Tx, f trip.Fix) error {
 		return fmt.Errorf("read the snapshot of %s: %w", at.Format(time.RFC3339Nano), err)
 	}
 	var v trip.Vehicle
-	if err := json.Unmarshal(state, &v); err != nil {
-		return err
+	if err := v.UnmarshalBinary(state); err != nil {
+		return fmt.Errorf("the snapshot of %s: %w", at.Format(time.RFC3339Nano), err)
 	}
 	from := at
 	if i < 0 {
@@ -487,7 +486,7 @@ func (r *run) finish() error {
 		r.fixes = slices.DeleteFunc(r.fixes, func(f trip.Fix) bool { return f.Time.Before(p) })
 		r.newSnaps = slices.DeleteFunc(r.newSnaps, func(s snapshot) bool { return s.at.Before(p) })
 	}
-	b, err := json.Marshal(&r.v)
+	b, err := r.v.MarshalBinary()
 	r.state = b
 	return err
 }
@@ -540,15 +539,16 @@ func write(ctx context.Context, tx pgx.Tx, runs []*run, final bool) error {
 	var snaps struct {
 		plates []string
 		at     []time.Time
-		states []string
+		states [][]byte
 	}
 	// Revised rows are written with their revision; the others keep
 	// theirs.
 	var trips, stops, revisedTrips, revisedStops segColumns
 	var states struct {
-		plates, states []string
-		newest         []time.Time
-		snaps          []string
+		plates []string
+		states [][]byte
+		newest []time.Time
+		snaps  []string
 	}
 	var fixes [][]any
 	for _, r := range runs {
@@ -559,7 +559,7 @@ func write(ctx context.Context, tx pgx.Tx, runs []*run, final bool) error {
 			b.Queue(`DELETE FROM trip_snapshots WHERE vehicle = $1 AND at > $2`, r.plate, *r.dropSnap)
 		}
 		for _, s := range r.newSnaps {
-			snaps.plates, snaps.at, snaps.states = append(snaps.plates, r.plate), append(snaps.at, s.at), append(snaps.states, string(s.state))
+			snaps.plates, snaps.at, snaps.states = append(snaps.plates, r.plate), append(snaps.at, s.at), append(snaps.states, s.state)
 		}
 		if r.dropSegs != nil {
 			b.Queue(`DELETE FROM trips WHERE vehicle = $1 AND start_time >= $2`, r.plate, *r.dropSegs)
@@ -585,7 +585,7 @@ func write(ctx context.Context, tx pgx.Tx, runs []*run, final bool) error {
 			if r.prune != nil {
 				cut.plates, cut.at = append(cut.plates, r.plate), append(cut.at, *r.prune)
 			}
-			states.plates, states.states = append(states.plates, r.plate), append(states.states, string(r.state))
+			states.plates, states.states = append(states.plates, r.plate), append(states.states, r.state)
 			states.newest = append(states.newest, r.v.Newest())
 			states.snaps = append(states.snaps, timesLiteral(r.snaps))
 		}
@@ -594,7 +594,7 @@ func write(ctx context.Context, tx pgx.Tx, runs []*run, final bool) error {
 	}
 	if len(snaps.plates) > 0 {
 		b.Queue(`INSERT INTO trip_snapshots (vehicle, at, state)
-			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::jsonb[])`, snaps.plates, snaps.at, snaps.states)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bytea[])`, snaps.plates, snaps.at, snaps.states)
 	}
 	trips.queue(b, tripsUpsert)
 	stops.queue(b, stopsUpsert)
@@ -609,7 +609,7 @@ func write(ctx context.Context, tx pgx.Tx, runs []*run, final bool) error {
 	if len(states.plates) > 0 {
 		b.Queue(`INSERT INTO trip_vehicles (vehicle, state, newest, snapshots)
 			SELECT t.vehicle, t.state, t.newest, t.snaps::timestamptz[]
-			FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[], $4::text[]) AS t(vehicle, state, newest, snaps)
+			FROM unnest($1::text[], $2::bytea[], $3::timestamptz[], $4::text[]) AS t(vehicle, state, newest, snaps)
 			ON CONFLICT (vehicle) DO UPDATE SET state = EXCLUDED.state, newest = EXCLUDED.newest, snapshots = EXCLUDED.snapshots`,
 			states.plates, states.states, states.newest, states.snaps)
 	}

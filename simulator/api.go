@@ -403,7 +403,9 @@ const (
 	jobAccepted jobOutcome = "accepted"
 	jobConflict jobOutcome = "conflict"
 	jobFailed   jobOutcome = "failed"
-	jobNotTried jobOutcome = "not_tried"
+	// jobUnanswered: the run ended (or the API refused the token) before
+	// the create was answered, or sent.
+	jobUnanswered jobOutcome = "unanswered"
 )
 
 // createJob creates j: new_vehicle, since the simulator's plates may
@@ -418,9 +420,10 @@ func (a *api) createJob(ctx context.Context, j Job) (jobOutcome, error) {
 	log := a.log.With("job", j.Index, "external_ref", j.ExternalRef, "vehicle", j.Plate)
 	res, err := a.do(ctx, http.MethodPost, "/api/v1/jobs", nil, req)
 	if err != nil {
-		if ctx.Err() == nil {
-			log.Error("job not created", "err", err)
+		if ctx.Err() != nil {
+			return jobUnanswered, err
 		}
+		log.Error("job not created", "err", err)
 		return jobFailed, err
 	}
 	if err := refused(res); err != nil {
@@ -469,7 +472,7 @@ func (a *api) createJobs(ctx context.Context, jobs []Job) {
 	}
 	outcomes := make([]jobOutcome, len(jobs))
 	for i := range outcomes {
-		outcomes[i] = jobNotTried
+		outcomes[i] = jobUnanswered
 	}
 	began := time.Now()
 	a.each(ctx, len(byVehicle), func(ctx context.Context, k int) error {
@@ -493,8 +496,8 @@ func (a *api) createJobs(ctx context.Context, jobs []Job) {
 	attrs := []any{"jobs", len(jobs), "created", counts[jobCreated], "existed", counts[jobExisted],
 		"accepted", counts[jobAccepted], "conflicts", counts[jobConflict], "failed", counts[jobFailed],
 		"took", time.Since(began).Round(time.Millisecond)}
-	if n := counts[jobNotTried]; n > 0 {
-		attrs = append(attrs, "not_tried", n)
+	if n := counts[jobUnanswered]; n > 0 {
+		attrs = append(attrs, "unanswered", n)
 	}
 	a.log.Info("jobs created through the API", attrs...)
 }

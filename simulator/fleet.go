@@ -48,7 +48,8 @@ const (
 
 // Fleet is a set of vehicles driving between the sites of an Area. It is
 // deterministic: vehicle i's plate and behaviour depend only on the seed,
-// i and the times it is stepped to. A Fleet is not safe for concurrent use.
+// i, its jobs (WithJobs) and the times it is stepped to. A Fleet is not
+// safe for concurrent use.
 type Fleet struct {
 	area     Area
 	proj     projection

@@ -1,10 +1,10 @@
 package simulator
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 )
 
@@ -80,9 +80,10 @@ func (a Area) StationRadius() float64 {
 // StationID is the id of the station tms gets for site i: stable across
 // runs (it depends only on the area's and the site's names), so that
 // defining the stations again finds the ones defined before, e.g.
-// sim.shanghai.waigaoqiao-port.
+// sim.shanghai.waigaoqiao-port. A name without ASCII letters or digits
+// stands as "area", or as the site's number.
 func (a Area) StationID(i int) string {
-	return stationIDPrefix + slug(a.Name) + "." + slug(a.Sites[i].Name)
+	return stationIDPrefix + cmp.Or(slug(a.Name), "area") + "." + cmp.Or(slug(a.Sites[i].Name), fmt.Sprintf("site-%d", i))
 }
 
 // slug is s in lower-case ASCII letters and digits, other runs of
@@ -118,30 +119,36 @@ func (a Area) Validate() error {
 	if r := a.StationRadius(); !(r >= minStationRadiusM && r <= maxStationRadiusM) {
 		return fmt.Errorf("simulator: area %q: station radius %v m is outside [%d, %d]", a.Name, r, minStationRadiusM, maxStationRadiusM)
 	}
-	if slug(a.Name) == "" {
-		return fmt.Errorf("simulator: area %q: its name needs a letter or digit, for its stations' ids", a.Name)
-	}
 	proj := newProjection(a)
-	var ids []string
-	for i, s := range a.Sites {
+	for _, s := range a.Sites {
 		if math.IsNaN(s.Lat) || math.IsNaN(s.Lng) {
 			return fmt.Errorf("simulator: site %q has no coordinates", s.Name)
 		}
 		if d := proj.toXY(s.Lat, s.Lng).norm(); d > a.RadiusKm*1000 {
 			return fmt.Errorf("simulator: site %q is %.1f km from the centre of %q, outside its %v km", s.Name, d/1000, a.Name, a.RadiusKm)
 		}
-		id := a.StationID(i)
-		switch {
-		case slug(s.Name) == "":
-			return fmt.Errorf("simulator: site %q: its name needs a letter or digit, for its station's id", s.Name)
-		case len(id) > maxStationIDLen:
-			return fmt.Errorf("simulator: site %q: station id %s is longer than %d characters; shorten the name", s.Name, id, maxStationIDLen)
-		case slices.Contains(ids, id):
-			return fmt.Errorf("simulator: site %q: another site of %q has the station id %s", s.Name, a.Name, id)
-		}
-		ids = append(ids, id)
 	}
 	return nil
+}
+
+// ValidateStations reports sites whose stations tms could not take or
+// tell apart: a station id (StationID) longer than tms allows, or the
+// same as another site's. Only a run that defines stations (or creates
+// jobs at them) needs it.
+func (a Area) ValidateStations() error {
+	var errs []error
+	seen := map[string]string{}
+	for i, s := range a.Sites {
+		id := a.StationID(i)
+		if len(id) > maxStationIDLen {
+			errs = append(errs, fmt.Errorf("simulator: site %q: station id %s is longer than %d characters; shorten the name", s.Name, id, maxStationIDLen))
+		}
+		if other, dup := seen[id]; dup {
+			errs = append(errs, fmt.Errorf("simulator: sites %q and %q of %q have one station id, %s; rename one", other, s.Name, a.Name, id))
+		}
+		seen[id] = s.Name
+	}
+	return errors.Join(errs...)
 }
 
 // Areas are the built-in areas by the names `tms simulate --area` takes.

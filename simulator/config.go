@@ -234,6 +234,8 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Area.Validate(); err != nil {
 		errs = append(errs, err)
+	} else if c.APIURL != "" {
+		errs = append(errs, c.Area.ValidateStations())
 	}
 	if c.Interval < time.Millisecond {
 		bad("interval %s: at least 1ms, the resolution of gps_time", c.Interval)

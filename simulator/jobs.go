@@ -128,6 +128,9 @@ func (f *Fleet) planJobs(seed uint64, n int) error {
 	if len(f.byKind[SiteLoading]) == 0 || len(f.byKind[SiteUnloading]) == 0 {
 		return fmt.Errorf("simulator: area %q: jobs need loading and unloading sites", f.area.Name)
 	}
+	if err := f.area.ValidateStations(); err != nil {
+		return err // the jobs' stops name the stations
+	}
 	f.jobs = make([]Job, n)
 	for k := range f.jobs {
 		vi := k % len(f.vehicles)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,5 +298,28 @@ func TestAreasDefineStationsTmsAccepts(t *testing.T) {
 	}
 	if got := Shanghai().StationID(0); got != "sim.shanghai.waigaoqiao-port" {
 		t.Errorf("station id of Waigaoqiao port = %q", got)
+	}
+}
+
+func TestStationIDsThatTmsCouldNotTakeAreRefused(t *testing.T) {
+	t.Parallel()
+	a := Area{Name: "上海", Lat: 31.2, Lng: 121.4, RadiusKm: 20, Sites: []Site{
+		{"港口", SiteLoading, 31.2, 121.4}, {"Gate 3", SiteUnloading, 31.25, 121.5}, {"gate-3", SiteOil, 31.22, 121.45},
+	}}
+	if err := a.Validate(); err != nil {
+		t.Fatalf("names need no letters to drive between: %v", err)
+	}
+	if got := []string{a.StationID(0), a.StationID(1)}; got[0] != "sim.area.site-0" || got[1] != "sim.area.gate-3" {
+		t.Errorf("station ids %v", got)
+	}
+	if err := a.ValidateStations(); err == nil || !strings.Contains(err.Error(), "one station id, sim.area.gate-3") {
+		t.Errorf("two sites with one station id: %v", err)
+	}
+	a.Sites[2].Name = strings.Repeat("long ", 20)
+	if err := a.ValidateStations(); err == nil || !strings.Contains(err.Error(), "longer than 64") {
+		t.Errorf("a station id tms refuses: %v", err)
+	}
+	if _, err := NewFleet(1, 3, a, WithJobs(1)); err == nil {
+		t.Error("jobs at stations tms refuses are planned")
 	}
 }

@@ -107,7 +107,7 @@ token is logged and only positions are published.`,
 	f.Float64Var(&stationRadius, "station-radius", 0, "radius in metres of the stations defined around the sites (0: the area's, 200 in shanghai)")
 	f.DurationVar(&sc.Dwell, "dwell", 0, "typical stay at a site, each lasting 0.5 to 1.5 times it (0: 3 to 40 minutes by the site's kind)")
 	f.IntVar(&sc.Jobs, "jobs", 0, "jobs to create through the API and drive (needs the API and an operator token)")
-	f.StringVar(&apiURL, "api", apiBase(cfg.HTTPAddr), "base URL of the tms API, for stations and jobs (default from TMS_HTTP_ADDR; empty: none)")
+	f.StringVar(&apiURL, "api", apiBase(cfg.HTTPAddr), "base URL of the tms API, for stations and jobs, taken from TMS_HTTP_ADDR (\"\": none)")
 	f.StringVar(&token, "token", "", "operator token of the API (default: the first operator token of TMS_API_TOKENS, else $TMS_DATA_DIR/api-tokens/operator)")
 	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
@@ -23,7 +25,7 @@ import (
 // other content), ErrUnavailable.
 func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result, err error) {
 	start := time.Now()
-	defer func() { c.metrics.observe("create", res, err, time.Since(start)) }()
+	defer func() { c.observe("create", res, err, time.Since(start)) }()
 	facts, err := c.facts(ctx, r)
 	if err != nil {
 		return Result{}, err
@@ -40,7 +42,7 @@ func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result,
 	id := job.IDFor(ref)
 	repeat := false
 	var cmd job.Create
-	err = c.decide(ctx, id, func(q jobs.Querier) error {
+	err = c.commands.Decide(ctx, id, func(_ context.Context, q pgx.Tx) error {
 		// The command's time is taken under the lock, once the read
 		// model has caught up: it is appended at once after.
 		var invalid error
@@ -88,7 +90,7 @@ func (c *Commands) produceCreate(ctx context.Context, cmd job.Create) error {
 	if err != nil {
 		return fmt.Errorf("jobcmd: %w", err)
 	}
-	return c.produce(ctx, cmd.Vehicle, e)
+	return c.commands.Append(ctx, cmd.Vehicle, e)
 }
 
 func eventID(cmd job.Create) string {

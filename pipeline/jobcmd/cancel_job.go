@@ -42,8 +42,7 @@ func (c *Commands) Cancel(ctx context.Context, id, reason string) (res Result, e
 		return Result{}, err
 	}
 	e, _ := cmd.Event() // encoded once already
-	res = Result{JobID: id, EventID: e.ID}
-	j, err := c.await(ctx, id, func(j *jobs.Job) (bool, error) {
+	return c.show(ctx, Result{JobID: id, EventID: e.ID}, func(j *jobs.Job) (bool, error) {
 		switch {
 		case j.Status == job.StatusCancelled:
 			return true, nil
@@ -53,20 +52,6 @@ func (c *Commands) Cancel(ctx context.Context, id, reason string) (res Result, e
 		}
 		return false, nil
 	})
-	switch {
-	case errors.Is(err, job.ErrFinished):
-		return Result{}, err
-	case err != nil && ctx.Err() != nil:
-		return Result{}, err // the client went away; the command is in
-	case err != nil:
-		c.log.WarnContext(ctx, "waiting for the jobs read model failed", "job", id, "err", err)
-		res.Accepted = true
-	case j == nil:
-		res.Accepted = true
-	default:
-		res.Job = j
-	}
-	return res, nil
 }
 
 // cancellable returns the vehicle of job id if the job can be cancelled:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/pipeline/commandlog"
 	"github.com/tmsfleet/tms/projections/jobs"
 )
@@ -155,6 +156,29 @@ type Result struct {
 	Accepted bool
 	// Job is the job as the read model shows it; nil when Accepted.
 	Job *jobs.Job
+}
+
+// show waits for the read model to show what the command of res did
+// (see await) and answers res with the job, or Accepted. An error of
+// shown wrapping job.ErrFinished (the job ended before the command could
+// apply) is the answer; any other failure to wait, with the client still
+// there, is logged and answered Accepted: the command is appended.
+func (c *Commands) show(ctx context.Context, res Result, shown func(j *jobs.Job) (bool, error)) (Result, error) {
+	j, err := c.await(ctx, res.JobID, shown)
+	switch {
+	case errors.Is(err, job.ErrFinished):
+		return Result{}, err
+	case err != nil && ctx.Err() != nil:
+		return Result{}, err // the client went away; the command is in
+	case err != nil:
+		c.log.WarnContext(ctx, "waiting for the jobs read model failed", "job", res.JobID, "err", err)
+		res.Accepted = true
+	case j == nil:
+		res.Accepted = true
+	default:
+		res.Job = j
+	}
+	return res, nil
 }
 
 // await polls the job until shown reports true for it (or fails), for up

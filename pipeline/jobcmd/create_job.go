@@ -73,7 +73,7 @@ func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result,
 	if !repeat {
 		res.EventID = eventID(cmd)
 	}
-	return c.show(ctx, res)
+	return c.show(ctx, res, inReadModel)
 }
 
 // append appends a create command that needs no decision (a job without
@@ -82,7 +82,7 @@ func (c *Commands) append(ctx context.Context, cmd job.Create) (Result, error) {
 	if err := c.produceCreate(ctx, cmd); err != nil {
 		return Result{}, err
 	}
-	return c.show(ctx, Result{JobID: cmd.JobID, EventID: eventID(cmd), Created: true})
+	return c.show(ctx, Result{JobID: cmd.JobID, EventID: eventID(cmd), Created: true}, inReadModel)
 }
 
 func (c *Commands) produceCreate(ctx context.Context, cmd job.Create) error {
@@ -93,27 +93,12 @@ func (c *Commands) produceCreate(ctx context.Context, cmd job.Create) error {
 	return c.commands.Append(ctx, cmd.Vehicle, e)
 }
 
+// inReadModel: a create is shown once the read model holds its job.
+func inReadModel(*jobs.Job) (bool, error) { return true, nil }
+
 func eventID(cmd job.Create) string {
 	e, _ := cmd.Event() // encoded once already
 	return e.ID
-}
-
-// show waits for the job to be in the read model.
-func (c *Commands) show(ctx context.Context, res Result) (Result, error) {
-	j, err := c.await(ctx, res.JobID, func(*jobs.Job) (bool, error) { return true, nil })
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return Result{}, err // the client went away; the command is in
-	case err != nil:
-		// The command is appended: say so rather than fail.
-		c.log.WarnContext(ctx, "waiting for the jobs read model failed", "job", res.JobID, "err", err)
-		res.Accepted = true
-	case j == nil:
-		res.Accepted = true
-	default:
-		res.Job = j
-	}
-	return res, nil
 }
 
 // sameRequest reports whether r asks for the job prev was created as: the

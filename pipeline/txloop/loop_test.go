@@ -16,6 +16,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/internal/tmsproc"
 	"github.com/tmsfleet/tms/pipeline/txloop"
@@ -138,10 +139,10 @@ func TestRun(t *testing.T) {
 		t.Errorf("failed %v, state forgotten after it %v: want both", c.failed, c.forgotten)
 	}
 	c.mu.Unlock()
-	if got := transactions(t, reg, "aborted"); got != 1 {
+	if got := metricstest.Sum(t, reg, "tms_txloop_test_transactions_total", "result", "aborted"); got != 1 {
 		t.Errorf("%v transactions aborted, want 1", got)
 	}
-	if got := transactions(t, reg, "committed"); got < 2 {
+	if got := metricstest.Sum(t, reg, "tms_txloop_test_transactions_total", "result", "committed"); got < 2 {
 		t.Errorf("%v transactions committed, want several", got)
 	}
 	got := readCommitted(t, kc, adm, out)
@@ -157,25 +158,6 @@ func TestRun(t *testing.T) {
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-// transactions reads tms_txloop_test_transactions_total{result}.
-func transactions(t *testing.T, reg *prometheus.Registry, result string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if f.GetName() == "tms_txloop_test_transactions_total" && l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // committed sums the group's committed offsets on topic.

@@ -104,7 +104,7 @@ func (l *Log) Append(ctx context.Context, key string, e event.Envelope) error {
 		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}},
 	}
 	if err := l.producer.ProduceSync(pctx, r).FirstErr(); err != nil {
-		return fmt.Errorf("commandlog: produce %s of %s %s: %w", e.Type, l.cfg.Subject, key, err)
+		return fmt.Errorf("commandlog: produce %s to %s, keyed %s: %w", e.Type, l.topic, key, err)
 	}
 	return nil
 }

@@ -167,9 +167,19 @@ func (p *Processor) quiet(ps *partitionState, seen []progress) bool {
 	if len(seen) == 0 {
 		return false
 	}
+	// Only a partition whose positions are live (or that has none) may
+	// take the clock: one fed old fixes (a backlog, a backfill) will be
+	// fed more of them, older than the clock, whatever it has read now.
+	if !ps.positions.IsZero() && time.Since(ps.positions) > liveWithin {
+		return false
+	}
 	last := seen[len(seen)-1]
 	return last.Decided >= last.Positions && ps.next[inPositions] >= last.Positions && ps.next[inGeofence] >= last.Written
 }
+
+// liveWithin is how close to the clock a partition's positions must be
+// for the partition to be quiet rather than behind.
+const liveWithin = time.Minute
 
 // quietDue reports whether a quiet partition has something due now.
 func (p *Processor) quietDue() bool {

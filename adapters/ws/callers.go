@@ -22,7 +22,7 @@ type callers struct {
 
 // caller is one caller's share of the hub.
 type caller struct {
-	id    string
+	id      string
 	conns   int // guarded by callers.mu
 	replays int // guarded by callers.mu
 	// snapshots is a semaphore over the caller's snapshot loads.

@@ -292,8 +292,7 @@ func (c *client) finishReplayLocked(r *replay, reason, detail string) {
 	if reason == endStopped {
 		r.queued -= c.out.dropReplayEvents(r)
 	}
-	delete(c.replays, r.id)
-	c.hub.metrics.replays.Dec()
+	c.forgetReplayLocked(r)
 	c.pushReplayControlLocked(r, kindReplayEnded, replayEndedTail(reason, detail))
 	r.cancel()
 	r.poke()
@@ -302,12 +301,21 @@ func (c *client) finishReplayLocked(r *replay, reason, detail string) {
 // stopReplaysLocked stops every replay of a client that is going away.
 // c.mu must be held.
 func (c *client) stopReplaysLocked() {
-	for id, r := range c.replays {
+	for _, r := range c.replays {
 		r.stopped = true
 		r.cancel()
-		delete(c.replays, id)
-		c.hub.metrics.replays.Dec()
+		c.forgetReplayLocked(r)
 	}
+}
+
+// forgetReplayLocked takes r, stopped, out of the client's replays and
+// gives back its places under the limits: a client that sees its
+// replay_ended may start another at once (its goroutine, if still in a
+// query, ends with the query, which is cancelled). c.mu must be held.
+func (c *client) forgetReplayLocked(r *replay) {
+	delete(c.replays, r.id)
+	c.hub.metrics.replays.Dec()
+	c.hub.callers.endReplay(c.caller)
 }
 
 // replayRoomLocked reports whether r may queue an event that costs cost:
@@ -335,7 +343,6 @@ func (c *client) wakeWaitingLocked() {
 // falls behind is slowed down, never dropped, and never reads ahead.
 func (c *client) runReplay(ctx context.Context, r *replay) {
 	h := c.hub
-	defer h.callers.endReplay(c.caller)
 	defer r.cancel()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

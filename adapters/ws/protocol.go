@@ -247,8 +247,9 @@ const (
 	maxFieldBytes  = 32
 	maxDetailBytes = 320
 	// maxErrorFrameBytes bounds a whole error frame: the members above,
-	// JSON-escaped at worst (6 bytes a byte), and the frame around them.
-	maxErrorFrameBytes = 6*(maxFieldBytes+maxDetailBytes+maxIDBytes) + 160
+	// JSON-escaped at worst (6 bytes a byte), a replay id (which needs no
+	// escaping), and the frame around them: under 2.5 KiB.
+	maxErrorFrameBytes = 6*(maxFieldBytes+maxDetailBytes) + maxIDBytes + 160
 )
 
 func (e *requestError) body() []byte {

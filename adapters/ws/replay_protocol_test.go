@@ -131,4 +131,6 @@ func TestReplayPacing(t *testing.T) {
 	}
 }
 
-func replayQuery(from, to time.Time) timeline.Query { return timeline.Query{Vehicle: "A1", From: from, To: to} }
+func replayQuery(from, to time.Time) timeline.Query {
+	return timeline.Query{Vehicle: "A1", From: from, To: to}
+}

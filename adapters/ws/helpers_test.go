@@ -178,6 +178,17 @@ type frame struct {
 	Field     string               `json:"field"`
 	Index     *int                 `json:"index"`
 	Detail    string               `json:"detail"`
+	// Replays' frames.
+	ReplayID  string    `json:"replay_id"`
+	ReplaySeq int64     `json:"replay_seq"`
+	Vehicle   string    `json:"vehicle"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Speed     float64   `json:"speed"`
+	State     string    `json:"state"`
+	At        time.Time `json:"at"`
+	Reason    string    `json:"reason"`
+	Frames    int64     `json:"frames"`
 	// raw is the frame as received.
 	raw []byte
 }

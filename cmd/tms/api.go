@@ -23,6 +23,7 @@ import (
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/timeline"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -62,6 +63,9 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	e.onClose(jobCommands.Close)
 	wsCfg := e.cfg.websocket()
 	wsCfg.Snapshot, wsCfg.Registerer, wsCfg.Logger = store, e.registry, e.log
+	// Replays read the positions, visits and jobs read models; a job's
+	// window comes from the jobs read model.
+	wsCfg.History, wsCfg.Jobs = timeline.NewStore(pool), timeline.JobWindows{Jobs: jobs.NewStore(pool)}
 	wsCfg.Caller = func(r *http.Request) string { id, _ := httpapi.CallerFrom(r.Context()); return id }
 	hub, err := ws.New(wsCfg)
 	if err != nil {

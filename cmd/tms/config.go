@@ -99,6 +99,15 @@ type config struct {
 	WSSnapshotTimeout        time.Duration `env:"TMS_WS_SNAPSHOT_TIMEOUT" envDefault:"10s"`
 	WSWriteTimeout           time.Duration `env:"TMS_WS_WRITE_TIMEOUT" envDefault:"10s"`
 	WSPongTimeout            time.Duration `env:"TMS_WS_PONG_TIMEOUT" envDefault:"60s"`
+	// Replay over the WebSocket (issue 9, part 3; docs/history.md,
+	// "Replay over the WebSocket").
+	WSMaxReplays              int           `env:"TMS_WS_MAX_REPLAYS" envDefault:"64"`
+	WSMaxReplaysPerToken      int           `env:"TMS_WS_MAX_REPLAYS_PER_TOKEN" envDefault:"8"`
+	WSMaxReplaysPerConnection int           `env:"TMS_WS_MAX_REPLAYS_PER_CONNECTION" envDefault:"4"`
+	WSReplayMaxSpeed          float64       `env:"TMS_WS_REPLAY_MAX_SPEED" envDefault:"1000"`
+	WSReplayMaxRange          time.Duration `env:"TMS_WS_REPLAY_MAX_RANGE" envDefault:"8784h"`
+	WSReplayPageRows          int           `env:"TMS_WS_REPLAY_PAGE_ROWS" envDefault:"500"`
+	WSReplayQueryTimeout      time.Duration `env:"TMS_WS_REPLAY_QUERY_TIMEOUT" envDefault:"10s"`
 	// Limits of the ingest role against hostile publishers
 	// (docs/security.md, "Ingest (MQTT)").
 	MQTTMaxPacketBytes int `env:"TMS_MQTT_MAX_PACKET_BYTES" envDefault:"1048576"`
@@ -262,6 +271,9 @@ func (c *config) websocket() ws.Config {
 		MaxSnapshotRows: c.WSMaxSnapshotRows, MaxConcurrentSnapshots: c.WSMaxConcurrentSnapshots,
 		MaxSnapshotsPerCaller: c.WSMaxSnapshotsPerToken, SnapshotTimeout: c.WSSnapshotTimeout,
 		WriteTimeout: c.WSWriteTimeout, PongTimeout: c.WSPongTimeout,
+		MaxReplays: c.WSMaxReplays, MaxReplaysPerCaller: c.WSMaxReplaysPerToken,
+		MaxReplaysPerConnection: c.WSMaxReplaysPerConnection, MaxReplaySpeed: c.WSReplayMaxSpeed,
+		MaxReplayRange: c.WSReplayMaxRange, ReplayPageRows: c.WSReplayPageRows, ReplayQueryTimeout: c.WSReplayQueryTimeout,
 	}
 }
 

@@ -19,7 +19,8 @@ them, some parked. The fleet is deterministic for a seed.
 
 With 'make run' up, 'tms simulate' needs no flags: it publishes to the same
 broker and topic tms subscribes to (MQTT_URL, else G7_MQTT_HOST, else the
-embedded broker's address TMS_MQTT_LISTEN).`,
+embedded broker of the tms serve running on the same TMS_DATA_DIR, else
+TMS_MQTT_LISTEN).`,
 		Example: `  tms simulate --vehicles 200 --interval 1s
   tms simulate --vehicles 5000 --rate 5000            # steady load, positions/s
   tms simulate --vehicles 50 --fault-rate 0.05        # some bad items, for the dead-letter topic`,
@@ -30,6 +31,9 @@ embedded broker's address TMS_MQTT_LISTEN).`,
 				return err
 			}
 			sc.BrokerURL = cfg.mqttURL()
+			if r, ok := findRunning(cfg.DataDir); sc.BrokerURL == "" && ok && r.MQTTURL != "" {
+				sc.BrokerURL = r.MQTTURL
+			}
 			if sc.BrokerURL == "" {
 				sc.BrokerURL = "tcp://" + cfg.MQTTListen
 			}

@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	r := &rebuilder{cfg: cfg, log: cfg.Logger.With("component", "rebuild"), start: time.Now()}
-	if err := ensureState(ctx, cfg.Pool); err != nil {
+	if err := EnsureState(ctx, cfg.Pool); err != nil {
 		return Result{}, err
 	}
 	// One rebuild at a time: the lock is the session's, held by this

@@ -87,9 +87,10 @@ CREATE TABLE IF NOT EXISTS tms_rebuild.rebuild_models (
     PRIMARY KEY (rebuild_id, read_model)
 );`
 
-// ensureState makes the state schema. Concurrent callers are serialised:
-// CREATE ... IF NOT EXISTS is not safe against a concurrent creation.
-func ensureState(ctx context.Context, pool *pgxpool.Pool) error {
+// EnsureState makes the state schema; Run calls it first. Concurrent
+// callers are serialised: CREATE ... IF NOT EXISTS is not safe against a
+// concurrent creation.
+func EnsureState(ctx context.Context, pool *pgxpool.Pool) error {
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, lockClass, lockState); err != nil {
 			return err

@@ -234,12 +234,15 @@ func (b *bars) update(p rebuild.Progress) {
 		bar, ok := b.bars[m.Name]
 		if !ok {
 			name := m.Name
-			bar = b.p.AddBar(max(m.Total, 1),
+			// Made with no total, a bar does not complete when done
+			// catches up with total: total grows while events arrive,
+			// and only the switch completes the rebuild.
+			bar = b.p.AddBar(0,
 				mpb.PrependDecorators(decor.Name(name, decor.WC{W: 10, C: decor.DindentRight})),
 				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return b.describe(name) })))
 			b.bars[m.Name] = bar
 		}
-		bar.SetTotal(max(m.Total, 1), false)
+		bar.SetTotal(m.Total, false)
 		bar.SetCurrent(m.Done)
 	}
 	if p.State == rebuild.StateDone {

@@ -21,6 +21,7 @@ import (
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/timeline"
@@ -111,6 +112,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
+		Rebuilds:        rebuild.NewStore(pool),
 		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands,
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
 		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(),

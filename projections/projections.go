@@ -1,7 +1,11 @@
 package projections
 
 import (
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,9 +35,9 @@ func DefaultSettings() Settings { return Settings{Trips: trips.DefaultSettings()
 func All() []projector.Registration { return Configured(DefaultSettings()) }
 
 // Configured returns every read model tms builds, made with s, which must
-// be valid. The project role runs each one's projector; `tms replay
-// read-models` empties each one's tables and offsets and projects its
-// topics again.
+// be valid. The project role runs each one's projector; `tms rebuild`
+// builds each one afresh from its topics beside the live one, and switches
+// over (projections/rebuild).
 func Configured(s Settings) []projector.Registration {
 	return []projector.Registration{
 		projector.Register(vehicles.Spec, vehicles.NewProjection),
@@ -44,4 +48,40 @@ func Configured(s Settings) []projector.Registration {
 			return trips.NewProjection(s.Trips, reg, log)
 		}),
 	}
+}
+
+// Select returns the registered read models named by names, with the
+// default settings (Settings.Select).
+func Select(names ...string) ([]projector.Registration, error) {
+	return DefaultSettings().Select(names...)
+}
+
+// Select returns the registered read models named by names (a read
+// model's ShortName, such as vehicles, or its full Name), made with s, in
+// All's order; every one of them when names is empty. An unknown name is
+// an error that lists the known ones.
+func (s Settings) Select(names ...string) ([]projector.Registration, error) {
+	all := Configured(s)
+	if len(names) == 0 {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []projector.Registration
+	var known []string
+	for _, r := range all {
+		known = append(known, r.ShortName())
+		if want[r.ShortName()] || want[r.Name] {
+			out = append(out, r)
+			delete(want, r.ShortName())
+			delete(want, r.Name)
+		}
+	}
+	if len(want) > 0 {
+		unknown := slices.Sorted(maps.Keys(want))
+		return nil, fmt.Errorf("no read model %s (the read models: %s)", strings.Join(unknown, ", "), strings.Join(known, ", "))
+	}
+	return out, nil
 }

@@ -31,6 +31,16 @@ const (
 	// DefaultMaxInFlight is the number of messages awaiting their
 	// acknowledgement at once.
 	DefaultMaxInFlight = 64
+	// DefaultAPIAttempts is how often one API request is tried when the
+	// API is busy (429, 503) or does not answer.
+	DefaultAPIAttempts = 6
+	// DefaultAPITimeout bounds one API request. A job's create is
+	// answered once the job processor has made it, up to the API's
+	// TMS_JOB_COMMAND_TIMEOUT (20 s by default), so this is longer.
+	DefaultAPITimeout = 60 * time.Second
+	// DefaultAPIConcurrency is how many API requests are in flight at
+	// once: stations, and different vehicles' jobs.
+	DefaultAPIConcurrency = 16
 )
 
 // Config configures a Simulator. Zero values take the documented defaults.
@@ -62,6 +72,36 @@ type Config struct {
 	Vehicles int
 	// Area is where the fleet drives. Default Shanghai().
 	Area Area
+	// Dwell, when > 0, makes every stay at a site last Dwell x [0.5, 1.5)
+	// instead of minutes (see WithDwell): with a small Area, a demo or a
+	// test in real time sees jobs through in a minute or two.
+	Dwell time.Duration
+
+	// APIURL is the tms API's base URL, e.g. http://127.0.0.1:8080. When
+	// it is set and answers, the area's sites are defined as stations
+	// through it before the run (Area.StationID: a second run leaves them
+	// as they are) and the Jobs are created through it. Empty, or not
+	// answering without Jobs: positions only, as a log line says.
+	APIURL string
+	// APIToken is a token of the API's operator role. Never logged.
+	APIToken string
+	// Jobs is the number of jobs (WithJobs) created through the API, each
+	// with new_vehicle and an external reference stable for the seed and
+	// the area, and driven by their vehicles. 0 to MaxJobs; more than 0
+	// needs APIURL and APIToken.
+	Jobs int
+	// APIAttempts is how often one API request is tried when the API
+	// answers 429 or 503 (after its Retry-After, at most 30 s) or not at
+	// all (after a backoff from 0.5 s, doubling, at most 8 s). Default
+	// DefaultAPIAttempts.
+	APIAttempts int
+	// APITimeout bounds one API request. Default DefaultAPITimeout.
+	APITimeout time.Duration
+	// APIConcurrency bounds the API requests in flight. A job's vehicle
+	// must not reach its first stop before the API has taken the job
+	// (it would not be served), so jobs are sent at once, not in turns.
+	// Default DefaultAPIConcurrency.
+	APIConcurrency int
 
 	// Interval is how often each vehicle reports, and how far the
 	// simulated clock moves per round in Accelerated mode. Default
@@ -159,6 +199,15 @@ func (c *Config) setDefaults() {
 	if c.LogEvery == 0 {
 		c.LogEvery = 10 * time.Second
 	}
+	if c.APIAttempts == 0 {
+		c.APIAttempts = DefaultAPIAttempts
+	}
+	if c.APITimeout == 0 {
+		c.APITimeout = DefaultAPITimeout
+	}
+	if c.APIConcurrency == 0 {
+		c.APIConcurrency = DefaultAPIConcurrency
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -185,6 +234,8 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Area.Validate(); err != nil {
 		errs = append(errs, err)
+	} else if c.APIURL != "" {
+		errs = append(errs, c.Area.ValidateStations())
 	}
 	if c.Interval < time.Millisecond {
 		bad("interval %s: at least 1ms, the resolution of gps_time", c.Interval)
@@ -217,6 +268,26 @@ func (c *Config) Validate() error {
 	}
 	if c.PublishTimeout <= 0 || c.ConnectTimeout <= 0 || c.MaxReconnectInterval <= 0 || c.LogEvery <= 0 {
 		bad("timeouts and intervals must be positive")
+	}
+	if c.Dwell < 0 {
+		bad("dwell %s: not negative (0 for the minutes a site's kind takes)", c.Dwell)
+	}
+	if c.APIURL != "" {
+		if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("API URL %q: expected http://host:port or https://host", redact(c.APIURL))
+		}
+	}
+	if strings.ContainsFunc(c.APIToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("the API token holds spaces or control characters") // the token itself is not repeated
+	}
+	switch {
+	case c.Jobs < 0 || c.Jobs > MaxJobs:
+		bad("%d jobs: 0 to %d", c.Jobs, MaxJobs)
+	case c.Jobs > 0 && (c.APIURL == "" || c.APIToken == ""):
+		bad("%d jobs need the API: its URL and an operator token", c.Jobs)
+	}
+	if c.APIAttempts < 1 || c.APITimeout <= 0 || c.APIConcurrency < 1 {
+		bad("API attempts (%d), timeout (%s) and concurrency (%d) must be positive", c.APIAttempts, c.APITimeout, c.APIConcurrency)
 	}
 	return errors.Join(errs...)
 }

@@ -51,6 +51,13 @@ func TestValidateRefusesWhatCannotWork(t *testing.T) {
 		"string share 2":      {func(c *Config) { c.StringShare = 2 }, "string share"},
 		"negative limit":      {func(c *Config) { c.MaxPositions = -1 }, "negative"},
 		"bad area":            {func(c *Config) { c.Area = Area{Name: "x", RadiusKm: 1} }, "two sites"},
+		"jobs without API":    {func(c *Config) { c.Jobs = 3; c.APIToken = "t" }, "need the API"},
+		"jobs without token":  {func(c *Config) { c.Jobs = 3; c.APIURL = "http://localhost:8080" }, "need the API"},
+		"too many jobs":       {func(c *Config) { c.Jobs = MaxJobs + 1 }, "jobs"},
+		"API not HTTP":        {func(c *Config) { c.APIURL = "tcp://localhost:8080" }, "API URL"},
+		"token with a space":  {func(c *Config) { c.APIToken = "a b" }, "API token"},
+		"negative dwell":      {func(c *Config) { c.Dwell = -time.Second }, "dwell"},
+		"tiny stations":       {func(c *Config) { c.Area = Yard(); c.Area.StationRadiusM = 5 }, "station radius"},
 	} {
 		c := Config{}
 		ok(&c)

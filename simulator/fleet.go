@@ -36,8 +36,10 @@ const (
 	// (accelerated history at one fix a minute) still brakes smoothly.
 	maxStep = time.Second
 	// spotRadiusM: each visit parks at its own spot near the site's
-	// centre, as trucks do, well inside any station fence.
+	// centre, as trucks do, well inside the site's station: within
+	// spotShare of its radius, and at most spotRadiusM.
 	spotRadiusM = 60
+	spotShare   = 0.4
 	// areaMargin keeps paths a little inside the area's edge, so that
 	// rounding in the projection never takes a fix outside it.
 	areaMargin = 0.995
@@ -47,14 +49,20 @@ const (
 
 // Fleet is a set of vehicles driving between the sites of an Area. It is
 // deterministic: vehicle i's plate and behaviour depend only on the seed,
-// i and the times it is stepped to. A Fleet is not safe for concurrent use.
+// i, its jobs (WithJobs) and the times it is stepped to. A Fleet is not
+// safe for concurrent use.
 type Fleet struct {
 	area     Area
 	proj     projection
 	sites    []point
 	byKind   map[SiteKind][]int
 	vehicles []vehicle
+	jobs     []Job
 	last     time.Time
+	// spotR is how far from a site's centre vehicles park, at most.
+	spotR float64
+	// dwell, when > 0, is the typical stay (WithDwell).
+	dwell time.Duration
 	// legs is the journal of legs, when recording (RecordLegs).
 	legs      []Leg
 	recording bool
@@ -109,15 +117,30 @@ type vehicle struct {
 	accel, decel      float64
 	pos               point
 	course            float64
+	// jobs are the vehicle's jobs not yet done, the current one first;
+	// while onJob it drives to (or stays at) visit stop of jobs[0].
+	jobs  []*plannedJob
+	onJob bool
+	stop  int
 	// leg is the index of its leg in the journal; -1 for none.
 	leg int
 }
 
-// NewFleet builds a fleet of n vehicles in area from seed. The same
-// arguments always give the same fleet.
-func NewFleet(seed uint64, n int, area Area) (*Fleet, error) {
+// NewFleet builds a fleet of n vehicles in area from seed, tuned by opts
+// (WithDwell, WithJobs). The same arguments always give the same fleet.
+func NewFleet(seed uint64, n int, area Area, opts ...FleetOption) (*Fleet, error) {
+	var o fleetOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if n < 1 || n > MaxVehicles {
 		return nil, fmt.Errorf("simulator: %d vehicles: a fleet has 1 to %d", n, MaxVehicles)
+	}
+	if o.jobs < 0 || o.jobs > MaxJobs {
+		return nil, fmt.Errorf("simulator: %d jobs: 0 to %d", o.jobs, MaxJobs)
+	}
+	if o.dwell < 0 {
+		return nil, fmt.Errorf("simulator: dwell %s: not negative", o.dwell)
 	}
 	if err := area.Validate(); err != nil {
 		return nil, err
@@ -128,6 +151,8 @@ func NewFleet(seed uint64, n int, area Area) (*Fleet, error) {
 		sites:    make([]point, len(area.Sites)),
 		byKind:   map[SiteKind][]int{},
 		vehicles: make([]vehicle, n),
+		spotR:    math.Min(spotRadiusM, spotShare*area.StationRadius()),
+		dwell:    o.dwell,
 	}
 	for i, s := range area.Sites {
 		f.sites[i] = f.proj.toXY(s.Lat, s.Lng)
@@ -148,6 +173,9 @@ func NewFleet(seed uint64, n int, area Area) (*Fleet, error) {
 		plates[v.plate] = struct{}{}
 		v.leg = -1
 		f.place(v)
+	}
+	if err := f.planJobs(seed, o.jobs); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -326,18 +354,43 @@ func (f *Fleet) moveAlong(v *vehicle) {
 	}
 }
 
-// arrive stops v at its destination's spot and starts its dwell.
+// arrive stops v at its destination's spot and starts its dwell: as long
+// as its job's visit takes, or as the site's kind takes.
 func (f *Fleet) arrive(v *vehicle) {
 	v.pos = v.path[len(v.path)-1]
 	v.speed = 0
 	v.driving = false
+	if v.onJob {
+		v.dwell = f.visitDwell(v)
+		return
+	}
 	v.dwell = f.dwellFor(v)
 }
 
-// depart picks v's next site and lays out the leg there.
+// depart ends v's stay: on a job, for the job's next visit, or the next
+// job's first once this one's last is done; otherwise, or after its last
+// job, for the next site of its work cycle.
 func (f *Fleet) depart(v *vehicle) {
+	if v.onJob {
+		v.stop++
+		if v.stop == len(v.jobs[0].visits) {
+			v.jobs = v.jobs[1:]
+			v.onJob, v.stop = len(v.jobs) > 0, 0
+		}
+	}
+	if v.onJob {
+		f.legTo(v, v.jobs[0].visits[v.stop].site, false)
+		return
+	}
+	f.legTo(v, f.nextSite(v), false)
+}
+
+// legTo lays out v's leg from where it is to a spot at site, setting off
+// from a stop, or, with keepSpeed, turning towards it at the speed it
+// drives.
+func (f *Fleet) legTo(v *vehicle, site int, keepSpeed bool) {
 	from := v.pos
-	v.site = f.nextSite(v)
+	v.site = site
 	to := f.spot(v, v.site)
 	v.path = f.route(v, from, to)
 	v.cum = v.cum[:0]
@@ -348,7 +401,10 @@ func (f *Fleet) depart(v *vehicle) {
 		}
 		v.cum = append(v.cum, sum)
 	}
-	v.travelled, v.seg, v.speed = 0, 0, 0
+	v.travelled, v.seg = 0, 0
+	if !keepSpeed {
+		v.speed = 0
+	}
 	v.driving = true
 	v.legCruise = (minCruiseKmh + (maxCruiseKmh-minCruiseKmh)*v.rnd.Float64()) / 3.6
 	v.cruise = v.legCruise
@@ -408,7 +464,7 @@ func (f *Fleet) route(v *vehicle, a, b point) []point {
 
 // spot is where v parks on this visit to site s.
 func (f *Fleet) spot(v *vehicle, s int) point {
-	r := spotRadiusM * math.Sqrt(v.rnd.Float64())
+	r := f.spotR * math.Sqrt(v.rnd.Float64())
 	a := 2 * math.Pi * v.rnd.Float64()
 	c := f.sites[s]
 	return f.inside(point{c.x + r*math.Cos(a), c.y + r*math.Sin(a)})
@@ -426,14 +482,26 @@ func (f *Fleet) inside(p point) point {
 
 // dwellFor draws how long v stays at its current site, in seconds.
 func (f *Fleet) dwellFor(v *vehicle) float64 {
+	return f.stay(v, string(f.area.Sites[v.site].Kind))
+}
+
+// stay draws a stay of v for kind (a site's or a stop's), in seconds:
+// the fleet's dwell x [0.5, 1.5) when it has one (WithDwell), else the
+// minutes the kind takes.
+func (f *Fleet) stay(v *vehicle, kind string) float64 {
+	if f.dwell > 0 {
+		return f.dwell.Seconds() * (0.5 + v.rnd.Float64())
+	}
 	lo, hi := 5.0, 20.0 // minutes
-	switch f.area.Sites[v.site].Kind {
-	case SiteLoading:
+	switch kind {
+	case string(SiteLoading):
 		lo, hi = 15, 40
-	case SiteUnloading:
+	case string(SiteUnloading):
 		lo, hi = 10, 30
-	case SiteOil:
+	case string(SiteOil):
 		lo, hi = 3, 8
+	case string(StopQuality):
+		lo, hi = 5, 15
 	}
 	return 60 * (lo + (hi-lo)*v.rnd.Float64())
 }

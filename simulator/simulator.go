@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -33,7 +34,7 @@ func New(cfg Config) (*Simulator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	fleet, err := NewFleet(cfg.Seed, cfg.Vehicles, cfg.Area)
+	fleet, err := NewFleet(cfg.Seed, cfg.Vehicles, cfg.Area, WithDwell(cfg.Dwell), WithJobs(cfg.Jobs))
 	if err != nil {
 		return nil, err
 	}
@@ -43,16 +44,23 @@ func New(cfg Config) (*Simulator, error) {
 // Plates lists the simulated vehicles' plates.
 func (s *Simulator) Plates() []string { return s.fleet.Plates() }
 
+// Jobs lists the jobs the simulator creates and drives (Config.Jobs).
+func (s *Simulator) Jobs() []Job { return s.fleet.Jobs() }
+
 // Stats returns the counts so far. It is safe to call while Run runs.
 func (s *Simulator) Stats() Stats { return s.stats.snapshot() }
 
-// Run connects to the broker and publishes until ctx ends (it then
-// returns nil) or Duration or MaxPositions is reached. On the way out it
+// Run defines the area's sites as stations through the API (when one is
+// configured and answers), connects to the broker and publishes until
+// ctx ends (it then returns nil) or Duration or MaxPositions is reached;
+// meanwhile it creates the Jobs through the API. On the way out it
 // waits for the messages in flight to be acknowledged, at most
-// PublishTimeout, and disconnects. It returns an error when it cannot
-// connect for good (ctx ending while it still tries is not an error), and
-// when a run that reached its limit had messages that failed, so that a
-// script can tell. Run may be called once.
+// PublishTimeout, and disconnects; jobs whose create is still unanswered
+// are left to the API. It returns an error when it cannot connect for
+// good (ctx ending while it still tries is not an error), when Jobs are
+// asked for and the API does not answer or refuses the token, and when a
+// run that reached its limit had messages that failed, so that a script
+// can tell. Run may be called once.
 func (s *Simulator) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("simulator: Run may be called once")
@@ -66,7 +74,15 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 	log.Info("simulator starting", "vehicles", cfg.Vehicles, "area", cfg.Area.Name, "sites", len(cfg.Area.Sites),
 		"interval_per_vehicle", perVehicle, "rate_per_s", cfg.RatePerSecond, "batch_size", cfg.BatchSize,
-		"accelerated", cfg.Accelerated, "fault_rate", cfg.FaultRate, "qos", cfg.QoS, "seed", cfg.Seed)
+		"accelerated", cfg.Accelerated, "fault_rate", cfg.FaultRate, "qos", cfg.QoS, "seed", cfg.Seed,
+		"jobs", cfg.Jobs, "dwell", cfg.Dwell)
+	client, err := s.prepareAPI(ctx, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if err := pub.connect(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -77,8 +93,18 @@ func (s *Simulator) Run(ctx context.Context) error {
 	reportCtx, stopReport := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { report(reportCtx, log, cfg.LogEvery, s.Stats) })
+	// The jobs are created while the fleet reports: the API answers a
+	// create once the job processor has applied it, which its watermark,
+	// moved by the vehicles' fixes, decides.
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	var jobsWG sync.WaitGroup
+	if jobs := s.fleet.Jobs(); client != nil && len(jobs) > 0 {
+		jobsWG.Go(func() { client.createJobs(jobsCtx, jobs) })
+	}
 
 	finished := s.run(ctx, pub, wallClock{})
+	stopJobs()
+	jobsWG.Wait()
 	pub.close()
 	stopReport()
 	wg.Wait()
@@ -90,6 +116,39 @@ func (s *Simulator) Run(ctx context.Context) error {
 			st.MessagesFailed, st.MessagesSent, st.PositionsFailed)
 	}
 	return nil
+}
+
+// prepareAPI defines the area's stations through the API and returns
+// the client that creates the jobs; nil when there is no API to use, which
+// without Jobs is said in a log line and is no error.
+func (s *Simulator) prepareAPI(ctx context.Context, log *slog.Logger) (*api, error) {
+	cfg := &s.cfg
+	if cfg.APIURL == "" {
+		log.Info("no tms API configured: the area's sites are not defined as stations; positions only")
+		return nil, nil
+	}
+	if cfg.APIToken == "" { // Validate lets this through only without jobs
+		log.Info("no API token (--token, TMS_API_TOKENS or $TMS_DATA_DIR/api-tokens/operator): "+
+			"the area's sites are not defined as stations; positions only", "api", redact(cfg.APIURL))
+		return nil, nil
+	}
+	client := newAPI(cfg, log)
+	if err := client.reachable(ctx, cfg.Jobs > 0); err != nil {
+		if cfg.Jobs > 0 {
+			return nil, fmt.Errorf("simulator: %d jobs need the tms API at %s: %w", cfg.Jobs, redact(cfg.APIURL), err)
+		}
+		log.Info("the tms API does not answer: the area's sites are not defined as stations; positions only",
+			"api", redact(cfg.APIURL), "err", err)
+		return nil, nil
+	}
+	if err := client.defineStations(ctx, cfg.Area); err != nil {
+		if cfg.Jobs > 0 {
+			return nil, fmt.Errorf("simulator: define the stations: %w", err)
+		}
+		log.Warn("the area's sites are not all defined as stations; positions only", "err", err)
+		return nil, nil
+	}
+	return client, nil
 }
 
 // run steps the fleet round by round, one fix per vehicle per round, and

@@ -276,3 +276,23 @@ func working(plate string, seed uint64) []position.Position {
 	d.fixes[len(d.fixes)-20].Lat += 300 / geo.MetresPerDegreeLat
 	return d.fixes
 }
+
+// reset empties the read model's tables and its projector's offsets, so
+// that the next projection starts from the beginning of the topic.
+func (h *harness) reset(t *testing.T) {
+	t.Helper()
+	tables := make([]string, len(trips.Spec.Tables))
+	for i, name := range trips.Spec.Tables {
+		tables[i] = pgx.Identifier{name}.Sanitize()
+	}
+	err := pgx.BeginFunc(t.Context(), h.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(t.Context(), "TRUNCATE "+strings.Join(tables, ", ")); err != nil {
+			return err
+		}
+		_, err := tx.Exec(t.Context(), `DELETE FROM projector_offsets WHERE projector = $1`, trips.ProjectionName)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

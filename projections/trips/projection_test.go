@@ -147,9 +147,7 @@ func TestARebuildFromTheTopicMakesTheSameRows(t *testing.T) {
 		t.Errorf("the two late fixes far from a stop should make a trip there and back, and revise the stop:\n%s", describe(c))
 	}
 	for _, batch := range []int{1, 50_000} {
-		if err := projector.Reset(t.Context(), h.pool, trips.Spec); err != nil {
-			t.Fatal(err)
-		}
+		h.reset(t)
 		h.project(t, trips.DefaultSettings(), batch)
 		sameTables(t, fmt.Sprintf("rebuilt in batches of %d", batch), live, h.tables(t))
 	}
@@ -244,9 +242,7 @@ func TestARedeliveredRecordChangesNothing(t *testing.T) {
 
 	// Every batch of a fresh projection fails once at its last step and
 	// is applied again: the rows are those of a run without failures.
-	if err := projector.Reset(t.Context(), h.pool, trips.Spec); err != nil {
-		t.Fatal(err)
-	}
+	h.reset(t)
 	var calls atomic.Int64
 	p, err := projector.New(projector.Config[trips.Fix]{
 		Spec: trips.Spec, Kafka: h.kc, Pool: h.pool, Projection: trips.NewProjection(trips.DefaultSettings(), nil, nil),

@@ -68,6 +68,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	// Replays read the positions, visits and jobs read models; a job's
 	// window comes from the jobs read model.
 	wsCfg.History, wsCfg.Jobs = timeline.NewStore(pool), timeline.JobWindows{Jobs: jobs.NewStore(pool)}
+	wsCfg.Trips = timeline.TripWindows{Trips: trips.NewStore(pool)}
 	wsCfg.Caller = func(r *http.Request) string { id, _ := httpapi.CallerFrom(r.Context()); return id }
 	hub, err := ws.New(wsCfg)
 	if err != nil {

@@ -42,7 +42,7 @@ var Spec = projector.Spec{
 const snapshotEvery = 15 * time.Minute
 
 // Settings are what the read model is made with: changing them changes
-// its rows (rebuild it then, `tms replay read-models`).
+// its rows (rebuild it then, `tms rebuild trips`).
 type Settings struct {
 	// Rules cut fixes into trips and stops (TMS_TRIPS_*).
 	Rules trip.Rules
@@ -61,7 +61,7 @@ type Settings struct {
 
 // DefaultSettings are the settings tms runs with unless told otherwise.
 func DefaultSettings() Settings {
-	return Settings{Rules: trip.DefaultRules, LateHorizon: 2 * time.Hour}
+	return Settings{Rules: trip.DefaultRules, LateHorizon: 2 * time.Hour, MaxAhead: 5 * time.Minute}
 }
 
 // Validate reports settings that cannot work, every problem at once.

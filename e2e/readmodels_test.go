@@ -34,6 +34,8 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 	want := w.Expected(t, geofence.Config{ReorderWindow: geofence.DefaultReorderWindow})
 	fleettest.Produce(t, d.Kafka, w.StationRecords(t, d.Kafka))
 	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, w.Fixes))
+	// Trips and stops, one of them revised by a late fix.
+	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, stopAndGo("沪T00009", fleettest.T0)))
 	// Jobs (the job processor does not run here: its events are given).
 	for i, plate := range []string{"沪J00001", "沪J00002"} {
 		jobs := jobtest.Sample(t, plate, fmt.Sprintf("ORD-%d", i), fleettest.T0)

@@ -116,8 +116,9 @@ func (h *hammer) run(d *tmsproc.Deployment, paths []string, stop <-chan struct{}
 // before, during and after the switch; and afterwards, once the live
 // projectors have caught up with what arrived meanwhile, every read
 // model's tables equal row for row a projection from scratch of the same
-// topics into a database of its own. The live tables were damaged before
-// the rebuild, so tables that were merely kept would not pass.
+// topics into a database of its own (trips and stops among them, one
+// trip revised by a late fix). The live tables were damaged before the
+// rebuild, so tables that were merely kept would not pass.
 func TestRebuildWithoutDowntime(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t, "TMS_ROLES=geofence,project,api", "TMS_HTTP_TOKEN_RATE=100000", "TMS_HTTP_TOKEN_BURST=100000")
@@ -125,6 +126,9 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 	want := w.Expected(t, geofence.Config{ReorderWindow: geofence.DefaultReorderWindow})
 	fleettest.Produce(t, d.Kafka, w.StationRecords(t, d.Kafka))
 	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, w.Fixes))
+	// Trips and stops, one trip revised by a late fix.
+	const tripPlate = "沪T00009"
+	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, stopAndGo(tripPlate, fleettest.T0)))
 	for i, plate := range []string{"沪J00001", "沪J00002"} {
 		jobs := jobtest.Sample(t, plate, fmt.Sprintf("ORD-%d", i), fleettest.T0)
 		fleettest.Produce(t, d.Kafka, jobtest.KafkaRecords(t, d.Kafka, jobs.Records...))
@@ -134,11 +138,16 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 	d.Start()
 	fleettest.ReadGeofence(t, d.Kafka, fleettest.Count(want), 2*time.Minute)
 	tmsproc.Eventually(t, 2*time.Minute, "every projector at the end of its topics", func() bool { return d.ProjectorsBehind() == "" })
+	if n := d.Count(`SELECT count(*) FROM trips WHERE vehicle = $1 AND revision > 1`, tripPlate); n != 1 {
+		t.Fatalf("premise: the late fix revised one trip of %s, but %d are revised", tripPlate, n)
+	}
 	for _, sql := range []string{
 		`DELETE FROM visits WHERE visit_id IN (SELECT visit_id FROM visits ORDER BY visit_id LIMIT 3)`,
 		`UPDATE vehicles SET positions_count = 0`,
 		`DELETE FROM positions WHERE fix_time < '` + fleettest.T0.Add(5*time.Minute).Format(time.RFC3339) + `'`,
 		`UPDATE jobs SET revision = 0, completion = NULL`,
+		`UPDATE trips SET revision = 0, distance_m = 0 WHERE vehicle = '` + tripPlate + `'`,
+		`DELETE FROM stops WHERE vehicle = '` + tripPlate + `'`,
 	} {
 		if _, err := d.Pool.Exec(t.Context(), sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
@@ -171,6 +180,7 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 	}()
 	from, to := url.QueryEscape(fleettest.T0.Add(-time.Hour).Format(time.RFC3339)), url.QueryEscape(fleettest.T0.Add(2*time.Hour).Format(time.RFC3339))
 	plate := url.PathEscape(fleettest.Plate(1))
+	bulkPlate := "沪B00000" // bulkFixes' first vehicle, driving on as the rebuild runs
 	var h hammer
 	h.run(d, []string{
 		"/api/v1/vehicles?limit=100",
@@ -180,6 +190,9 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 		"/api/v1/visits?station=LOAD&from=" + from + "&to=" + to,
 		"/api/v1/jobs",
 		"/api/v1/rebuilds",
+		"/api/v1/vehicles/" + url.PathEscape(tripPlate) + "/trips?from=" + from + "&to=" + to,
+		"/api/v1/vehicles/" + url.PathEscape(tripPlate) + "/stops?from=" + from + "&to=" + to,
+		"/api/v1/vehicles/" + url.PathEscape(bulkPlate) + "/trips?from=" + from + "&to=" + to,
 	}, stop, &wg)
 	stopped := false
 	stopAll := func() {

@@ -17,7 +17,8 @@ import (
 // TestWebSocketReplayThroughTheService replays positions that went through the
 // whole service (MQTT, ingest, Kafka, the projector) over `tms serve`'s
 // WebSocket: the hub is wired to the read models (a vehicle's history),
-// and to the jobs read model (a job's window).
+// to the jobs read model (a job's window) and to the trips read model (a
+// trip's window).
 func TestWebSocketReplayThroughTheService(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
@@ -88,5 +89,9 @@ func TestWebSocketReplayThroughTheService(t *testing.T) {
 	send(`{"replay": {"job": "7f1c3e52-9a44-4c1e-8f0a-2b6d5e9c0aff"}}`)
 	if f := next(); f.Type != "error" || f.Field != "job" || f.Detail != "there is no job 7f1c3e52-9a44-4c1e-8f0a-2b6d5e9c0aff" {
 		t.Fatalf("frame %+v, want an error: no such job", f)
+	}
+	send(`{"replay": {"trip": "5b0e6f1a-3c2d-4e8f-9a1b-0c2d3e4f5aff"}}`)
+	if f := next(); f.Type != "error" || f.Field != "trip" || f.Detail != "there is no trip 5b0e6f1a-3c2d-4e8f-9a1b-0c2d3e4f5aff" {
+		t.Fatalf("frame %+v, want an error: no such trip", f)
 	}
 }

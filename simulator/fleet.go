@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -62,7 +63,36 @@ type Fleet struct {
 	spotR float64
 	// dwell, when > 0, is the typical stay (WithDwell).
 	dwell time.Duration
+	// legs is the journal of legs, when recording (RecordLegs).
+	legs      []Leg
+	recording bool
 }
+
+// Leg is one drive of a vehicle from one site to the next, as the fleet
+// planned and drove it: what a trips read model should find, to compare
+// against.
+type Leg struct {
+	Plate string
+	// From and To are the sites' names.
+	From, To string
+	// Departed is when the vehicle set off from its spot at From, Arrived
+	// when it stood at its spot at To (zero while it drives), each to the
+	// integration step (a second at most).
+	Departed, Arrived time.Time
+	// Path is the polyline driven, WGS84 [lat, lng] vertices from spot
+	// to spot.
+	Path [][2]float64
+	// LengthM is the path's length on the fleet's plane.
+	LengthM float64
+}
+
+// RecordLegs starts the journal of legs: every leg set off from now on is
+// recorded, with its departure and arrival. Legs are never forgotten, so
+// it is for tests and short runs.
+func (f *Fleet) RecordLegs() { f.recording = true }
+
+// Legs returns the legs recorded so far, in the order they set off.
+func (f *Fleet) Legs() []Leg { return slices.Clone(f.legs) }
 
 // vehicle is one truck's state on the plane.
 type vehicle struct {
@@ -92,6 +122,8 @@ type vehicle struct {
 	jobs  []*plannedJob
 	onJob bool
 	stop  int
+	// leg is the index of its leg in the journal; -1 for none.
+	leg int
 }
 
 // NewFleet builds a fleet of n vehicles in area from seed, tuned by opts
@@ -139,6 +171,7 @@ func NewFleet(seed uint64, n int, area Area, opts ...FleetOption) (*Fleet, error
 			}
 		}
 		plates[v.plate] = struct{}{}
+		v.leg = -1
 		f.place(v)
 	}
 	if err := f.planJobs(seed, o.jobs); err != nil {
@@ -167,6 +200,7 @@ func (f *Fleet) Area() Area { return f.area }
 // the vehicles start. A time not after the previous one moves nothing: the
 // vehicles report where they are.
 func (f *Fleet) Step(now time.Time) []Fix {
+	prev := f.last
 	var dt float64
 	if !f.last.IsZero() && now.After(f.last) {
 		dt = now.Sub(f.last).Seconds()
@@ -177,7 +211,7 @@ func (f *Fleet) Step(now time.Time) []Fix {
 	fixes := make([]Fix, len(f.vehicles))
 	for i := range f.vehicles {
 		v := &f.vehicles[i]
-		f.advance(v, dt)
+		f.advance(v, dt, prev)
 		lat, lng := f.proj.toLatLng(v.pos)
 		fixes[i] = Fix{Plate: v.plate, Time: now, Lat: lat, Lng: lng, SpeedKmh: v.reportedSpeed(), Course: v.course}
 	}
@@ -207,25 +241,61 @@ func (f *Fleet) place(v *vehicle) {
 	}
 }
 
-// advance moves v on by dt seconds, in steps of at most maxStep.
-func (f *Fleet) advance(v *vehicle, dt float64) {
+// advance moves v on by dt seconds from the time from, in steps of at
+// most maxStep.
+func (f *Fleet) advance(v *vehicle, dt float64, from time.Time) {
 	if v.parked {
 		return
 	}
+	elapsed := 0.0
 	for dt > 0 {
 		h := math.Min(dt, maxStep.Seconds())
 		dt -= h
 		if !v.driving {
 			v.dwell -= h
 			if v.dwell > 0 {
+				elapsed += h
 				continue
 			}
 			// The dwell ended within this step: drive for the rest of it.
 			dt += -v.dwell
+			elapsed += h + v.dwell
+			origin := v.site
 			f.depart(v)
+			f.logDeparture(v, origin, from, elapsed)
 			continue
 		}
 		f.drive(v, h)
+		elapsed += h
+		if !v.driving {
+			f.logArrival(v, from, elapsed)
+		}
+	}
+}
+
+// logDeparture records a leg that v set off on at elapsed seconds after
+// from, when recording.
+func (f *Fleet) logDeparture(v *vehicle, origin int, from time.Time, elapsed float64) {
+	if !f.recording || from.IsZero() {
+		v.leg = -1
+		return
+	}
+	path := make([][2]float64, len(v.path))
+	for i, p := range v.path {
+		lat, lng := f.proj.toLatLng(p)
+		path[i] = [2]float64{lat, lng}
+	}
+	v.leg = len(f.legs)
+	f.legs = append(f.legs, Leg{
+		Plate: v.plate, From: f.area.Sites[origin].Name, To: f.area.Sites[v.site].Name,
+		Departed: from.Add(time.Duration(elapsed * float64(time.Second))), Path: path, LengthM: v.cum[len(v.cum)-1],
+	})
+}
+
+// logArrival records when v arrived, if its leg is recorded.
+func (f *Fleet) logArrival(v *vehicle, from time.Time, elapsed float64) {
+	if f.recording && v.leg >= 0 && v.leg < len(f.legs) {
+		f.legs[v.leg].Arrived = from.Add(time.Duration(elapsed * float64(time.Second)))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/visits"
 )
 
@@ -245,6 +246,7 @@ func TestConfigValidate(t *testing.T) {
 			cfg := Config{
 				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), Replays: replays.NewStore(nil),
 				Rebuilds: rebuild.NewStore(nil), StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{},
+				Trips:  trips.NewStore(nil),
 				Tokens: map[string]Role{viewerToken: RoleViewer},
 			}
 			tt.tweak(&cfg)

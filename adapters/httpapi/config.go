@@ -39,6 +39,9 @@ type Config struct {
 	// JobCommands executes POST /jobs and POST /jobs/{id}/cancel.
 	// Required; cmd/ passes a *jobcmd.Commands.
 	JobCommands JobCommands
+	// Trips reads the trips read model (trips and stops). Required; cmd/
+	// passes a *trips.Store.
+	Trips TripStore
 	// PlaybackMaxFixes bounds the fixes GET /jobs/{id}/track?format=playback
 	// reads to measure a job's window: the distances it shows are measured
 	// over the whole window, whatever page is asked for, as the job's
@@ -218,6 +221,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Jobs == nil || c.JobCommands == nil {
 		errs = append(errs, errors.New("no Jobs store or JobCommands"))
+	}
+	if c.Trips == nil {
+		errs = append(errs, errors.New("no Trips store"))
 	}
 	if c.PlaybackMaxFixes < 0 {
 		errs = append(errs, errors.New("PlaybackMaxFixes must be positive"))

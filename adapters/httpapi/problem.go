@@ -17,6 +17,7 @@ import (
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/replays"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -107,6 +108,8 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 		set(http.StatusNotFound, "not-found", "Replay not found")
 	case errors.Is(err, job.ErrNotFound):
 		set(http.StatusNotFound, "not-found", "Job not found")
+	case errors.Is(err, trips.ErrNotFound):
+		set(http.StatusNotFound, "not-found", "Trip not found")
 	case errors.Is(err, job.ErrConflict):
 		set(http.StatusConflict, "conflict", "External reference in use")
 		p.Errors = []fieldError{{Field: "external_ref", Detail: err.Error()}}

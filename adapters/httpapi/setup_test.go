@@ -29,6 +29,7 @@ import (
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -42,6 +43,7 @@ var (
 	_ StationCommands = (*stationcmd.Commands)(nil)
 	_ JobStore        = (*jobs.Store)(nil)
 	_ JobCommands     = (*jobcmd.Commands)(nil)
+	_ TripStore       = (*trips.Store)(nil)
 )
 
 func TestMain(m *testing.M) {
@@ -184,6 +186,7 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 		StationCommands: noCommands{},
 		Jobs:            jobs.NewStore(nil),
 		JobCommands:     noJobCommands{},
+		Trips:           trips.NewStore(nil),
 		Tokens:          map[string]Role{viewerToken: RoleViewer, operatorToken: RoleOperator},
 		Registerer:      a.reg,
 		Logger:          slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -209,7 +212,7 @@ func newDBAPI(t *testing.T, pool *pgxpool.Pool, tweak ...func(*Config)) *testAPI
 	t.Helper()
 	return newAPI(t, vehicles.NewStore(pool), append([]func(*Config){func(c *Config) {
 		c.Stations, c.Visits, c.Replays = stations.NewStore(pool), visits.NewStore(pool), replays.NewStore(pool)
-		c.Jobs, c.Rebuilds = jobs.NewStore(pool), rebuild.NewStore(pool)
+		c.Jobs, c.Rebuilds, c.Trips = jobs.NewStore(pool), rebuild.NewStore(pool), trips.NewStore(pool)
 	}}, tweak...)...)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -126,4 +127,16 @@ type JobCommands interface {
 	Create(ctx context.Context, r job.CreateRequest) (jobcmd.Result, error)
 	// Cancel cancels job id for reason.
 	Cancel(ctx context.Context, id, reason string) (jobcmd.Result, error)
+}
+
+// TripStore is what the API reads trips and stops through; *trips.Store
+// implements it. It must be safe for concurrent use.
+type TripStore interface {
+	// Trips returns the trips q selects, in start order.
+	Trips(ctx context.Context, q trips.Query) ([]trips.Trip, error)
+	// Trip returns trip id (a UUID in its canonical form), or an error
+	// wrapping trips.ErrNotFound.
+	Trip(ctx context.Context, id string) (trips.Trip, error)
+	// Stops returns the stops q selects, in start order.
+	Stops(ctx context.Context, q trips.Query) ([]trips.Stop, error)
 }

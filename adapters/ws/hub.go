@@ -117,7 +117,7 @@ type Config struct {
 	// Jobs finds the window of a job replay (timeline.JobWindows); nil:
 	// job replays are refused.
 	Jobs WindowSource
-	// Trips finds the window of a trip replay; nil: trip replays are
+	// Trips finds the window of a trip replay (timeline.TripWindows); nil: trip replays are
 	// refused.
 	Trips WindowSource
 	// MaxReplays caps the replays running at once in the hub, each a

@@ -23,6 +23,7 @@ import (
 	"github.com/tmsfleet/tms/internal/tmsproc"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/timeline"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -43,6 +44,14 @@ const (
 	longJobID = "7f1c3e52-9a44-4c1e-8f0a-2b6d5e9c0a12"
 	// queuedJobID never started.
 	queuedJobID = "7f1c3e52-9a44-4c1e-8f0a-2b6d5e9c0a13"
+	// tripID is a trip of the recorded hour, from the fix of 20:00 to
+	// the fix of 50:00; openTripID the trip under way from the fix of
+	// 55:00, whose last fix the read model has taken is that of 56:40.
+	tripID     = "5b0e6f1a-3c2d-4e8f-9a1b-0c2d3e4f5a61"
+	openTripID = "5b0e6f1a-3c2d-4e8f-9a1b-0c2d3e4f5a62"
+	// tripsNow is the clock of the trips' windows: the open trip runs to
+	// it, past the last fix the read model has taken.
+	tripsNow = 3595
 )
 
 func lngAt(s float64) float64 { return 121 + s*1e-5 }
@@ -116,6 +125,17 @@ func recordHour(t *testing.T) *pgxpool.Pool {
 		VALUES ($1, $2, 'active', '{"weight_kg": 1}', $3, $4, $4, $4)`, longJobID, "沪R00002", string(longJSON), sec(-3*3600))
 	exec(`INSERT INTO jobs (id, vehicle, status, cargo, stops, created_at, updated_at)
 		VALUES ($1, $2, 'queued', '{"weight_kg": 1}', '[]', $3, $3)`, queuedJobID, "沪R00003", sec(0))
+	for _, tr := range []struct {
+		id       string
+		from, to float64
+		open     bool
+	}{{tripID, 1200, 3000, false}, {openTripID, 3300, 3400, true}} {
+		exec(`INSERT INTO trips (id, vehicle, start_time, start_lat, start_lng, end_time, end_lat, end_lng, open,
+			distance_m, max_speed_kmh, moving_s, idle_s, fixes, fixes_used, fixes_dropped, distance_dropped_m, revision)
+			VALUES ($1, $2, $3, 31.2, $4, $5, 31.2, $6, $7, 0, 3.6, $8, 0, $9, $9, 0, 0, 1)`,
+			tr.id, hourPlate, sec(tr.from), lngAt(tr.from), sec(tr.to), lngAt(tr.to), tr.open, tr.to-tr.from,
+			int((tr.to-tr.from)/fixStep)+1)
+	}
 	return pool
 }
 
@@ -184,6 +204,7 @@ func replayHarness(t *testing.T, cfg ws.Config, opts ...harnessOpt) (*harness, *
 		cfg.History = timeline.NewStore(pool)
 	}
 	cfg.Jobs = timeline.JobWindows{Jobs: jobs.NewStore(pool)}
+	cfg.Trips = timeline.TripWindows{Trips: trips.NewStore(pool), Now: func() time.Time { return sec(tripsNow) }}
 	return newHarness(t, cfg, opts...), pool
 }
 
@@ -553,6 +574,54 @@ func TestReplayOfAJob(t *testing.T) {
 	checkPlaces(t, frames)
 }
 
+// TestReplayOfATrip replays a trip over its window (its start to its
+// end, both included): exactly its positions, with the station and job
+// events between them. A trip under way is replayed to now, past the last
+// fix the trips read model has taken.
+func TestReplayOfATrip(t *testing.T) {
+	t.Parallel()
+	h, _ := replayHarness(t, ws.Config{})
+	for _, tc := range []struct {
+		name, id string
+		from, to float64
+	}{{"ended", tripID, 1200, 3000}, {"under way", openTripID, 3300, tripsNow}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := h.dial(t)
+			started := c.startReplay(`{"trip": "` + tc.id + `", "speed": 1000}`)
+			from, to := sec(tc.from), sec(tc.to).Add(time.Microsecond)
+			if started.Vehicle != hourPlate || !started.From.Equal(from) || !started.To.Equal(to) {
+				t.Fatalf("replay_started %s, want the trip's window [%s, %s)", started.raw, from, to)
+			}
+			frames, others, ended, err := readReplay(c, started.ReplayID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(others) > 0 || ended.Reason != "completed" {
+				t.Fatalf("frames %v, end %s", others, ended.raw)
+			}
+			checkTimeline(t, started.ReplayID, frames, expectedHour(from, to))
+			checkPlaces(t, frames)
+			var fixes []time.Time
+			for _, f := range frames {
+				if f.Event.Type == event.TypePositionReported {
+					fixes = append(fixes, f.Event.Time)
+				}
+			}
+			// Every fix from the first to the last second of the window,
+			// and no other.
+			var want []time.Time
+			for s := math.Ceil(tc.from/fixStep) * fixStep; s <= tc.to; s += fixStep {
+				want = append(want, sec(s))
+			}
+			if !slices.EqualFunc(fixes, want, time.Time.Equal) {
+				t.Fatalf("replayed the positions %v, want the trip's %d from %v to %v", fixes, len(want),
+					want[0].Sub(t0), want[len(want)-1].Sub(t0))
+			}
+		})
+	}
+}
+
 // TestReplayKeepsApartFromTheLiveFeed: a connection's live subscription
 // and its replays are independent. A subscribed client gets the live
 // event as an event frame and the replayed ones as replay frames; a
@@ -699,7 +768,8 @@ func TestReplayLimits(t *testing.T) {
 	refused(d, `{"job": "`+longJobID+`"}`, "job", "more than the 2.00 h a replay may")
 	refused(d, `{"job": "`+queuedJobID+`"}`, "job", "has not started")
 	refused(d, `{"job": "7f1c3e52-9a44-4c1e-8f0a-2b6d5e9c0aff"}`, "job", "there is no job")
-	refused(d, `{"trip": "T1"}`, "trip", "this server does not replay trips")
+	refused(d, `{"trip": "T1"}`, "trip", "there is no trip T1")
+	refused(d, `{"trip": "5b0e6f1a-3c2d-4e8f-9a1b-0c2d3e4f5aff"}`, "trip", "there is no trip")
 	refused(d, `{"id": "mine", "trip": "T1", "job": "J1"}`, "job", "give one of vehicle, trip and job")
 	d.send(`{"seek": {"id": "r9", "to": "2025-03-01T08:00:00Z"}}`)
 	if f := d.next(); f.Type != ws.FrameError || f.Field != "seek" || f.ReplayID != "r9" || !strings.Contains(f.Detail, "no replay r9") {

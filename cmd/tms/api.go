@@ -25,6 +25,7 @@ import (
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/timeline"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -67,6 +68,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	// Replays read the positions, visits and jobs read models; a job's
 	// window comes from the jobs read model.
 	wsCfg.History, wsCfg.Jobs = timeline.NewStore(pool), timeline.JobWindows{Jobs: jobs.NewStore(pool)}
+	wsCfg.Trips = timeline.TripWindows{Trips: trips.NewStore(pool)}
 	wsCfg.Caller = func(r *http.Request) string { id, _ := httpapi.CallerFrom(r.Context()); return id }
 	hub, err := ws.New(wsCfg)
 	if err != nil {
@@ -113,7 +115,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
 		Rebuilds:        rebuild.NewStore(pool),
-		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands,
+		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands, Trips: trips.NewStore(pool),
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
 		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(),
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,

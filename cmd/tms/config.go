@@ -23,6 +23,7 @@ import (
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
+	"github.com/tmsfleet/tms/projections"
 )
 
 // config is every setting of tms, read from the environment (and a .env
@@ -84,6 +85,14 @@ type config struct {
 	JobsAmendHorizon  time.Duration `env:"TMS_JOBS_AMEND_HORIZON" envDefault:"2h"`
 	JobsMaxTrackFixes int           `env:"TMS_JOBS_MAX_TRACK_FIXES" envDefault:"100000"`
 	JobsMaxVehicles   int           `env:"TMS_JOBS_MAX_VEHICLES" envDefault:"200000"`
+
+	// Trips and stops (issue 9 part 1; docs/history.md, "Trips and stops").
+	TripsMinDistanceM float64       `env:"TMS_TRIPS_MIN_DISTANCE_M" envDefault:"200"`
+	TripsParking      time.Duration `env:"TMS_TRIPS_PARKING" envDefault:"180s"`
+	TripsGap          time.Duration `env:"TMS_TRIPS_GAP" envDefault:"1h"`
+	TripsMoveFixes    int           `env:"TMS_TRIPS_MOVE_FIXES" envDefault:"2"`
+	TripsLateHorizon  time.Duration `env:"TMS_TRIPS_LATE_HORIZON" envDefault:"2h"`
+	TripsMaxAhead     time.Duration `env:"TMS_TRIPS_MAX_AHEAD" envDefault:"5m"`
 	LogFormat         string        `env:"TMS_LOG_FORMAT" envDefault:"text"`
 
 	// The WebSocket hub's limits (docs/security.md, "WebSocket").
@@ -370,6 +379,19 @@ func (c *config) ingestLimits() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readModels are the settings of the read models whose rows depend on
+// more than their topics (the trips' rules), every bad one named.
+func (c *config) readModels() (projections.Settings, error) {
+	s := projections.DefaultSettings()
+	t := &s.Trips
+	t.Rules.RadiusM, t.Rules.Parking, t.Rules.Gap, t.Rules.MoveFixes = c.TripsMinDistanceM, c.TripsParking, c.TripsGap, c.TripsMoveFixes
+	t.LateHorizon, t.MaxAhead = c.TripsLateHorizon, c.TripsMaxAhead
+	if err := t.Validate(); err != nil {
+		return s, fmt.Errorf("TMS_TRIPS_* (the radius is TMS_TRIPS_MIN_DISTANCE_M): %w", err)
+	}
+	return s, nil
 }
 
 // rebuildLimits checks the settings of `tms rebuild`, all at once.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caarlos0/env/v11"
 )
 
 // TestEnvExampleListsEveryVariable keeps .env.example, the newcomer's
@@ -137,6 +139,24 @@ func TestJobCommandSettings(t *testing.T) {
 	for _, name := range []string{"TMS_JOB_COMMAND_TIMEOUT", "TMS_JOB_COMMAND_DECIDE_TIMEOUT", "TMS_JOB_COMMAND_MAX_WAITING", "TMS_HTTP_PLAYBACK_MAX_FIXES"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s not named in %v", name, err)
+		}
+	}
+}
+
+func TestTripSettingsAreChecked(t *testing.T) {
+	t.Parallel()
+	var c config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.readModels(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	c.TripsMinDistanceM, c.TripsGap, c.TripsMoveFixes, c.TripsLateHorizon = 0, time.Minute, 0, 0
+	_, err := c.readModels()
+	for _, want := range []string{"TMS_TRIPS_", "radius", "gap", "move fixes", "late horizon"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: want it to name %s", err, want)
 		}
 	}
 }

@@ -25,9 +25,13 @@ func (e *environment) projectors(kc *kafka.Config, pool *pgxpool.Pool) ([]runner
 	if e.cfg.ProjectorMembers < 1 {
 		return nil, fmt.Errorf("TMS_PROJECTOR_MEMBERS: must be at least 1, not %d", e.cfg.ProjectorMembers)
 	}
+	settings, err := e.cfg.readModels()
+	if err != nil {
+		return nil, err
+	}
 	deps := projector.Deps{Kafka: kc, Pool: pool, Members: e.cfg.ProjectorMembers, Registerer: e.registry, Logger: e.log}
 	var out []runner
-	for _, r := range projections.All() {
+	for _, r := range projections.Configured(settings) {
 		run, err := r.NewProjector(deps)
 		if err != nil {
 			return nil, err

@@ -76,11 +76,16 @@ dir.`,
 
 func runRebuild(cmd *cobra.Command, cfg config, f rebuildFlags, names []string) error {
 	ctx := cmd.Context()
-	models, err := projections.Select(names...)
+	if err := cfg.rebuildLimits(); err != nil {
+		return err
+	}
+	// The rebuild cuts trips by the same rules as the live projector.
+	settings, err := cfg.readModels()
 	if err != nil {
 		return err
 	}
-	if err := cfg.rebuildLimits(); err != nil {
+	models, err := settings.Select(names...)
+	if err != nil {
 		return err
 	}
 	mode := f.progress

@@ -62,54 +62,99 @@ type Path struct {
 	Noise Noise
 }
 
+// Verdict is what a Filter makes of one fix.
+type Verdict uint8
+
+// The verdicts. Only a kept fix moves the vehicle; the others are noise.
+const (
+	// Kept: the fix counts; the distance from the last fix kept is driven.
+	Kept Verdict = iota
+	// Repeated: the fix is not after the last fix kept (the same fix again).
+	Repeated
+	// Jump: the fix is too far from the last fix kept to have been driven,
+	// and the fix after it does not confirm it.
+	Jump
+	// Drift: a parked receiver's wander near the last fix kept.
+	Drift
+)
+
+// Suspect reports whether fx, the fix after last (the last fix kept), is
+// one whose verdict depends on the fix after it: too far from last to
+// have been driven, it is a jump unless the next fix confirms it. Every
+// other verdict is final without the next fix, which is what lets a
+// consumer that reads fixes one at a time (domain/trip) judge each one
+// as it comes and wait only for suspects.
+func (f Filter) Suspect(last, fx Fix) bool {
+	return fx.Time.After(last.Time) && geo.Haversine(last.Point, fx.Point) > f.MaxSpeedKmh/3.6*fx.Time.Sub(last.Time).Seconds()
+}
+
+// Judge returns the verdict on fx, the fix after last (the last fix
+// kept), with next the fix after fx (nil when none is known: a suspect is
+// then a jump, as the last fix of a Measure is). Measure is Judge applied
+// to each fix in turn.
+func (f Filter) Judge(last, fx Fix, next *Fix) Verdict {
+	switch {
+	case !fx.Time.After(last.Time):
+		return Repeated
+	case f.Suspect(last, fx) && !f.confirmed(fx, next):
+		return Jump
+	case fx.SpeedKmh <= f.ParkedSpeedKmh && geo.Haversine(last.Point, fx.Point) <= f.DriftM:
+		return Drift
+	}
+	return Kept
+}
+
 // Measure filters fixes, which must be in time order, into a Path.
 func (f Filter) Measure(fixes []Fix) Path {
 	var p Path
 	if len(fixes) == 0 {
 		return p
 	}
-	maxMps := f.MaxSpeedKmh / 3.6
 	last := fixes[0]
 	p.keep(last.Time, 0)
 	for i := 1; i < len(fixes); i++ {
 		fx := fixes[i]
-		if !fx.Time.After(last.Time) {
-			p.Noise.FixesDropped++ // the same fix again
-			continue
+		var next *Fix
+		if i+1 < len(fixes) {
+			next = &fixes[i+1]
 		}
-		d := geo.Haversine(last.Point, fx.Point)
-		dt := fx.Time.Sub(last.Time).Seconds()
-		if d > maxMps*dt && !f.confirmed(fixes, i, maxMps) {
-			// Thrown off and back: what it would have added is the detour.
+		v := f.Judge(last, fx, next)
+		if v != Kept {
 			p.Noise.FixesDropped++
-			if i+1 < len(fixes) {
-				next := fixes[i+1].Point
-				p.Noise.DistanceDroppedM += d + geo.Haversine(fx.Point, next) - geo.Haversine(last.Point, next)
-			} else {
-				p.Noise.DistanceDroppedM += d
-			}
+			p.Noise.DistanceDroppedM += f.Dropped(last, fx, next, v)
 			continue
 		}
-		if fx.SpeedKmh <= f.ParkedSpeedKmh && d <= f.DriftM {
-			p.Noise.FixesDropped++
-			p.Noise.DistanceDroppedM += d
-			continue
-		}
-		p.keep(fx.Time, p.cum[len(p.cum)-1]+d)
+		p.keep(fx.Time, p.cum[len(p.cum)-1]+geo.Haversine(last.Point, fx.Point))
 		last = fx
 	}
 	return p
 }
 
-// confirmed reports whether the fix after fixes[i] is within reach of it:
-// two fixes that agree are a real move (after a silence, say), not a jump.
-func (f Filter) confirmed(fixes []Fix, i int, maxMps float64) bool {
-	if i+1 >= len(fixes) {
+// Dropped is the distance a fix judged v (after last, before next) would
+// have added had it been kept: for a jump, the detour to it and back; for
+// drift, the wander; nothing for a repeat or a kept fix.
+func (f Filter) Dropped(last, fx Fix, next *Fix, v Verdict) float64 {
+	switch v {
+	case Jump:
+		d := geo.Haversine(last.Point, fx.Point)
+		if next != nil {
+			d += geo.Haversine(fx.Point, next.Point) - geo.Haversine(last.Point, next.Point)
+		}
+		return d
+	case Drift:
+		return geo.Haversine(last.Point, fx.Point)
+	}
+	return 0
+}
+
+// confirmed reports whether next is within reach of fx: two fixes that
+// agree are a real move (after a silence, say), not a jump.
+func (f Filter) confirmed(fx Fix, next *Fix) bool {
+	if next == nil {
 		return false
 	}
-	a, b := fixes[i], fixes[i+1]
-	dt := b.Time.Sub(a.Time).Seconds()
-	return dt > 0 && geo.Haversine(a.Point, b.Point) <= maxMps*dt
+	dt := next.Time.Sub(fx.Time).Seconds()
+	return dt > 0 && geo.Haversine(fx.Point, next.Point) <= f.MaxSpeedKmh/3.6*dt
 }
 
 func (p *Path) keep(at time.Time, cum float64) {

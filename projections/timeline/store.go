@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -52,7 +53,7 @@ func (s *Store) JobEvents(ctx context.Context, q jobs.TimelineQuery) ([]jobs.Tim
 	return s.jobs.Timeline(ctx, q)
 }
 
-// Errors of a window lookup (JobWindows, and the trips' when they come).
+// Errors of a window lookup (JobWindows, TripWindows).
 var (
 	// ErrNotFound: no trip or job has the id.
 	ErrNotFound = errors.New("not found")
@@ -93,4 +94,48 @@ func (w JobWindows) Window(ctx context.Context, id string) (Query, error) {
 	}
 	// The window includes its end; a query's range does not.
 	return Query{Vehicle: j.Vehicle, From: from, To: to.Add(time.Microsecond)}, nil
+}
+
+// TripWindows finds a trip's replay window in the trips read model: its
+// vehicle, from its start to its end, both included; for a trip still
+// under way, to now (its fixes after the last one the read model has
+// taken are replayed too).
+type TripWindows struct {
+	Trips *trips.Store
+	// Now is the end of a trip still under way; default time.Now.
+	Now func() time.Time
+}
+
+// Window returns the timeline query of trip id, or an error wrapping
+// ErrNotFound. A trip always has history: it starts at a fix.
+func (w TripWindows) Window(ctx context.Context, id string) (Query, error) {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return Query{}, fmt.Errorf("trip %s: %w", id, ErrNotFound)
+	}
+	t, err := w.Trips.Trip(ctx, u.String())
+	if errors.Is(err, trips.ErrNotFound) {
+		return Query{}, fmt.Errorf("trip %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Query{}, err
+	}
+	to := t.End.Time
+	if t.Open {
+		now := time.Now
+		if w.Now != nil {
+			now = w.Now
+		}
+		// A clock behind the last fix must not cut the trip short.
+		to = later(to, now())
+	}
+	// The window includes its end; a query's range does not.
+	return Query{Vehicle: t.Vehicle, From: t.Start.Time, To: to.Add(time.Microsecond)}, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

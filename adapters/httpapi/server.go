@@ -92,6 +92,7 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/vehicles/:plate/track", s.track)
 	api.GET("/vehicles/:plate/trips", s.listTrips)
 	api.GET("/vehicles/:plate/stops", s.listStops)
+	api.GET("/trips", s.listFleetTrips)
 	api.GET("/trips/:id", s.getTrip)
 	api.GET("/trips/:id/track", s.tripTrack)
 	api.GET("/stations", s.listStations)

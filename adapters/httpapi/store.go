@@ -134,6 +134,9 @@ type JobCommands interface {
 type TripStore interface {
 	// Trips returns the trips q selects, in start order.
 	Trips(ctx context.Context, q trips.Query) ([]trips.Trip, error)
+	// FleetTrips returns the trips of every vehicle (or of q.Plates) q
+	// selects, in (start, id) order.
+	FleetTrips(ctx context.Context, q trips.FleetQuery) ([]trips.Trip, error)
 	// Trip returns trip id (a UUID in its canonical form), or an error
 	// wrapping trips.ErrNotFound.
 	Trip(ctx context.Context, id string) (trips.Trip, error)

@@ -204,6 +204,47 @@ func (s *server) listStops(c *gin.Context) {
 	writeJSON(c, http.StatusOK, contentJSON, out)
 }
 
+// fleetTripListJSON is a page of the fleet's trips.
+type fleetTripListJSON struct {
+	From       time.Time  `json:"from"`
+	To         time.Time  `json:"to"`
+	Trips      []tripJSON `json:"trips"`
+	NextCursor *string    `json:"next_cursor"`
+}
+
+// listFleetTrips serves GET /api/v1/trips: every vehicle's trips (or
+// those of the plate filter) that overlap [from, to), in start order, for
+// a dispatcher's or an analyst's view of a day. Its cursor is the last
+// trip's start and id, as a visit's entry cursor.
+func (s *server) listFleetTrips(c *gin.Context) {
+	p := newParams(c.Request)
+	to, toOK := p.time("to", s.cfg.Now())
+	from, fromOK := p.time("from", to.Add(-defaultTripsWindow))
+	if fromOK && toOK && !from.Before(to) {
+		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	}
+	q := trips.FleetQuery{From: from, To: to, Plates: p.plates(maxTripsLimit), Limit: p.limit(defaultTripsLimit, maxTripsLimit)}
+	if t, id, ok := p.entryCursor(); ok {
+		q.After = &trips.FleetCursor{Start: t, ID: id}
+	}
+	if err := p.err(); err != nil {
+		fail(c, err)
+		return
+	}
+	limit := q.Limit
+	q.Limit++
+	ctx, cancel := s.queryContext(c)
+	defer cancel()
+	list, err := s.cfg.Trips.FleetTrips(ctx, q)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := fleetTripListJSON{From: q.From.UTC(), To: q.To.UTC()}
+	out.Trips, out.NextCursor = page(list, limit, func(t *trips.Trip) *string { return entryCursor(t.Start.Time, t.ID) }, toTripJSON)
+	writeJSON(c, http.StatusOK, contentJSON, out)
+}
+
 // knownVehicle tells an empty list of a known vehicle (an answer) from an
 // unknown vehicle (a 404). Asked only for empty lists.
 func (s *server) knownVehicle(c *gin.Context, plate string) error {

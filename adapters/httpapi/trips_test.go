@@ -140,3 +140,66 @@ func TestATripAndItsTrack(t *testing.T) {
 	unknownTrack := "/api/v1/trips/" + uuid.NewString() + "/track"
 	wantProblem(t, a.get(t, unknownTrack), unknownTrack, http.StatusNotFound)
 }
+
+func TestTripsOfTheFleet(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t, fleet())
+	at := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	seed := func(plate string, from, to int) string {
+		id := trips.SegmentID(trip.KindTrip, plate, at(from))
+		if _, err := pool.Exec(t.Context(), `INSERT INTO trips (id, vehicle, start_time, start_lat, start_lng, end_time, end_lat,
+			end_lng, open, distance_m, max_speed_kmh, moving_s, idle_s, fixes, fixes_used, fixes_dropped, distance_dropped_m,
+			flags, revision) VALUES ($1, $2, $3, 31.2, 121.4, $4, 31.3, 121.5, false, 1000, 50, 60, 0, 2, 2, 0, 0, '{}', 1)`,
+			id, plate, at(from), at(to)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	for _, plate := range []string{"沪A12345", "京B00001"} {
+		if _, err := pool.Exec(t.Context(), `INSERT INTO trip_vehicles (vehicle, state, newest, snapshots)
+			VALUES ($1, '\x00', $2, '{}')`, plate, at(100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seed("沪A12345", 0, 5)                // ended before the window
+	inProgress := seed("京B00001", 5, 20) // under way when it began
+	a1 := seed("沪A12345", 10, 15)
+	b1 := seed("京B00001", 25, 40)
+	a2 := seed("沪A12345", 30, 31)
+	seed("沪A12345", 60, 70) // after it
+	a := newDBAPI(t, pool)
+	window := url.Values{"from": {rfc(at(10))}, "to": {rfc(at(60))}}
+
+	ids := func(l fleetTripListJSON) []string {
+		var out []string
+		for _, tr := range l.Trips {
+			out = append(out, tr.ID)
+		}
+		return out
+	}
+	all := decode[fleetTripListJSON](t, a.get(t, "/api/v1/trips?"+window.Encode()), "application/json")
+	if want := []string{inProgress, a1, b1, a2}; !slices.Equal(ids(all), want) || all.NextCursor != nil {
+		t.Fatalf("the fleet's trips of minutes 10 to 60: %v, want %v", ids(all), want)
+	}
+	// A page at a time, in the same order.
+	var paged []string
+	q := url.Values{"from": window["from"], "to": window["to"], "limit": {"3"}}
+	for range 3 {
+		p := decode[fleetTripListJSON](t, a.get(t, "/api/v1/trips?"+q.Encode()), "application/json")
+		paged = append(paged, ids(p)...)
+		if p.NextCursor == nil {
+			break
+		}
+		q.Set("cursor", *p.NextCursor)
+	}
+	if !slices.Equal(paged, ids(all)) {
+		t.Errorf("paged: %v, want %v", paged, ids(all))
+	}
+	// One vehicle's.
+	q = url.Values{"from": window["from"], "to": window["to"], "plate": {"京B00001"}}
+	if got := ids(decode[fleetTripListJSON](t, a.get(t, "/api/v1/trips?"+q.Encode()), "application/json")); !slices.Equal(got, []string{inProgress, b1}) {
+		t.Errorf("京B00001's: %v", got)
+	}
+	wantProblem(t, a.get(t, "/api/v1/trips?from=2025-03-10T09:00:00Z&to=2025-03-10T08:00:00Z&cursor=x&limit=0"),
+		"/api/v1/trips", http.StatusBadRequest, "from", "cursor", "limit")
+}

@@ -114,6 +114,13 @@ func newDB(t *testing.T, fixes []fix) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	times := make([]time.Time, len(fixes))
+	for i, f := range fixes {
+		times[i] = f.at
+	}
+	if _, err := vehicles.EnsurePartitions(t.Context(), pool, vehicles.PositionsTable, times...); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range fixes {
 		flags := f.flags
 		if flags == nil {

@@ -59,10 +59,11 @@ func (s *Store) Export(ctx context.Context, q ExportQuery, max int64, fn func(v 
 		filter, args = " AND vehicle = $3", append(args, q.Vehicle)
 	}
 	// The visits in progress at From, then those entered in [From, To):
-	// each part an ordered range scan of its own index.
+	// each part an ordered range scan of its own index. (entered_at < $2
+	// holds whenever entered_at < $1 does; it gives $2 its type.)
 	parts := []string{
-		`entered_at < $1 AND exited_at >= $1` + filter,
-		`entered_at < $1 AND exited_at IS NULL` + filter,
+		`entered_at < $1 AND entered_at < $2 AND exited_at >= $1` + filter,
+		`entered_at < $1 AND entered_at < $2 AND exited_at IS NULL` + filter,
 		`entered_at >= $1 AND entered_at < $2` + filter,
 	}
 	var n int64

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -592,5 +593,43 @@ func TestAnExportCutShortIsAnIncompleteTransfer(t *testing.T) {
 	}
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Logf("the client's error: %v", err)
+	}
+}
+
+// TestTrackEncodingIsEncodingJSONs: the track's hand-written encoder
+// gives what encoding/json gives of trackJSON, value for value.
+func TestTrackEncodingIsEncodingJSONs(t *testing.T) {
+	t.Parallel()
+	next, kept := "2025-03-10T08:09:00Z", base.Add(-time.Hour)
+	for _, out := range []trackJSON{
+		{Plate: "沪A12345", From: base, To: base.Add(time.Hour)},
+		{Plate: "ANCH-9", From: base, To: base.Add(time.Hour), NextCursor: &next, HistoryFrom: &kept,
+			Simplification: &simplificationJSON{MaxPoints: 10, Points: 2, Fixes: 99, ToleranceM: 12.34, Stops: 1, StationEntriesExits: 2}},
+	} {
+		fixes := []vehicles.Fix{
+			{FixTime: base.Add(123456789 * time.Nanosecond), ReceivedAt: base.Add(2 * time.Second), Lat: 31.2000001, Lng: 121.4, SpeedKmh: 0.1,
+				CourseDeg: ptr(359.5), Flags: []string{"gap", "late"}},
+			{FixTime: base.Add(time.Minute), ReceivedAt: base.Add(time.Minute), Lat: -0.000001, Lng: 1e-7, Flags: []string{}},
+		}
+		for _, f := range fixes {
+			out.Points = append(out.Points, trackPointJSON{FixTime: f.FixTime, ReceivedAt: f.ReceivedAt, Lat: f.Lat, Lng: f.Lng,
+				SpeedKmh: f.SpeedKmh, CourseDeg: f.CourseDeg, Flags: nonNil(f.Flags)})
+		}
+		want, err := json.Marshal(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encodeTrack(&out, fixes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("%v: %s", err, got)
+		}
+		_ = json.Unmarshal(want, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("encodeTrack:\n%s\nencoding/json:\n%s", got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -129,15 +130,70 @@ func (s *server) track(c *gin.Context) {
 		writeJSON(c, http.StatusOK, contentGeoJSON, fc)
 		return
 	}
-	out := trackJSON{Plate: q.Plate, From: q.From.UTC(), To: q.To.UTC(), Points: make([]trackPointJSON, len(fixes)),
-		NextCursor: next, Simplification: simplified, HistoryFrom: keptFrom}
-	for i, f := range fixes {
-		out.Points[i] = trackPointJSON{
-			FixTime: f.FixTime.UTC(), ReceivedAt: f.ReceivedAt.UTC(),
-			Lat: f.Lat, Lng: f.Lng, SpeedKmh: f.SpeedKmh, CourseDeg: f.CourseDeg, Flags: nonNil(f.Flags),
-		}
+	out := trackJSON{Plate: q.Plate, From: q.From.UTC(), To: q.To.UTC(), NextCursor: next, Simplification: simplified,
+		HistoryFrom: keptFrom}
+	body, err := encodeTrack(&out, fixes)
+	if err != nil {
+		fail(c, err)
+		return
 	}
-	writeJSON(c, http.StatusOK, contentJSON, out)
+	c.Data(http.StatusOK, contentJSON, body)
+}
+
+// encodeTrack encodes out, with fixes as its points, as encoding/json
+// would encode trackJSON (the same fields, in the same order), but
+// several times faster: a day's track is 8,640 points, and encoding them
+// by reflection took most of the request's time.
+func encodeTrack(out *trackJSON, fixes []vehicles.Fix) ([]byte, error) {
+	b := make([]byte, 0, 256+len(fixes)*170)
+	b = append(b, `{"plate":`...)
+	b = appendJSONString(b, out.Plate)
+	b = append(out.From.AppendFormat(append(b, `,"from":"`...), time.RFC3339Nano), '"')
+	b = append(out.To.AppendFormat(append(b, `,"to":"`...), time.RFC3339Nano), '"')
+	b = append(b, `,"points":[`...)
+	for i := range fixes {
+		f := &fixes[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"fix_time":"`...)
+		b = append(f.FixTime.UTC().AppendFormat(b, time.RFC3339Nano), `","received_at":"`...)
+		b = append(f.ReceivedAt.UTC().AppendFormat(b, time.RFC3339Nano), `","lat":`...)
+		b = appendNumber(b, f.Lat)
+		b = appendNumber(append(b, `,"lng":`...), f.Lng)
+		b = appendNumber(append(b, `,"speed_kmh":`...), f.SpeedKmh)
+		b = append(b, `,"course_deg":`...)
+		if f.CourseDeg != nil {
+			b = appendNumber(b, *f.CourseDeg)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"flags":[`...)
+		for j, fl := range f.Flags {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, fl)
+		}
+		b = append(b, "]}"...)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if out.NextCursor != nil {
+		b = appendJSONString(b, *out.NextCursor)
+	} else {
+		b = append(b, "null"...)
+	}
+	if out.Simplification != nil {
+		s, err := json.Marshal(out.Simplification)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b, `,"simplification":`...), s...)
+	}
+	if out.HistoryFrom != nil {
+		b = append(out.HistoryFrom.UTC().AppendFormat(append(b, `,"history_from":"`...), time.RFC3339Nano), '"')
+	}
+	return append(b, '}'), nil
 }
 
 // GeoJSON (RFC 7946) of a track page.

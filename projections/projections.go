@@ -1,6 +1,11 @@
 package projections
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/projector"
 	"github.com/tmsfleet/tms/projections/stations"
@@ -10,8 +15,8 @@ import (
 
 // All returns every read model tms builds, each registered with its Spec
 // (name, topics, tables) and constructor. The project role runs each one's
-// projector; `tms replay read-models` empties each one's tables and
-// offsets and projects its topics again.
+// projector; `tms rebuild` builds each one afresh from its topics beside
+// the live one, and switches over (projections/rebuild).
 func All() []projector.Registration {
 	return []projector.Registration{
 		projector.Register(vehicles.Spec, vehicles.NewProjection),
@@ -19,4 +24,34 @@ func All() []projector.Registration {
 		projector.Register(visits.Spec, visits.NewProjection),
 		projector.Register(jobs.Spec, jobs.NewProjection),
 	}
+}
+
+// Select returns the registered read models named by names (a read
+// model's ShortName, such as vehicles, or its full Name), in All's order;
+// every one of them when names is empty. An unknown name is an error that
+// lists the known ones.
+func Select(names ...string) ([]projector.Registration, error) {
+	all := All()
+	if len(names) == 0 {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []projector.Registration
+	var known []string
+	for _, r := range all {
+		known = append(known, r.ShortName())
+		if want[r.ShortName()] || want[r.Name] {
+			out = append(out, r)
+			delete(want, r.ShortName())
+			delete(want, r.Name)
+		}
+	}
+	if len(want) > 0 {
+		unknown := slices.Sorted(maps.Keys(want))
+		return nil, fmt.Errorf("no read model %s (the read models: %s)", strings.Join(unknown, ", "), strings.Join(known, ", "))
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/visits"
@@ -222,6 +223,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no stations store", func(c *Config) { c.Stations = nil }, "no Stations or Visits store"},
 		{"no visits store", func(c *Config) { c.Visits = nil }, "no Stations or Visits store"},
 		{"no replays store", func(c *Config) { c.Replays = nil }, "no Replays store"},
+		{"no rebuilds store", func(c *Config) { c.Rebuilds = nil }, "no Rebuilds store"},
 		{"no station commands", func(c *Config) { c.StationCommands = nil }, "no StationCommands"},
 		{"no jobs store", func(c *Config) { c.Jobs = nil }, "no Jobs store or JobCommands"},
 		{"no job commands", func(c *Config) { c.JobCommands = nil }, "no Jobs store or JobCommands"},
@@ -242,7 +244,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Parallel()
 			cfg := Config{
 				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), Replays: replays.NewStore(nil),
-				StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{},
+				Rebuilds: rebuild.NewStore(nil), StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{},
 				Tokens: map[string]Role{viewerToken: RoleViewer},
 			}
 			tt.tweak(&cfg)

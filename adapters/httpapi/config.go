@@ -27,6 +27,9 @@ type Config struct {
 	// Replays reads the results of `tms replay geofence` (replay_runs,
 	// replay_visits). Required; cmd/ passes a *replays.Store.
 	Replays ReplayStore
+	// Rebuilds reads the read-model rebuilds' progress (GET /rebuilds).
+	// Required; cmd/ passes a *rebuild.Store.
+	Rebuilds RebuildStore
 	// StationCommands executes POST, PUT and DELETE on stations.
 	// Required; cmd/ passes a *stationcmd.Commands.
 	StationCommands StationCommands
@@ -209,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Replays == nil {
 		errs = append(errs, errors.New("no Replays store"))
+	}
+	if c.Rebuilds == nil {
+		errs = append(errs, errors.New("no Rebuilds store"))
 	}
 	if c.StationCommands == nil {
 		errs = append(errs, errors.New("no StationCommands"))

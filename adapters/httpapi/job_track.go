@@ -97,37 +97,9 @@ type (
 	}
 )
 
-// jobWindow is the time window of j's track, both ends included: from
-// its start to its end (the last departure, once every stop has departed,
-// or its cancellation), or to now while it is under way. ok is false for
-// a job that never started.
-func jobWindow(j *jobs.Job, now time.Time) (from, to time.Time, ok bool) {
-	if j.StartedAt == nil {
-		return time.Time{}, time.Time{}, false
-	}
-	from, to = *j.StartedAt, now
-	var last time.Time
-	departed := len(j.Stops) > 0
-	for _, s := range j.Stops {
-		if s.DepartedAt == nil {
-			departed = false
-		} else if s.DepartedAt.After(last) {
-			last = *s.DepartedAt
-		}
-	}
-	switch {
-	case j.CompletedAt != nil:
-		to = *j.CompletedAt
-	case departed:
-		to = last
-	case j.CancelledAt != nil:
-		to = *j.CancelledAt
-	}
-	if to.Before(from) {
-		to = from
-	}
-	return from, to, true
-}
+// jobWindow is the time window of j's track, both ends included (see
+// jobs.Job.Window); ok is false for a job that never started.
+func jobWindow(j *jobs.Job, now time.Time) (from, to time.Time, ok bool) { return j.Window(now) }
 
 // jobTrack serves GET /api/v1/jobs/{id}/track.
 func (s *server) jobTrack(c *gin.Context) {

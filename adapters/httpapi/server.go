@@ -101,6 +101,7 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/replays", s.listReplays)
 	api.GET("/replays/:id", s.getReplay)
 	api.GET("/replays/:id/visits", s.listReplayVisits)
+	api.GET("/rebuilds", s.listRebuilds)
 	api.GET("/jobs", s.listJobs)
 	api.GET("/jobs/:id", s.getJob)
 	api.GET("/jobs/:id/track", s.jobTrack)

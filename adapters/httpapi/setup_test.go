@@ -27,6 +27,7 @@ import (
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -187,6 +188,7 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 		Stations:        stations.NewStore(nil),
 		Visits:          visits.NewStore(nil),
 		Replays:         replays.NewStore(nil),
+		Rebuilds:        rebuild.NewStore(nil),
 		StationCommands: noCommands{},
 		Jobs:            jobs.NewStore(nil),
 		JobCommands:     noJobCommands{},
@@ -215,7 +217,7 @@ func newDBAPI(t *testing.T, pool *pgxpool.Pool, tweak ...func(*Config)) *testAPI
 	t.Helper()
 	return newAPI(t, vehicles.NewStore(pool), append([]func(*Config){func(c *Config) {
 		c.Stations, c.Visits, c.Replays = stations.NewStore(pool), visits.NewStore(pool), replays.NewStore(pool)
-		c.Jobs = jobs.NewStore(pool)
+		c.Jobs, c.Rebuilds = jobs.NewStore(pool), rebuild.NewStore(pool)
 	}}, tweak...)...)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -93,6 +94,15 @@ type ReplayStore interface {
 	// by visit id), after the visit entered at afterTime with id afterID
 	// when afterTime is not nil.
 	Visits(ctx context.Context, id string, afterTime *time.Time, afterID string, limit int) ([]replays.Visit, error)
+}
+
+// RebuildStore is what the API reads read-model rebuilds through (`tms
+// rebuild`, GET /rebuilds); *rebuild.Store implements it. It must be safe
+// for concurrent use.
+type RebuildStore interface {
+	// List returns up to limit rebuilds, newest first, with their read
+	// models' progress; none where no rebuild ever ran.
+	List(ctx context.Context, limit int) ([]rebuild.Rebuild, error)
 }
 
 // StationCommands executes the station writes; *stationcmd.Commands

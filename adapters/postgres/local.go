@@ -41,7 +41,14 @@ type Local struct {
 	cfg  LocalConfig
 	cred *syscall.Credential
 	url  string
+	// started is set when StartLocal started the cluster, rather than
+	// finding it running.
+	started bool
 }
+
+// Started reports whether StartLocal started the cluster; false when it
+// found it running (another process's, which Stop would stop under it).
+func (l *Local) Started() bool { return l.started }
 
 // localDatabase and localUser name what the local cluster serves.
 const (
@@ -101,6 +108,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		}
 	}
 	if _, err := l.run(ctx, "pg_ctl", "-D", pgdata, "status"); err != nil {
+		l.started = true
 		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", cfg.Port, cfg.Dir)
 		if out, err := l.run(ctx, "pg_ctl", "-D", pgdata, "-l", filepath.Join(cfg.Dir, "postgres.log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 			return nil, fmt.Errorf("local postgres: start (see %s): %w\n%s", filepath.Join(cfg.Dir, "postgres.log"), err, out)

@@ -14,6 +14,19 @@ type Offsets struct {
 	// Projector names the projector; it is the offsets' key, like a
 	// consumer group name.
 	Projector string
+	// Schema, when set, is the schema whose projector_offsets table holds
+	// them: a rebuild keeps its offsets beside the tables it builds, in a
+	// schema of their own. Empty: the connection's search_path (the live
+	// read models').
+	Schema string
+}
+
+// table is the offsets table, quoted.
+func (o Offsets) table() string {
+	if o.Schema == "" {
+		return "projector_offsets"
+	}
+	return pgx.Identifier{o.Schema, "projector_offsets"}.Sanitize()
 }
 
 // Lock takes a transaction-scoped lock on each of partitions of topic for
@@ -43,7 +56,7 @@ type Querier interface {
 // or -1 where the projector has none yet, without locking.
 func (o Offsets) Read(ctx context.Context, q Querier, topic string, partitions []int32) (map[int32]int64, error) {
 	rows, err := q.Query(ctx, `
-		SELECT partition, next_offset FROM projector_offsets
+		SELECT partition, next_offset FROM `+o.table()+`
 		WHERE projector = $1 AND topic = $2 AND partition = ANY($3)`, o.Projector, topic, partitions)
 	if err != nil {
 		return nil, fmt.Errorf("load offsets of %s: %w", o.Projector, err)
@@ -73,22 +86,13 @@ func (o Offsets) Store(ctx context.Context, tx pgx.Tx, topic string, next map[in
 		offs = append(offs, off)
 	}
 	_, err := tx.Exec(ctx, `
-		INSERT INTO projector_offsets (projector, topic, partition, next_offset)
+		INSERT INTO `+o.table()+` (projector, topic, partition, next_offset)
 		SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS t(p, o)
 		ON CONFLICT (projector, topic, partition)
 		DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()`,
 		o.Projector, topic, parts, offs)
 	if err != nil {
 		return fmt.Errorf("store offsets of %s: %w", o.Projector, err)
-	}
-	return nil
-}
-
-// Clear deletes every offset stored for this projector, so that it reads
-// its topics again from the start.
-func (o Offsets) Clear(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM projector_offsets WHERE projector = $1`, o.Projector); err != nil {
-		return fmt.Errorf("clear offsets of %s: %w", o.Projector, err)
 	}
 	return nil
 }

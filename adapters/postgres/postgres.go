@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -67,26 +68,39 @@ func OpenPool(ctx context.Context, databaseURL string, pc PoolConfig) (*pgxpool.
 // It is safe to run concurrently from several instances: golang-migrate
 // takes an advisory lock.
 func Migrate(databaseURL string) error {
-	return withMigrate(databaseURL, "migrate", (*migrate.Migrate).Up)
+	return withMigrate(databaseURL, migrations.FS, "", "migrate", (*migrate.Migrate).Up)
 }
 
 // MigrateDown drops every read-model table (they are rebuilt from Kafka).
 func MigrateDown(databaseURL string) error {
-	return withMigrate(databaseURL, "migrate down", (*migrate.Migrate).Down)
+	return withMigrate(databaseURL, migrations.FS, "", "migrate down", (*migrate.Migrate).Down)
+}
+
+// MigrateSchema applies the migrations in src (files named as in
+// package migrations) to schema, which must exist, as Migrate applies
+// tms's to the default one: every statement runs with search_path set to
+// schema alone, and the schema keeps its own schema_migrations. A rebuild
+// makes its fresh tables so, with the very DDL of the live ones
+// (partitioning, indexes, storage parameters and all).
+func MigrateSchema(databaseURL string, src fs.FS, schema string) error {
+	return withMigrate(databaseURL, src, schema, "migrate schema "+schema, (*migrate.Migrate).Up)
 }
 
 // withMigrate runs step of golang-migrate on databaseURL. The connection
 // is pgx's, made from the parsed config, so that every connection string
 // pgx accepts (URL or key=value) migrates too, and no library gets the
 // string itself to quote in an error.
-func withMigrate(databaseURL, what string, step func(*migrate.Migrate) error) error {
-	src, err := iofs.New(migrations.FS, ".")
+func withMigrate(databaseURL string, files fs.FS, schema, what string, step func(*migrate.Migrate) error) error {
+	src, err := iofs.New(files, ".")
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
 		return errorf("parse DATABASE_URL", err, databaseURL)
+	}
+	if schema != "" {
+		cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	}
 	db := stdlib.OpenDB(*cfg)
 	defer db.Close()

@@ -14,12 +14,17 @@ type callers struct {
 	// The limits: connections per caller and in total, snapshots per
 	// caller.
 	perCaller, total, snapshots int
+	// replays are the replays running; at most maxReplays, and
+	// replaysPerCaller of one caller.
+	replays                      int
+	maxReplays, replaysPerCaller int
 }
 
 // caller is one caller's share of the hub.
 type caller struct {
-	id    string
-	conns int // guarded by callers.mu
+	id      string
+	conns   int // guarded by callers.mu
+	replays int // guarded by callers.mu
 	// snapshots is a semaphore over the caller's snapshot loads.
 	snapshots chan struct{}
 }
@@ -70,5 +75,40 @@ func (cs *callers) leave(cl *caller) {
 	cl.conns--
 	if cl.conns == 0 {
 		delete(cs.byID, cl.id)
+	}
+}
+
+// Which replay limit refused a replay, as the metric labels it.
+const (
+	replayLimitConnection = "connection"
+	replayLimitCaller     = "caller"
+	replayLimitTotal      = "total"
+)
+
+// startReplay counts a replay of cl (nil: not identified) started, or
+// says which limit refuses it ("" when none does).
+func (cs *callers) startReplay(cl *caller) string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cl != nil && cl.replays >= cs.replaysPerCaller {
+		return replayLimitCaller
+	}
+	if cs.replays >= cs.maxReplays {
+		return replayLimitTotal
+	}
+	cs.replays++
+	if cl != nil {
+		cl.replays++
+	}
+	return ""
+}
+
+// endReplay counts a replay of cl ended.
+func (cs *callers) endReplay(cl *caller) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.replays--
+	if cl != nil {
+		cl.replays--
 	}
 }

@@ -52,6 +52,10 @@ type client struct {
 	// cost.
 	inflight      ring[sentFrame]
 	inflightBytes int64
+	// replays are the connection's running replays by id (replay.go);
+	// replayIDs numbers the ones the hub names.
+	replays   map[string]*replay
+	replayIDs uint64
 }
 
 type sentFrame struct {
@@ -141,15 +145,26 @@ func (c *client) send(k frameKind, body []byte, origin time.Time) {
 // held.
 func (c *client) pump() {
 	for !c.closed && c.inflight.len() < c.hub.cfg.SendWindow {
-		k, body, ev, ok := c.out.pop(c.loading)
+		p, ok := c.out.pop(c.loading)
 		if !ok {
 			return
 		}
 		var origin time.Time
-		if ev != nil {
-			origin = ev.origin
+		if p.ev != nil {
+			origin = p.ev.origin
 		}
-		c.send(k, body, origin)
+		body := p.body
+		if f := p.rf; f != nil {
+			// A replay's frame gets its place in the replay as it leaves,
+			// so that replay_seq has no gaps whatever a seek dropped.
+			if f.kind == kindReplay {
+				f.r.sent++
+				f.r.queued--
+				f.r.poke()
+			}
+			body = replayFrameBody(f.kind, f.r.id, f.r.sent, f.payload)
+		}
+		c.send(p.kind, body, origin)
 	}
 }
 
@@ -159,6 +174,8 @@ func (c *client) sent() {
 	f, ok := c.inflight.pop()
 	c.inflightBytes -= f.cost
 	c.pump()
+	// What was written frees room for the replays that wait for it.
+	c.wakeWaitingLocked()
 	c.mu.Unlock()
 	if ok {
 		c.hub.metrics.frameSent(f.kind, f.origin)
@@ -190,14 +207,22 @@ func (c *client) replyLocked(k frameKind, body []byte) (tooSlow bool) {
 // connection's read loop, one message at a time, so subscribes take
 // effect in the order the client sent them.
 func (c *client) handleMessage(msg []byte) {
-	f, rerr := parseMessage(msg, c.hub.cfg.MaxFilterEntries)
+	m, rerr := parseMessage(msg, c.hub.limits)
+	switch {
+	case m.replay != nil:
+		c.startReplay(m.replay)
+		return
+	case m.control != nil:
+		c.controlReplay(m.control)
+		return
+	}
 	c.mu.Lock()
 	var tooSlow bool
 	if rerr != nil {
-		// The subscription in force stays as it was.
+		// The subscription in force, and the replays, stay as they were.
 		tooSlow = c.replyLocked(kindError, rerr.body())
 	} else {
-		tooSlow = c.subscribeLocked(f)
+		tooSlow = c.subscribeLocked(m.subscribe)
 	}
 	c.mu.Unlock()
 	if tooSlow {
@@ -276,6 +301,7 @@ func (c *client) stopLoadLocked() {
 func (c *client) closeTooSlowLocked(limit string) {
 	c.closed = true
 	c.stopLoadLocked()
+	c.stopReplaysLocked()
 	dropped := c.out.reset()
 	c.hub.metrics.closedSlow.Inc()
 	c.hub.metrics.dropped.Add(float64(dropped))
@@ -289,6 +315,7 @@ func (c *client) shutdown() {
 	c.mu.Lock()
 	c.closed = true
 	c.stopLoadLocked()
+	c.stopReplaysLocked()
 	c.out.reset()
 	c.mu.Unlock()
 }

@@ -26,7 +26,10 @@
 // network panel show the status and the reason (a page's script sees
 // only a failed connection, which it retries with backoff as any other).
 //
-// The client sends one kind of message, subscribe:
+// The client sends messages of two kinds: subscribe, for the live feed,
+// and replay (with its controls: pause, resume, seek, speed and stop),
+// for history (see Replay below). Each message is a JSON object with one
+// member, the message's name. A subscribe:
 //
 //	{"subscribe": {"vehicles": ["沪A12345"],
 //	               "bbox": [121.0, 30.9, 121.9, 31.5],
@@ -117,8 +120,8 @@
 //
 // error refuses a message: a subscribe that is not valid (field names
 // the filter at fault, and index the entry of a list at fault; the
-// subscription in force stays as it was), an unknown message, or a binary
-// frame. The connection stays open. An error frame never repeats the
+// subscription in force stays as it was), a replay or a control that is
+// not (see Replay), an unknown message, or a binary frame. The connection stays open. An error frame never repeats the
 // input whole: a detail quotes at most an excerpt of a value (32 bytes,
 // quotes included, followed by "…" and the value's length when cut), an
 // unknown message or filter is named by such an excerpt (field, when it
@@ -128,6 +131,92 @@
 //	    \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"… (61440 bytes) is not a plate: letters, digits and '-', ..."}
 //	{"type":"error","seq":7,"field":"stations",
 //	    "detail":"has more than 1000 entries, the most a filter list may have: ..."}
+//
+// # Replay
+//
+// A replay streams one vehicle's history over [from, to): its positions,
+// its station entries and exits (with the alert of an entry into a hazard
+// station) and its jobs' events, merged on one event-time timeline and
+// paced in proportion to real time (an event t seconds after the first
+// comes t / speed seconds after it). The vehicle's history, a trip's or a
+// job's:
+//
+//	{"replay": {"vehicle": "沪A12345", "from": "2025-03-01T08:00:00Z", "to": "2025-03-01T09:00:00Z", "speed": 60}}
+//	{"replay": {"job": "7f1c3e52-9a44-4c1e-8f0a-2b6d5e9c0a11", "speed": 10}}
+//	{"replay": {"trip": "...", "speed": 10, "id": "my-replay"}}
+//
+// from and to are RFC 3339 times, required with vehicle and refused with a
+// trip or a job, which are replayed over their own window (a job's from
+// its start to its end, both included; one under way to now). speed is a
+// number from 1 to MaxReplaySpeed (1000 by default); it defaults to 1.
+// id, optional, names the replay (1 to 64 letters, digits and _ . : -);
+// without one the hub names it r1, r2... The answer, before any of its
+// events:
+//
+//	{"type":"replay_started","seq":7,"replay_id":"r1","vehicle":"沪A12345",
+//	    "from":"2025-03-01T08:00:00Z","to":"2025-03-01T09:00:00Z","speed":60}
+//
+// (with "job" or "trip" when one was asked for), or an error frame naming
+// the field at fault, and replay_id when the message gave one. Then one
+// frame per event, each marked as replayed by its type, with the replay's
+// id and its place in the replay (replay_seq: 1, 2, 3... without gaps):
+//
+//	{"type":"replay","seq":8,"replay_id":"r1","replay_seq":1,"event":{"specversion":"1.0",
+//	    "id":"...","source":"/tms/ingest/g7","type":"tms.position.reported.v1","subject":"沪A12345",...}}
+//
+// The event is the CloudEvents envelope as it was on its topic, with the
+// same id, rebuilt from the read models (projections/timeline says how;
+// a station event's lat and lng are interpolated between the fixes around
+// it). Events of equal time come in a fixed order: the position, exits,
+// entries (each with its alert), then job events. The replay starts at
+// its first event (a window that begins in a silence does not start with
+// one); silences within it are kept, in proportion.
+//
+// The controls name the replay by its id, and are answered in the
+// replay's own line of frames, after the events it sent before them:
+//
+//	{"pause": "r1"}   {"resume": "r1"}   {"stop": "r1"}
+//	{"seek": {"id": "r1", "to": "2025-03-01T08:30:00Z"}}
+//	{"speed": {"id": "r1", "speed": 300}}
+//
+//	{"type":"replay_state","seq":40,"replay_id":"r1","state":"paused","speed":60,"at":"2025-03-01T08:11:40Z"}
+//
+// state is playing or paused, at is where the replay is in event time. A
+// paused replay sends nothing until resumed, and goes on where it was. A
+// seek (to a time within the window; it keeps the replay paused or
+// playing) drops the replay's events not yet sent and goes on from the
+// first event at or after the time sought; speed goes on at the new pace
+// from where the replay is. A control of a replay that is not running is
+// refused with an error frame. Every replay ends with
+//
+//	{"type":"replay_ended","seq":52,"replay_id":"r1","frames":44,"reason":"completed"}
+//
+// after its last event: reason is completed (it reached its end), stopped
+// (by stop; its events not yet sent are dropped) or failed (the history
+// could not be read; detail says so, and seeking or starting again
+// retries); frames is how many replay frames it sent. Nothing of the
+// replay follows it.
+//
+// A replay never mixes with the live feed: its frames have types of their
+// own, and a connection receives live events only for its subscribe. A
+// connection that only replays does not subscribe; one with a
+// subscription keeps it while it replays, and the two take turns in its
+// outbox, so that neither holds the other back.
+//
+// A replay costs little whatever its window: it reads each of its four
+// streams (positions, entries, exits, job events) a page of
+// ReplayPageRows rows at a time (500 by default), one query at a time,
+// and only when it needs the next event, which is when the one before
+// has gone into the client's outbox. A client that reads slowly slows its
+// replay down: the replay waits for room (at most SendWindow of its
+// events queued, and what the hub holds for the client within half of
+// MaxPendingBytes), and is never dropped or closed for it; it catches up
+// when the client does. The limits, each refused with an error frame
+// naming the limit: MaxReplaysPerConnection (4) replays per connection,
+// MaxReplaysPerCaller (8) per token, MaxReplays (64) in the hub,
+// MaxReplaySpeed, and MaxReplayRange (366 days) for the window. A replay's
+// place under them is given back when it ends: a client that has its
+// replay_ended may start another.
 //
 // # Slow clients
 //
@@ -172,5 +261,7 @@
 // most the hub has held for one client, against MaxPendingBytes),
 // tms_ws_push_latency_seconds (from tms receiving the event: a position's
 // data.received_at, its MQTT receipt, else the Kafka record's timestamp,
-// to its frame being written), and tms_ws_feed_records_skipped_total.
+// to its frame being written), tms_ws_feed_records_skipped_total,
+// tms_ws_replays (running), tms_ws_replays_started_total and
+// tms_ws_replays_refused_total{limit} (connection, caller, total).
 package ws

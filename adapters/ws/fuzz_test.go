@@ -3,11 +3,13 @@ package ws
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/tmsfleet/tms/projections/timeline"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -17,12 +19,16 @@ const fuzzMaxEntries = 20
 
 // FuzzProtocol feeds arbitrary client messages to parseMessage and
 // encodes every reply the hub would send for them: the error frame of a
-// refusal, or the subscribed frame of a filter, and a snapshot frame of
-// vehicles made from the input. Nothing may panic; every frame is valid
-// JSON of bounded size; an error frame repeats at most an excerpt of the
-// input (no longer run of it than an excerpt); a subscribed frame
-// repeats only short lists, and counts them all. Its corpus is in
-// testdata/fuzz/FuzzProtocol; `make fuzz` runs it.
+// refusal; for a subscribe, the subscribed frame of its filter and a
+// snapshot frame of vehicles made from the input; for a replay, its
+// replay_started frame and a replay and a replay_ended frame of it; for
+// a replay's control, its replay_state frame. Nothing may panic; every
+// frame is valid JSON of bounded size; an error frame repeats at most an
+// excerpt of the input (no longer run of it than an excerpt); a
+// subscribed frame repeats only short lists, and counts them all; a
+// replay is within the limits (speed, window) and names only ids of the
+// id pattern. Its corpus is in testdata/fuzz/FuzzProtocol; `make fuzz`
+// runs it.
 func FuzzProtocol(f *testing.F) {
 	for _, seed := range []string{
 		`{"subscribe": {}}`,
@@ -37,6 +43,17 @@ func FuzzProtocol(f *testing.F) {
 		`{"subscribe": {"bbox": [1e308, -1e308, 0, 0]}}`,
 		"{\"subscribe\": {\"stations\": [\"\xff\xfe\"]}}",
 		`[]`, `null`, `{`, ``,
+		`{"replay": {"vehicle": "沪a12345", "from": "2025-03-01T08:00:00Z", "to": "2025-03-01T09:00:00+08:00", "speed": 60}}`,
+		`{"replay": {"id": "mine", "job": "0b6f2a8e-3c57-4d8e-9a5e-2f0d9c1b7a10", "speed": 1000}}`,
+		`{"replay": {"trip": "t:1", "from": "2025-03-01T08:00:00Z"}}`,
+		`{"replay": {"vehicle": "A1", "trip": "t1", "job": "j1"}}`,
+		`{"replay": {"vehicle": "A1", "from": "0001-01-01T00:00:00Z", "to": "9999-12-31T23:59:59Z", "speed": 1e309}}`,
+		`{"replay": {"vehicle": "A1", "from": "2025-03-01T09:00:00Z", "to": "2025-03-01T08:00:00Z", "speed": 0.5}}`,
+		`{"replay": {"id": "` + strings.Repeat("r", 65) + `", "vehicle": "A1"}}`,
+		`{"pause": "r1"}`, `{"resume": "r1"}`, `{"stop": 1}`, `{"pause": "r 1"}`,
+		`{"seek": {"id": "r1", "to": "2025-03-01T08:30:00.123456789Z"}}`, `{"seek": {"id": "r1", "at": "x"}}`,
+		`{"speed": {"id": "r1", "speed": 30}}`, `{"speed": {"id": "r1", "speed": "fast"}}`, `{"speed": {"speed": 2}}`,
+		`{"pause": "r1", "resume": "r1"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -44,14 +61,16 @@ func FuzzProtocol(f *testing.F) {
 		if len(msg) > 64<<10 {
 			return // the hub closes the connection before it parses
 		}
-		filt, rerr := parseMessage(msg, fuzzMaxEntries)
+		lim := limits{maxEntries: fuzzMaxEntries, maxSpeed: fuzzMaxSpeed, maxRange: fuzzMaxRange}
+		m, rerr := parseMessage(msg, lim)
 		if rerr != nil {
 			frame := appendFrame(nil, kindError, math.MaxUint64, rerr.body())
 			var got struct {
-				Type   string `json:"type"`
-				Field  string `json:"field"`
-				Index  *int   `json:"index"`
-				Detail string `json:"detail"`
+				Type     string `json:"type"`
+				Field    string `json:"field"`
+				Index    *int   `json:"index"`
+				ReplayID string `json:"replay_id"`
+				Detail   string `json:"detail"`
 			}
 			decodeFrame(t, frame, &got)
 			switch {
@@ -61,6 +80,8 @@ func FuzzProtocol(f *testing.F) {
 				t.Fatalf("error frame %s", frame)
 			case len(got.Field) > maxFieldBytes || len(got.Detail) > maxDetailBytes:
 				t.Fatalf("error frame members too long: %s", frame)
+			case got.ReplayID != "" && !idPattern.MatchString(got.ReplayID):
+				t.Fatalf("error frame names a replay id that is not one: %s", frame)
 			}
 			// An excerpt may happen to match the input a little further,
 			// through the quote before it and the entry's name.
@@ -71,6 +92,15 @@ func FuzzProtocol(f *testing.F) {
 			}
 			return
 		}
+		switch {
+		case m.replay != nil:
+			fuzzReplay(t, m.replay, lim)
+			return
+		case m.control != nil:
+			fuzzControl(t, m.control, lim)
+			return
+		}
+		filt := m.subscribe
 		frame := appendFrame(nil, kindSubscribed, math.MaxUint64, subscribedBody(&filt.spec))
 		var got struct {
 			Type   string       `json:"type"`
@@ -113,6 +143,88 @@ func FuzzProtocol(f *testing.F) {
 			t.Fatalf("snapshot of %d bytes, %d of %d vehicles, truncated %v", len(frame), len(snap.Vehicles), len(vs), snap.Truncated)
 		}
 	})
+}
+
+// The replay limits the fuzz target parses with.
+const (
+	fuzzMaxSpeed = 500
+	fuzzMaxRange = 48 * time.Hour
+)
+
+// maxReplayControlFrameBytes bounds replay_started and replay_state
+// frames: ids, a plate and times, each bounded.
+const maxReplayControlFrameBytes = 512
+
+// fuzzReplay checks a parsed replay against the limits and encodes the
+// frames the hub would send for it.
+func fuzzReplay(t *testing.T, req *replayRequest, lim limits) {
+	t.Helper()
+	sources := 0
+	for _, s := range []string{req.vehicle, req.trip, req.job} {
+		if s != "" {
+			sources++
+		}
+	}
+	switch {
+	case sources != 1:
+		t.Fatalf("replay of %d sources: %+v", sources, req)
+	case req.speed < 1 || req.speed > lim.maxSpeed:
+		t.Fatalf("replay at speed %v, outside [1, %v]", req.speed, lim.maxSpeed)
+	case req.vehicle != "" && (!req.to.After(req.from) || req.to.Sub(req.from) > lim.maxRange):
+		t.Fatalf("replay of [%s, %s), outside (0, %s]", req.from, req.to, lim.maxRange)
+	case req.vehicle == "" && !(req.from.IsZero() && req.to.IsZero()):
+		t.Fatalf("replay of a trip or job with a window of its own: %+v", req)
+	}
+	for _, id := range []string{req.id, req.trip, req.job} {
+		if id != "" && !idPattern.MatchString(id) {
+			t.Fatalf("replay names %q, not an id", id)
+		}
+	}
+	id := req.id
+	if id == "" {
+		id = "r18446744073709551615"
+	}
+	q := timeline.Query{Vehicle: req.vehicle, From: req.from, To: req.to}
+	if q.Vehicle == "" {
+		q = timeline.Query{Vehicle: strings.Repeat("沪", 16), From: time.Unix(0, 0), To: time.Unix(1, 0)}
+	}
+	r := &replay{id: id, q: q, trip: req.trip, job: req.job, speed: req.speed}
+	checkReplayFrame(t, kindReplayStarted, replayStartedBody(r), FrameReplayStarted, id)
+	env := []byte(`{"specversion":"1.0","id":"x","type":"tms.position.reported.v1","data":{"lat":1}}`)
+	checkReplayFrame(t, kindReplay, replayFrameBody(kindReplay, id, math.MaxUint64, env), FrameReplay, id)
+	checkReplayFrame(t, kindReplayEnded, replayFrameBody(kindReplayEnded, id, math.MaxUint64,
+		replayEndedTail(endFailed, "the history could not be read")), FrameReplayEnded, id)
+}
+
+// fuzzControl checks a parsed control and encodes its replay_state.
+func fuzzControl(t *testing.T, ctl *replayControl, lim limits) {
+	t.Helper()
+	switch {
+	case !slices.Contains([]string{opPause, opResume, opSeek, opSpeed, opStop}, ctl.op):
+		t.Fatalf("control %q", ctl.op)
+	case !idPattern.MatchString(ctl.id):
+		t.Fatalf("control of %q, not an id", ctl.id)
+	case ctl.op == opSpeed && (ctl.speed < 1 || ctl.speed > lim.maxSpeed):
+		t.Fatalf("speed %v, outside [1, %v]", ctl.speed, lim.maxSpeed)
+	}
+	r := &replay{id: ctl.id, speed: max(ctl.speed, 1), paused: ctl.op == opPause}
+	checkReplayFrame(t, kindReplayState, replayStateBody(r, ctl.to), FrameReplayState, ctl.id)
+}
+
+func checkReplayFrame(t *testing.T, k frameKind, body []byte, typ, id string) {
+	t.Helper()
+	frame := appendFrame(nil, k, math.MaxUint64, body)
+	var got struct {
+		Type     string `json:"type"`
+		ReplayID string `json:"replay_id"`
+	}
+	decodeFrame(t, frame, &got)
+	if got.Type != typ || got.ReplayID != id {
+		t.Fatalf("frame %s, want a %s of replay %s", frame, typ, id)
+	}
+	if k != kindReplay && len(frame) > maxReplayControlFrameBytes {
+		t.Fatalf("%s frame of %d bytes, more than %d: %s", typ, len(frame), maxReplayControlFrameBytes, frame)
+	}
 }
 
 func decodeFrame(t *testing.T, frame []byte, into any) {

@@ -16,11 +16,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -158,41 +158,12 @@ func (h *harness) metric(t testing.TB, name string) float64 {
 // value: "tms_ws_frames_sent_total{type=event}".
 func gatheredSum(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	var label, want string
+	var labels []string
 	if i := strings.IndexByte(name, '{'); i >= 0 {
-		label, want, _ = strings.Cut(strings.TrimSuffix(name[i+1:], "}"), "=")
-		name = name[:i]
+		label, want, _ := strings.Cut(strings.TrimSuffix(name[i+1:], "}"), "=")
+		name, labels = name[:i], []string{label, want}
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
-				return l.GetName() == label && l.GetValue() == want
-			}) {
-				sum += value(m)
-			}
-		}
-	}
-	return sum
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
+	return metricstest.Sum(t, reg, name, labels...)
 }
 
 // frame is any frame the server sends.
@@ -207,6 +178,17 @@ type frame struct {
 	Field     string               `json:"field"`
 	Index     *int                 `json:"index"`
 	Detail    string               `json:"detail"`
+	// Replays' frames.
+	ReplayID  string    `json:"replay_id"`
+	ReplaySeq int64     `json:"replay_seq"`
+	Vehicle   string    `json:"vehicle"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+	Speed     float64   `json:"speed"`
+	State     string    `json:"state"`
+	At        time.Time `json:"at"`
+	Reason    string    `json:"reason"`
+	Frames    int64     `json:"frames"`
 	// raw is the frame as received.
 	raw []byte
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/projections/timeline"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -108,6 +110,44 @@ type Config struct {
 	// MaxConcurrentSnapshots: its further snapshots wait for its own.
 	// Default 2; at most MaxConcurrentSnapshots.
 	MaxSnapshotsPerCaller int
+	// History is what replays read (*timeline.Store: the positions,
+	// visits and jobs read models). nil: the hub replays nothing, and a
+	// replay message is answered with an error frame saying so.
+	History timeline.Source
+	// Jobs finds the window of a job replay (timeline.JobWindows); nil:
+	// job replays are refused.
+	Jobs WindowSource
+	// Trips finds the window of a trip replay; nil: trip replays are
+	// refused.
+	Trips WindowSource
+	// MaxReplays caps the replays running at once in the hub, each a
+	// goroutine with at most one query in flight and four pages of rows;
+	// one more is refused with an error frame. Default 64.
+	MaxReplays int
+	// MaxReplaysPerCaller caps one caller's running replays (see Caller),
+	// so that one token cannot take all of MaxReplays. Default 8; at most
+	// MaxReplays.
+	MaxReplaysPerCaller int
+	// MaxReplaysPerConnection caps one connection's running replays.
+	// Default 4.
+	MaxReplaysPerConnection int
+	// MaxReplaySpeed is the fastest a replay may go, in times real time
+	// (the slowest is 1). Default 1000: a day in under a minute and a
+	// half.
+	MaxReplaySpeed float64
+	// MaxReplayRange caps a replay's window. Its cost is bounded by the
+	// pages whatever the window; the cap keeps a replay to what a person
+	// watches (a year at the top speed takes nine hours). Default 366
+	// days.
+	MaxReplayRange time.Duration
+	// ReplayPageRows is how many rows a replay reads at once from each of
+	// its four streams (positions, entries, exits, job events), and so
+	// about what it holds: a few hundred bytes a row. Default 500.
+	ReplayPageRows int
+	// ReplayQueryTimeout bounds each query of a replay: a trip's or a
+	// job's window, a page. A replay whose page times out ends (failed).
+	// Default 10s.
+	ReplayQueryTimeout time.Duration
 	// Registerer receives the hub's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
@@ -158,6 +198,27 @@ func (c *Config) setDefaults() {
 	if c.MaxSnapshotsPerCaller == 0 {
 		c.MaxSnapshotsPerCaller = min(2, c.MaxConcurrentSnapshots)
 	}
+	if c.MaxReplays == 0 {
+		c.MaxReplays = 64
+	}
+	if c.MaxReplaysPerCaller == 0 {
+		c.MaxReplaysPerCaller = min(8, c.MaxReplays)
+	}
+	if c.MaxReplaysPerConnection == 0 {
+		c.MaxReplaysPerConnection = 4
+	}
+	if c.MaxReplaySpeed == 0 {
+		c.MaxReplaySpeed = 1000
+	}
+	if c.MaxReplayRange == 0 {
+		c.MaxReplayRange = 366 * 24 * time.Hour
+	}
+	if c.ReplayPageRows == 0 {
+		c.ReplayPageRows = 500
+	}
+	if c.ReplayQueryTimeout == 0 {
+		c.ReplayQueryTimeout = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -205,6 +266,21 @@ func (c *Config) Validate() error {
 			bad("AllowedOrigins: %w", err)
 		}
 	}
+	if c.MaxReplays < 1 || c.MaxReplaysPerConnection < 1 {
+		bad("MaxReplays and MaxReplaysPerConnection must be at least 1")
+	}
+	if c.MaxReplaysPerCaller < 1 || c.MaxReplaysPerCaller > c.MaxReplays {
+		bad("MaxReplaysPerCaller must be between 1 and MaxReplays (%d)", c.MaxReplays)
+	}
+	if !(c.MaxReplaySpeed >= 1) || math.IsInf(c.MaxReplaySpeed, 0) {
+		bad("MaxReplaySpeed must be a number of at least 1")
+	}
+	if c.MaxReplayRange <= 0 || c.ReplayQueryTimeout <= 0 {
+		bad("MaxReplayRange and ReplayQueryTimeout must be positive")
+	}
+	if c.ReplayPageRows < timeline.MinRows {
+		bad("ReplayPageRows must be at least %d", timeline.MinRows)
+	}
 	return errors.Join(errs...)
 }
 
@@ -214,6 +290,7 @@ func (c *Config) Validate() error {
 // the protocol.
 type Hub struct {
 	cfg     Config
+	limits  limits
 	m       *melody.Melody
 	log     *slog.Logger
 	metrics *metrics
@@ -256,7 +333,9 @@ func New(cfg Config) (*Hub, error) {
 		log:           cfg.Logger.With("component", "ws"),
 		snapshotSlots: make(chan struct{}, cfg.MaxConcurrentSnapshots),
 		origins:       map[string]bool{},
-		callers:       callers{byID: map[string]*caller{}, perCaller: cfg.MaxConnectionsPerCaller, total: cfg.MaxConnections, snapshots: cfg.MaxSnapshotsPerCaller},
+		callers: callers{byID: map[string]*caller{}, perCaller: cfg.MaxConnectionsPerCaller, total: cfg.MaxConnections,
+			snapshots: cfg.MaxSnapshotsPerCaller, maxReplays: cfg.MaxReplays, replaysPerCaller: cfg.MaxReplaysPerCaller},
+		limits: limits{maxEntries: cfg.MaxFilterEntries, maxSpeed: cfg.MaxReplaySpeed, maxRange: cfg.MaxReplayRange},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		n, _ := normaliseOrigin(o) // Validate checked it

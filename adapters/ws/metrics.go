@@ -16,6 +16,10 @@ type metrics struct {
 	published  prometheus.Counter
 	latency    prometheus.Histogram
 	refusals   *prometheus.CounterVec
+	// Replays: running, started, refused by the limit that refused them.
+	replays        prometheus.Gauge
+	replaysStarted prometheus.Counter
+	replaysRefused *prometheus.CounterVec
 }
 
 // newMetrics builds the hub's metrics; peakHeld is read for
@@ -23,7 +27,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, peakHeld *atomic.Int64) *metrics {
 	sent := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tms_ws_frames_sent_total",
-		Help: "Frames written to WebSocket clients, by frame type (subscribed, snapshot, event, error).",
+		Help: "Frames written to WebSocket clients, by frame type (subscribed, snapshot, event, error, " +
+			"replay_started, replay, replay_state, replay_ended).",
 	}, []string{"type"})
 	m := &metrics{
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -55,6 +60,16 @@ func newMetrics(reg prometheus.Registerer, peakHeld *atomic.Int64) *metrics {
 			Help: "WebSocket upgrades refused before upgrading, by reason " +
 				"(unauthorised, origin, caller_connections, connections).",
 		}, []string{"reason"}),
+		replays: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tms_ws_replays", Help: "WebSocket replays running.",
+		}),
+		replaysStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_ws_replays_started_total", Help: "WebSocket replays started.",
+		}),
+		replaysRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tms_ws_replays_refused_total",
+			Help: "WebSocket replays refused at a limit, by limit (connection, caller, total).",
+		}, []string{"limit"}),
 	}
 	peak := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tms_ws_client_held_bytes_peak",
@@ -65,7 +80,8 @@ func newMetrics(reg prometheus.Registerer, peakHeld *atomic.Int64) *metrics {
 		m.framesSent[k] = sent.WithLabelValues(name)
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, sent, m.coalesced, m.dropped, m.closedSlow, m.published, m.latency, m.refusals, peak)
+		reg.MustRegister(m.clients, sent, m.coalesced, m.dropped, m.closedSlow, m.published, m.latency, m.refusals, peak,
+			m.replays, m.replaysStarted, m.replaysRefused)
 	}
 	return m
 }
@@ -82,3 +98,6 @@ func (m *metrics) frameSent(k frameKind, origin time.Time) {
 
 // refused counts an upgrade refused for r.
 func (m *metrics) refused(r refusal) { m.refusals.WithLabelValues(string(r)).Inc() }
+
+// replayRefused counts a replay refused at limit.
+func (m *metrics) replayRefused(limit string) { m.replaysRefused.WithLabelValues(limit).Inc() }

@@ -15,8 +15,15 @@ package ws
 //     fix can overtake a discrete event that happened before it; every
 //     frame carries its own time.) They are bounded, together with the
 //     replies, by the client's frame limit; past it the client is closed.
-//   - Replies (subscribed, snapshot, error) go before any event, so that a
-//     snapshot overtakes the events that arrived while it was loading.
+//   - Replies (subscribed, snapshot, error, replay_started) go before any
+//     event, so that a snapshot overtakes the events that arrived while it
+//     was loading.
+//   - Replays' frames (replay, replay_state, replay_ended) wait in a line
+//     of their own, in the order each replay made them, and take turns
+//     with the events: neither the live feed nor a replay can hold the
+//     other back. A replay never queues more than SendWindow events, and
+//     waits for room rather than overflowing (see replay.go); its control
+//     frames count against the frame limit as replies do.
 //   - Every queued frame, coalesced positions included, counts its bytes
 //     (frameCost) against the client's byte limit: coalescing bounds the
 //     frames of a fleet that keeps reporting, not those of a flood of
@@ -31,9 +38,30 @@ type outbox struct {
 	pending map[string]*slot
 	// discrete counts the queued events that are not positions.
 	discrete int
-	// replyBytes and eventBytes are what the queued frames cost.
-	replyBytes, eventBytes int64
+	// replays are the replays' frames, in order; replayControls counts
+	// those that are not replayed events.
+	replays        ring[replayFrame]
+	replayControls int
+	// replyBytes, eventBytes and replayBytes are what the queued frames
+	// cost.
+	replyBytes, eventBytes, replayBytes int64
+	// replayTurn: the next frame after the replies is a replay's, if any.
+	replayTurn bool
 }
+
+// replayFrame is a replay's frame in the outbox: a replayed event (its
+// envelope's JSON), a state or the end. The body of an event or an end is
+// made when it leaves, which is when it gets its replay_seq.
+type replayFrame struct {
+	r       *replay
+	kind    frameKind
+	payload []byte
+	cost    int64
+}
+
+// replayFrameCost is what a replay's frame with payload costs: the
+// payload and what its body adds (the id and the replay_seq).
+func replayFrameCost(payload []byte) int64 { return frameCost(payload) + 96 }
 
 // frameOverhead is what a queued frame costs beyond its body: its slot
 // and place in line, its pending-map entry keyed by the plate, and the
@@ -61,13 +89,60 @@ type reply struct {
 
 // bounded is the number of frames counted against the client's frame
 // limit.
-func (o *outbox) bounded() int { return o.replies.len() + o.discrete }
+func (o *outbox) bounded() int { return o.replies.len() + o.discrete + o.replayControls }
 
 // len is the number of frames queued.
-func (o *outbox) len() int { return o.replies.len() + o.events.len() }
+func (o *outbox) len() int { return o.replies.len() + o.events.len() + o.replays.len() }
 
 // bytes is what the queued frames cost, by frameCost.
-func (o *outbox) bytes() int64 { return o.replyBytes + o.eventBytes }
+func (o *outbox) bytes() int64 { return o.replyBytes + o.eventBytes + o.replayBytes }
+
+// pushReplay queues a replay's frame.
+func (o *outbox) pushReplay(f replayFrame) {
+	f.cost = replayFrameCost(f.payload)
+	o.replays.push(f)
+	o.replayBytes += f.cost
+	if f.kind != kindReplay {
+		o.replayControls++
+	}
+}
+
+// dropReplayEvents forgets r's queued events (not its states) and
+// returns how many there were.
+func (o *outbox) dropReplayEvents(r *replay) int {
+	n := 0
+	kept := ring[replayFrame]{}
+	for {
+		f, ok := o.replays.pop()
+		if !ok {
+			break
+		}
+		if f.r == r && f.kind == kindReplay {
+			n++
+			o.replayBytes -= f.cost
+			continue
+		}
+		kept.push(f)
+	}
+	o.replays = kept
+	return n
+}
+
+// popReplay takes the next replay frame.
+func (o *outbox) popReplay() (replayFrame, bool) {
+	f, ok := o.replays.pop()
+	if !ok {
+		return f, false
+	}
+	o.replayBytes -= f.cost
+	if f.kind != kindReplay {
+		o.replayControls--
+	}
+	if o.replays.len() == 0 && o.replays.capacity() > shrinkAbove {
+		o.replays = ring[replayFrame]{}
+	}
+	return f, true
+}
 
 // pushReply queues a reply.
 func (o *outbox) pushReply(k frameKind, body []byte) {
@@ -112,20 +187,33 @@ func (o *outbox) pushEvent(ev *published) (coalesced bool) {
 	return false
 }
 
-// pop takes the next frame: a reply if any, else an event unless events
-// are held (while a snapshot loads).
-func (o *outbox) pop(holdEvents bool) (k frameKind, body []byte, ev *published, ok bool) {
+// popped is a frame taken from the outbox: a reply, an event (ev), or a
+// replay's frame (rf, whose body its client makes).
+type popped struct {
+	kind frameKind
+	body []byte
+	ev   *published
+	rf   *replayFrame
+}
+
+// pop takes the next frame: a reply if any, else an event (unless events
+// are held, while a snapshot loads) or a replay's frame, in turns.
+func (o *outbox) pop(holdEvents bool) (popped, bool) {
 	if r, ok := o.replies.pop(); ok {
 		o.replyBytes -= frameCost(r.body)
-		return r.kind, r.body, nil, true
+		return popped{kind: r.kind, body: r.body}, true
 	}
-	if holdEvents {
-		return 0, nil, nil, false
+	events := !holdEvents && o.events.len() > 0
+	if o.replays.len() > 0 && (o.replayTurn || !events) {
+		o.replayTurn = false
+		f, _ := o.popReplay()
+		return popped{kind: f.kind, rf: &f}, true
 	}
-	s, ok := o.events.pop()
-	if !ok {
-		return 0, nil, nil, false
+	o.replayTurn = true
+	if !events {
+		return popped{}, false
 	}
+	s, _ := o.events.pop()
 	o.eventBytes -= frameCost(s.ev.body)
 	if s.ev.position {
 		delete(o.pending, s.ev.subject)
@@ -135,7 +223,7 @@ func (o *outbox) pop(holdEvents bool) (k frameKind, body []byte, ev *published, 
 	if o.events.len() == 0 && o.events.capacity() > shrinkAbove {
 		o.releaseEvents()
 	}
-	return kindEvent, s.ev.body, s.ev, true
+	return popped{kind: kindEvent, body: s.ev.body, ev: s.ev}, true
 }
 
 // releaseEvents empties the event line and gives its memory back.
@@ -176,9 +264,11 @@ func (o *outbox) dropReplies(k frameKind) int {
 
 // reset forgets everything and returns how many frames there were.
 func (o *outbox) reset() int {
-	n := o.replies.len() + o.dropEvents()
+	n := o.replies.len() + o.dropEvents() + o.replays.len()
 	o.replies = ring[reply]{}
 	o.replyBytes = 0
+	o.replays = ring[replayFrame]{}
+	o.replayBytes, o.replayControls = 0, 0
 	return n
 }
 

@@ -21,11 +21,15 @@ func TestOutbox(t *testing.T) {
 	drain := func(o *outbox, hold bool) []string {
 		var out []string
 		for {
-			k, body, _, ok := o.pop(hold)
+			p, ok := o.pop(hold)
 			if !ok {
 				return out
 			}
-			out = append(out, kindNames[k]+":"+string(body))
+			body := p.body
+			if p.rf != nil {
+				body = p.rf.payload
+			}
+			out = append(out, kindNames[p.kind]+":"+string(body))
 		}
 	}
 	equal := func(t *testing.T, got, want []string) {

@@ -31,6 +31,19 @@ const (
 	FrameEvent = "event"
 	// FrameError refuses a client message; the connection stays open.
 	FrameError = "error"
+	// FrameReplayStarted answers a replay message: the replay's id, and
+	// what it replays.
+	FrameReplayStarted = "replay_started"
+	// FrameReplay carries one replayed event, its CloudEvents envelope
+	// rebuilt from the read models, with the replay's id and the frame's
+	// place in it (replay_seq).
+	FrameReplay = "replay"
+	// FrameReplayState answers pause, resume, seek and speed: the
+	// replay's state and where it is in event time.
+	FrameReplayState = "replay_state"
+	// FrameReplayEnded is a replay's last frame: it reached its end, was
+	// stopped, or failed.
+	FrameReplayEnded = "replay_ended"
 )
 
 // Filter selects the events a connection receives. It is the body of the
@@ -77,10 +90,15 @@ const (
 	kindSnapshot
 	kindEvent
 	kindError
+	kindReplayStarted
+	kindReplay
+	kindReplayState
+	kindReplayEnded
 	numKinds
 )
 
-var kindNames = [numKinds]string{FrameSubscribed, FrameSnapshot, FrameEvent, FrameError}
+var kindNames = [numKinds]string{FrameSubscribed, FrameSnapshot, FrameEvent, FrameError,
+	FrameReplayStarted, FrameReplay, FrameReplayState, FrameReplayEnded}
 
 // framePrefixes are everything a frame has before its seq. A frame is
 // prefix + seq + body, where body (",...}" or "}") is built once and
@@ -216,9 +234,12 @@ func snapshotBody(vs []vehicles.Vehicle, maxRows, maxBytes int) []byte {
 // a detail quotes at most an excerpt (see excerpt), and body caps the
 // field and the detail whatever they hold.
 type requestError struct {
-	Field  string `json:"field,omitempty"`
-	Index  *int   `json:"index,omitempty"`
-	Detail string `json:"detail"`
+	Field string `json:"field,omitempty"`
+	Index *int   `json:"index,omitempty"`
+	// ReplayID names the replay a refused replay message is about, when
+	// the message named one (a valid id: it is never an excerpt).
+	ReplayID string `json:"replay_id,omitempty"`
+	Detail   string `json:"detail"`
 }
 
 // Bounds of an error frame's members (the fuzz target checks them).
@@ -226,12 +247,14 @@ const (
 	maxFieldBytes  = 32
 	maxDetailBytes = 320
 	// maxErrorFrameBytes bounds a whole error frame: the members above,
-	// JSON-escaped at worst (6 bytes a byte), and the frame around them.
-	maxErrorFrameBytes = 6*(maxFieldBytes+maxDetailBytes) + 128
+	// JSON-escaped at worst (6 bytes a byte), a replay id (which needs no
+	// escaping), and the frame around them: under 2.5 KiB.
+	maxErrorFrameBytes = 6*(maxFieldBytes+maxDetailBytes) + maxIDBytes + 160
 )
 
 func (e *requestError) body() []byte {
-	capped := requestError{Field: clip(e.Field, maxFieldBytes), Index: e.Index, Detail: clip(e.Detail, maxDetailBytes)}
+	capped := requestError{Field: clip(e.Field, maxFieldBytes), Index: e.Index, ReplayID: clip(e.ReplayID, maxIDBytes),
+		Detail: clip(e.Detail, maxDetailBytes)}
 	b, err := json.Marshal(capped)
 	if err != nil {
 		panic(fmt.Sprintf("ws: encode error frame: %v", err))
@@ -299,32 +322,69 @@ const maxTypeBytes = 128
 // filterFields lists a subscribe's members, in the order they are checked.
 var filterFields = []string{"vehicles", "stations", "bbox", "types"}
 
-// parseMessage reads one client message. The only message is subscribe.
-// maxEntries caps each filter list.
-func parseMessage(msg []byte, maxEntries int) (*filter, *requestError) {
+// messageNames are the client messages, each the one member of its JSON
+// object.
+var messageNames = []string{"subscribe", "replay", "pause", "resume", "seek", "speed", "stop"}
+
+// limits are what parseMessage checks messages against.
+type limits struct {
+	// maxEntries caps each filter list.
+	maxEntries int
+	// maxSpeed caps a replay's speed; maxRange its window.
+	maxSpeed float64
+	maxRange time.Duration
+}
+
+// clientMessage is one parsed client message: exactly one member is set.
+type clientMessage struct {
+	subscribe *filter
+	replay    *replayRequest
+	control   *replayControl
+}
+
+// parseMessage reads one client message.
+func parseMessage(msg []byte, lim limits) (clientMessage, *requestError) {
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &top); err != nil || top == nil {
-		return nil, refuse("", `a message must be a JSON object such as {"subscribe": {...}}`)
+	if err := json.Unmarshal(msg, &top); err != nil || len(top) == 0 {
+		return clientMessage{}, refuse("", `a message must be a JSON object such as {"subscribe": {...}}`)
 	}
-	raw, ok := top["subscribe"]
-	if !ok || len(top) != 1 {
-		// Name one unknown member (the first in order, so the answer is
-		// the same every time) and count the others.
-		var unknown []string
-		for k := range top {
-			if k != "subscribe" {
-				unknown = append(unknown, k)
-			}
+	// Name one unknown member (the first in order, so the answer is the
+	// same every time) and count the others.
+	var unknown []string
+	for k := range top {
+		if !slices.Contains(messageNames, k) {
+			unknown = append(unknown, k)
 		}
-		if len(unknown) == 0 {
-			return nil, refuse("", `a message must be a JSON object such as {"subscribe": {...}}`)
-		}
+	}
+	if len(unknown) > 0 {
 		more := ""
 		if len(unknown) > 1 {
 			more = fmt.Sprintf(" (and %d more)", len(unknown)-1)
 		}
-		return nil, refuse("", `unknown message %s%s: the only message is {"subscribe": {...}}`, excerpt(slices.Min(unknown)), more)
+		return clientMessage{}, refuse("", `unknown message %s%s: the messages are {"subscribe": {...}}, {"replay": {...}}, `+
+			`and pause, resume, seek, speed and stop of a replay`, excerpt(slices.Min(unknown)), more)
 	}
+	if len(top) > 1 {
+		return clientMessage{}, refuse("", "a message has one member, the message's name; this one has %d", len(top))
+	}
+	for name, raw := range top {
+		switch name {
+		case "subscribe":
+			f, err := parseSubscribe(raw, lim.maxEntries)
+			return clientMessage{subscribe: f}, err
+		case "replay":
+			r, err := parseReplay(raw, lim)
+			return clientMessage{replay: r}, err
+		default:
+			c, err := parseControl(name, raw, lim)
+			return clientMessage{control: c}, err
+		}
+	}
+	panic("unreachable")
+}
+
+// parseSubscribe reads a subscribe's filter. maxEntries caps each list.
+func parseSubscribe(raw json.RawMessage, maxEntries int) (*filter, *requestError) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
 		return nil, refuse("subscribe", "must be an object of filters (vehicles, stations, bbox, types); {} selects everything")

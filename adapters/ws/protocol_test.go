@@ -57,7 +57,7 @@ func TestParseSubscribe(t *testing.T) {
 		{name: "list past the cap", msg: `{"subscribe": {"stations": [` + strings.Repeat(`"S1",`, 1000) + `"S1"]}}`, field: "stations"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, rerr := parseMessage([]byte(tc.msg), 1000)
+			m, rerr := parseMessage([]byte(tc.msg), testLimits(1000))
 			if tc.field != "" {
 				want := tc.field
 				if want == "-" {
@@ -75,8 +75,8 @@ func TestParseSubscribe(t *testing.T) {
 			if rerr != nil {
 				t.Fatalf("parse: %+v", rerr)
 			}
-			if !reflect.DeepEqual(f.spec, tc.want) {
-				t.Errorf("filter %+v, want %+v", f.spec, tc.want)
+			if m.subscribe == nil || !reflect.DeepEqual(m.subscribe.spec, tc.want) {
+				t.Errorf("message %+v, want the filter %+v", m, tc.want)
 			}
 		})
 	}
@@ -99,11 +99,11 @@ func TestMatch(t *testing.T) {
 		return ev(event.TypePositionReported, subject, string(b))
 	}
 	sub := func(body string) *filter {
-		f, rerr := parseMessage([]byte(`{"subscribe": `+body+`}`), 1000)
+		m, rerr := parseMessage([]byte(`{"subscribe": `+body+`}`), testLimits(1000))
 		if rerr != nil {
 			t.Fatalf("%s: %+v", body, rerr)
 		}
-		return f
+		return m.subscribe
 	}
 	for _, tc := range []struct {
 		name   string
@@ -255,11 +255,17 @@ func BenchmarkParseLongList(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if _, rerr := parseMessage(msg, n); rerr != nil {
+				if _, rerr := parseMessage(msg, testLimits(n)); rerr != nil {
 					b.Fatal(rerr)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/entry")
 		})
 	}
+}
+
+// testLimits are the hub's default limits with filter lists capped at
+// maxEntries.
+func testLimits(maxEntries int) limits {
+	return limits{maxEntries: maxEntries, maxSpeed: 1000, maxRange: 366 * 24 * time.Hour}
 }

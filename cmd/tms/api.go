@@ -21,8 +21,10 @@ import (
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/timeline"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -62,6 +64,9 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	e.onClose(jobCommands.Close)
 	wsCfg := e.cfg.websocket()
 	wsCfg.Snapshot, wsCfg.Registerer, wsCfg.Logger = store, e.registry, e.log
+	// Replays read the positions, visits and jobs read models; a job's
+	// window comes from the jobs read model.
+	wsCfg.History, wsCfg.Jobs = timeline.NewStore(pool), timeline.JobWindows{Jobs: jobs.NewStore(pool)}
 	wsCfg.Caller = func(r *http.Request) string { id, _ := httpapi.CallerFrom(r.Context()); return id }
 	hub, err := ws.New(wsCfg)
 	if err != nil {
@@ -111,6 +116,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
+		Rebuilds:        rebuild.NewStore(pool),
 		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands,
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
 		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -99,6 +100,15 @@ type config struct {
 	WSSnapshotTimeout        time.Duration `env:"TMS_WS_SNAPSHOT_TIMEOUT" envDefault:"10s"`
 	WSWriteTimeout           time.Duration `env:"TMS_WS_WRITE_TIMEOUT" envDefault:"10s"`
 	WSPongTimeout            time.Duration `env:"TMS_WS_PONG_TIMEOUT" envDefault:"60s"`
+	// Replay over the WebSocket (issue 9, part 3; docs/history.md,
+	// "Replay over the WebSocket").
+	WSMaxReplays              int           `env:"TMS_WS_MAX_REPLAYS" envDefault:"64"`
+	WSMaxReplaysPerToken      int           `env:"TMS_WS_MAX_REPLAYS_PER_TOKEN" envDefault:"8"`
+	WSMaxReplaysPerConnection int           `env:"TMS_WS_MAX_REPLAYS_PER_CONNECTION" envDefault:"4"`
+	WSReplayMaxSpeed          float64       `env:"TMS_WS_REPLAY_MAX_SPEED" envDefault:"1000"`
+	WSReplayMaxRange          time.Duration `env:"TMS_WS_REPLAY_MAX_RANGE" envDefault:"8784h"`
+	WSReplayPageRows          int           `env:"TMS_WS_REPLAY_PAGE_ROWS" envDefault:"500"`
+	WSReplayQueryTimeout      time.Duration `env:"TMS_WS_REPLAY_QUERY_TIMEOUT" envDefault:"10s"`
 	// Limits of the ingest role against hostile publishers
 	// (docs/security.md, "Ingest (MQTT)").
 	MQTTMaxPacketBytes int `env:"TMS_MQTT_MAX_PACKET_BYTES" envDefault:"1048576"`
@@ -125,6 +135,16 @@ type config struct {
 	ExportMaxRows            int64         `env:"TMS_EXPORT_MAX_ROWS" envDefault:"10000000"`
 	ExportTimeout            time.Duration `env:"TMS_EXPORT_TIMEOUT" envDefault:"30m"`
 	ExportMaxConcurrent      int           `env:"TMS_EXPORT_MAX_CONCURRENT" envDefault:"2"`
+
+	// Rebuilding read models without downtime (issue 9, part 4; `tms
+	// rebuild`, docs/history.md "Rebuilding read models without
+	// downtime").
+	RebuildMembers           int           `env:"TMS_REBUILD_MEMBERS" envDefault:"3"`
+	RebuildMaxBatch          int           `env:"TMS_REBUILD_MAX_BATCH" envDefault:"50000"`
+	RebuildSwitchLockTimeout time.Duration `env:"TMS_REBUILD_SWITCH_LOCK_TIMEOUT" envDefault:"2s"`
+	RebuildSwitchWait        time.Duration `env:"TMS_REBUILD_SWITCH_WAIT" envDefault:"10s"`
+	RebuildProgressInterval  time.Duration `env:"TMS_REBUILD_PROGRESS_INTERVAL" envDefault:"1s"`
+	RebuildLogInterval       time.Duration `env:"TMS_REBUILD_LOG_INTERVAL" envDefault:"10s"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
@@ -222,7 +242,10 @@ func (c *config) roles() (map[string]bool, error) {
 }
 
 // logger builds the process logger.
-func (c *config) logger() (*slog.Logger, error) {
+func (c *config) logger() (*slog.Logger, error) { return c.loggerTo(os.Stderr) }
+
+// loggerTo builds a logger writing to w.
+func (c *config) loggerTo(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, fmt.Errorf("TMS_LOG_LEVEL: %w", err)
@@ -230,9 +253,9 @@ func (c *config) logger() (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch c.LogFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("TMS_LOG_FORMAT: %q is neither text nor json", c.LogFormat)
 }
@@ -278,6 +301,9 @@ func (c *config) websocket() ws.Config {
 		MaxSnapshotRows: c.WSMaxSnapshotRows, MaxConcurrentSnapshots: c.WSMaxConcurrentSnapshots,
 		MaxSnapshotsPerCaller: c.WSMaxSnapshotsPerToken, SnapshotTimeout: c.WSSnapshotTimeout,
 		WriteTimeout: c.WSWriteTimeout, PongTimeout: c.WSPongTimeout,
+		MaxReplays: c.WSMaxReplays, MaxReplaysPerCaller: c.WSMaxReplaysPerToken,
+		MaxReplaysPerConnection: c.WSMaxReplaysPerConnection, MaxReplaySpeed: c.WSReplayMaxSpeed,
+		MaxReplayRange: c.WSReplayMaxRange, ReplayPageRows: c.WSReplayPageRows, ReplayQueryTimeout: c.WSReplayQueryTimeout,
 	}
 }
 
@@ -357,6 +383,31 @@ func (c *config) ingestLimits() error {
 	}{{"TMS_G7_MAX_ITEMS", c.G7MaxItems}, {"TMS_G7_MAX_LETTERS", c.G7MaxLetters}} {
 		if l.v < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d: must be at least 1", l.name, l.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rebuildLimits checks the settings of `tms rebuild`, all at once.
+func (c *config) rebuildLimits() error {
+	var errs []error
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"TMS_REBUILD_MEMBERS", c.RebuildMembers}, {"TMS_REBUILD_MAX_BATCH", c.RebuildMaxBatch}} {
+		if l.v < 1 {
+			errs = append(errs, fmt.Errorf("%s: %d: must be at least 1", l.name, l.v))
+		}
+	}
+	for _, l := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"TMS_REBUILD_SWITCH_LOCK_TIMEOUT", c.RebuildSwitchLockTimeout}, {"TMS_REBUILD_SWITCH_WAIT", c.RebuildSwitchWait},
+		{"TMS_REBUILD_PROGRESS_INTERVAL", c.RebuildProgressInterval}, {"TMS_REBUILD_LOG_INTERVAL", c.RebuildLogInterval},
+	} {
+		if l.v < time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s: %s: must be at least 1ms", l.name, l.v))
 		}
 	}
 	return errors.Join(errs...)

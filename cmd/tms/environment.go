@@ -35,6 +35,14 @@ type environment struct {
 	readiness []readiness
 	// migrated is set once the read models' schema is up to date.
 	migrated bool
+	// serving is set by `tms serve`, which runs the embedded services
+	// itself; every other command first looks for a running serve's
+	// (findRunning) and uses them.
+	serving bool
+	// embedded is what this process runs embedded, for runningFile.
+	embedded running
+	// rebuildConns sizes the poolRebuild pool (rebuild.PoolSize).
+	rebuildConns int32
 }
 
 // readiness is a role's own readiness check.
@@ -72,14 +80,19 @@ func (e *environment) close() {
 // KAFKA_BROKERS is unset, and tms's topics created.
 func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 	brokers := e.cfg.KafkaBrokers
+	if r, ok := e.attach(); len(brokers) == 0 && ok && len(r.KafkaBrokers) > 0 {
+		brokers = r.KafkaBrokers
+		e.log.Info("using the Kafka broker of the running tms serve", "pid", r.PID, "brokers", brokers)
+	}
 	if len(brokers) == 0 {
 		dir := filepath.Join(e.cfg.DataDir, "kafka")
 		b, err := kafka.StartEmbedded(dir, e.cfg.KafkaListen, e.log)
 		if err != nil {
-			return nil, err
+			return nil, busyHint(err, e.cfg.DataDir, "TMS_KAFKA_LISTEN", e.cfg.KafkaListen, "KAFKA_BROKERS")
 		}
 		e.onClose(b.Close)
 		brokers = b.Addrs()
+		e.embedded.KafkaBrokers = brokers
 		e.notes = append(e.notes, fmt.Sprintf("Kafka (embedded, data in %s): %s", dir, brokers[0]))
 	}
 	kc := &kafka.Config{
@@ -113,6 +126,11 @@ func (e *environment) databaseURL(ctx context.Context) (string, error) {
 	if e.cfg.DatabaseURL != "" {
 		return e.cfg.DatabaseURL, nil
 	}
+	if r, ok := e.attach(); ok && r.DatabaseURL != "" {
+		e.log.Info("using the local Postgres of the running tms serve", "pid", r.PID, "database", postgres.Redact(r.DatabaseURL))
+		e.cfg.DatabaseURL = r.DatabaseURL
+		return r.DatabaseURL, nil
+	}
 	l, err := postgres.StartLocal(ctx, postgres.LocalConfig{
 		Dir:    filepath.Join(e.cfg.DataDir, "postgres"),
 		Port:   e.cfg.LocalPostgresPort,
@@ -120,6 +138,13 @@ func (e *environment) databaseURL(ctx context.Context) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	e.embedded.DatabaseURL = l.URL()
+	// A one-off command stops only a cluster it started: one it found
+	// running is someone else's.
+	if !e.serving && !l.Started() {
+		e.cfg.DatabaseURL = l.URL()
+		return l.URL(), nil
 	}
 	e.onClose(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -142,6 +167,9 @@ const (
 	poolAPI = "tms-api"
 	// poolProject writes the read models (the projectors, replays).
 	poolProject = "tms-project"
+	// poolRebuild is `tms rebuild`'s, sized for its projectors
+	// (environment.rebuildConns).
+	poolRebuild = "tms-rebuild"
 )
 
 // postgres opens the pool named purpose (poolAPI or poolProject) on the
@@ -159,8 +187,11 @@ func (e *environment) postgres(ctx context.Context, purpose string) (*pgxpool.Po
 		e.migrated = true
 	}
 	size := e.cfg.PostgresProjectConns
-	if purpose == poolAPI {
+	switch purpose {
+	case poolAPI:
 		size = e.cfg.PostgresAPIConns
+	case poolRebuild:
+		size = e.rebuildConns
 	}
 	if size < 1 {
 		return nil, fmt.Errorf("the %s database pool needs at least 1 connection, not %d", purpose, size)
@@ -185,6 +216,32 @@ func (e *environment) mqttURL() (string, error) {
 		return "", err
 	}
 	e.onClose(func() { _ = b.Close() })
+	e.embedded.MQTTURL = b.URL()
 	e.notes = append(e.notes, "MQTT (embedded): "+b.URL()+"  topic "+e.cfg.G7Topic)
 	return b.URL(), nil
+}
+
+// attach returns what a running `tms serve` on the same data dir runs
+// embedded; never for serve itself, which runs its own.
+func (e *environment) attach() (running, bool) {
+	if e.serving {
+		return running{}, false
+	}
+	return findRunning(e.cfg.DataDir)
+}
+
+// recordRunning writes runningFile for the other commands when this
+// process runs an embedded service, and removes it on close.
+func (e *environment) recordRunning() error {
+	if len(e.embedded.KafkaBrokers) == 0 && e.embedded.DatabaseURL == "" && e.embedded.MQTTURL == "" {
+		return nil
+	}
+	r := e.embedded
+	r.PID, r.Since = os.Getpid(), time.Now().UTC()
+	remove, err := writeRunning(e.cfg.DataDir, r)
+	if err != nil {
+		return err
+	}
+	e.onClose(remove)
+	return nil
 }

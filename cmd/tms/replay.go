@@ -20,7 +20,8 @@ func replayCommand(cfg *config) *cobra.Command {
 		Short: "Derive history again from the topics",
 		Long: `Kafka is tms's system of record; replay derives from it what the running
 service would not: the history of a station that is new or changed
-('replay geofence'), or every read model from scratch ('replay read-models').`,
+('replay geofence'), or read models from scratch without downtime ('replay
+read-models', the same as 'tms rebuild').`,
 	}
 	cmd.AddCommand(replayGeofenceCommand(cfg), replayReadModelsCommand(cfg))
 	return cmd

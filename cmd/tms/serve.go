@@ -57,6 +57,7 @@ func serve(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer env.close()
+	env.serving = true
 	kc, err := env.kafka(ctx)
 	if err != nil {
 		return err
@@ -107,6 +108,9 @@ func serve(ctx context.Context, cfg config) error {
 			return err
 		}
 		g.Go(func() error { return run(gctx) })
+	}
+	if err := env.recordRunning(); err != nil {
+		return err
 	}
 	env.printNotes(os.Stdout)
 	err = g.Wait()

@@ -37,10 +37,11 @@ their stops; the other vehicles keep their work cycle.
 
 With 'make run' up, 'tms simulate' needs no flags: it publishes to the same
 broker and topic tms subscribes to (MQTT_URL, else G7_MQTT_HOST, else the
-embedded broker's address TMS_MQTT_LISTEN), finds the API at TMS_HTTP_ADDR,
-and takes the first operator token of TMS_API_TOKENS, else the one 'make run'
-keeps in $TMS_DATA_DIR/api-tokens/operator. Without --jobs, a missing API or
-token is logged and only positions are published.`,
+embedded broker of the tms serve running on the same TMS_DATA_DIR, else
+TMS_MQTT_LISTEN), finds the API at TMS_HTTP_ADDR, and takes the first
+operator token of TMS_API_TOKENS, else the one 'make run' keeps in
+$TMS_DATA_DIR/api-tokens/operator. Without --jobs, a missing API or token is
+logged and only positions are published.`,
 		Example: `  tms simulate --vehicles 200 --interval 1s
   tms simulate --vehicles 50 --jobs 10                # jobs through the API, driven stop by stop
   tms simulate --area yard --vehicles 5 --jobs 3 --dwell 20s   # a small yard: jobs done in minutes
@@ -53,6 +54,9 @@ token is logged and only positions are published.`,
 				return err
 			}
 			sc.BrokerURL = cfg.mqttURL()
+			if r, ok := findRunning(cfg.DataDir); sc.BrokerURL == "" && ok && r.MQTTURL != "" {
+				sc.BrokerURL = r.MQTTURL
+			}
 			if sc.BrokerURL == "" {
 				sc.BrokerURL = "tcp://" + cfg.MQTTListen
 			}

@@ -247,7 +247,18 @@ func Count(m map[string][]string) int {
 // them per vehicle.
 func ReadGeofence(t testing.TB, kc *kafka.Config, n int, timeout time.Duration) map[string][]string {
 	t.Helper()
-	cl, err := kc.NewClient("fleettest-geofence", kgo.ConsumeTopics(kc.Topic(event.TopicGeofence)),
+	return ReadEvents(t, kc, event.TopicGeofence, n, timeout, func(t testing.TB, e event.Envelope) (string, bool) {
+		return Describe(t, e), true
+	})
+}
+
+// ReadEvents reads kc's topic as a read_committed consumer until it holds
+// at least n events that describe renders (those it answers false for
+// are skipped), failing after timeout, and returns them per subject.
+func ReadEvents(t testing.TB, kc *kafka.Config, topic string, n int, timeout time.Duration,
+	describe func(testing.TB, event.Envelope) (string, bool)) map[string][]string {
+	t.Helper()
+	cl, err := kc.NewClient("fleettest-reader", kgo.ConsumeTopics(kc.Topic(topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -265,11 +276,13 @@ func ReadGeofence(t testing.TB, kc *kafka.Config, n int, timeout time.Duration) 
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[e.Subject] = append(out[e.Subject], Describe(t, e))
-			got++
+			if d, ok := describe(t, e); ok {
+				out[e.Subject] = append(out[e.Subject], d)
+				got++
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d geofence events after %s", got, n, timeout)
+			t.Fatalf("%d of %d events of %s after %s:\n%v", got, n, topic, timeout, out)
 		}
 	}
 	return out

@@ -12,7 +12,8 @@
 // and then, a snapshot of the vehicles' state commit together or not at
 // all, and a rebalance during the batch aborts it. A read_committed
 // consumer of tms.geofence therefore sees every event exactly once, after
-// any crash.
+// any crash. The loop is pipeline/txloop's, which the job processor runs
+// too.
 //
 // # State
 //

@@ -3,7 +3,6 @@ package geofence
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/txloop"
 )
 
 // Processor is the running geofence role.
@@ -30,11 +30,8 @@ type Processor struct {
 	feed    *stationFeed
 
 	topics struct{ positions, geofence, state, deadletter string }
-	// parts holds the state of the partitions this instance owns and
-	// has restored; revoked lists those a rebalance took away.
-	parts   map[int32]*partitionState
-	mu      sync.Mutex
-	revoked map[int32]bool
+	// parts holds the state of the partitions this instance owns.
+	parts *txloop.Partitions[*partitionState]
 	// ready is closed once the catalogue holds every station there was
 	// at start and processing can begin.
 	ready chan struct{}
@@ -65,14 +62,14 @@ func New(cfg Config) (*Processor, error) {
 	}
 	p := &Processor{
 		cfg: cfg, log: cfg.Logger.With("component", "geofence"), metrics: newMetrics(cfg.Registerer),
-		catalog: catalog, parts: map[int32]*partitionState{}, revoked: map[int32]bool{},
-		ready: make(chan struct{}),
+		catalog: catalog, ready: make(chan struct{}),
 	}
 	p.feed = newStationFeed(&p.cfg, p.log, p.metrics.stationsSkipped)
 	p.topics.positions = cfg.Kafka.Topic(event.TopicPositions)
 	p.topics.geofence = cfg.Kafka.Topic(event.TopicGeofence)
 	p.topics.state = cfg.Kafka.Topic(event.TopicGeofenceState)
 	p.topics.deadletter = cfg.Kafka.Topic(event.TopicDeadLetter)
+	p.parts = txloop.NewPartitions[*partitionState](p.topics.positions)
 	return p, nil
 }
 
@@ -126,77 +123,20 @@ func (p *Processor) run(ctx context.Context) error {
 	defer aux.Close()
 	rest := &restorer{kafka: p.cfg.Kafka, marker: aux, fleetCapacity: fleetCapacity(p.cfg.MaxVehicles, partitions)}
 
-	for {
-		fetches := sess.PollRecords(ctx, p.cfg.MaxBatch)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err := fatalFetchError(fetches); err != nil {
-			return err
-		}
-		p.drainStations()
-		p.dropRevoked()
-		if fetches.NumRecords() == 0 {
-			continue
-		}
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("geofence: begin a transaction: %w", err)
-		}
-		failed := p.transact(ctx, sess, rest, fetches)
-		if failed != nil {
-			if ctx.Err() != nil {
-				// Stopping: abort now rather than leave the transaction open
-				// until it times out, holding back every read_committed
-				// consumer of the topics it wrote to.
-				abortCtx, cancelAbort := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				_, _ = sess.End(abortCtx, kgo.TryAbort)
-				cancelAbort()
-				return nil
-			}
-			// The records stay uncommitted; abort and start over from the
-			// committed state.
-			p.log.Error("processing a batch failed; aborting it", "err", failed)
-		}
-		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(failed == nil))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("geofence: end a transaction: %w", err)
-		}
-		p.metrics.transaction(committed)
-		if !committed {
-			p.log.Warn("a transaction was aborted; restoring the partitions' state from their snapshots")
-			// Offsets are back at the last commit; so must the state be.
-			p.parts = map[int32]*partitionState{}
-		}
-	}
+	return txloop.Run(ctx, sess, p.parts, txloop.Config{
+		Name: "geofence", CommitInterval: p.cfg.CommitInterval, MaxBatch: p.cfg.MaxBatch,
+		Process: func(ctx context.Context, fetches kgo.Fetches) error {
+			return p.process(ctx, sess, rest, fetches)
+		},
+		// Stations changed meanwhile apply from their event time on.
+		Polled: p.drainStations,
+		Logger: p.log, Metrics: p.metrics.Metrics,
+	})
 }
 
 func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
-	txnID := "tms-geofence-" + newID()
-	if p.cfg.Kafka.InstanceID != "" {
-		// A stable id: a restarted instance aborts the transaction its
-		// crashed predecessor left open at once, instead of consumers
-		// waiting for it to time out.
-		txnID = "tms-geofence-" + p.cfg.Kafka.InstanceID
-	}
-	opts := append(p.cfg.Kafka.Options("geofence"), p.cfg.Kafka.GroupOptions(Group)...)
-	opts = append(opts,
-		kgo.ConsumeTopics(p.topics.positions),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.RequireStableFetchOffsets(),
-		kgo.TransactionalID(p.cfg.Kafka.Namespace+txnID),
-		kgo.TransactionTimeout(30*time.Second),
-		kgo.RecordPartitioner(statePartitioner{state: p.topics.state}),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onRevoked),
-	)
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("geofence: %w", err)
-	}
-	return sess, nil
+	return txloop.NewSession(p.cfg.Kafka, "geofence", Group, p.topics.state,
+		append([]kgo.Opt{kgo.ConsumeTopics(p.topics.positions)}, p.parts.Options()...)...)
 }
 
 // checkPartitions makes sure the state topic has a partition for every
@@ -220,67 +160,6 @@ func fleetCapacity(maxVehicles, partitions int) int {
 	return max(maxVehicles/max(partitions, 1), 1)
 }
 
-// onRevoked notes partitions another instance now owns: their state here
-// is stale from now on.
-func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, part := range revoked[p.topics.positions] {
-		p.revoked[part] = true
-	}
-}
-
-func (p *Processor) dropRevoked() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for part := range p.revoked {
-		delete(p.parts, part)
-	}
-	clear(p.revoked)
-}
-
-// transact fills the open transaction: the batch polled, then whatever
-// else arrives until CommitInterval has passed since it began or MaxBatch
-// records are in it. It returns nil once everything in it is produced.
-//
-// Holding a transaction open for a moment is what Kafka Streams does with
-// exactly-once too (commit.interval.ms), and for the same reasons: fewer,
-// bigger transactions cost the broker less, and a transaction that begins
-// the instant the previous one ended races the coordinator still writing
-// that one's markers. A transaction that has produced nothing yet then
-// fails its offset commit with CONCURRENT_TRANSACTIONS, which franz-go
-// answers by aborting, and every abort means restoring every partition's
-// state.
-func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) error {
-	deadline := time.Now().Add(p.cfg.CommitInterval)
-	records := 0
-	for {
-		if err := p.process(ctx, sess, rest, fetches); err != nil {
-			return err
-		}
-		records += fetches.NumRecords()
-		if records >= p.cfg.MaxBatch || !time.Now().Before(deadline) {
-			return nil
-		}
-		pollCtx, cancel := context.WithDeadline(ctx, deadline)
-		fetches = sess.PollRecords(pollCtx, p.cfg.MaxBatch-records)
-		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err := fatalFetchError(fetches); err != nil {
-			return err
-		}
-		if fetches.NumRecords() == 0 {
-			return nil
-		}
-		// A partition revoked meanwhile fails the transaction anyway;
-		// stations changed meanwhile apply from their event time on.
-		p.drainStations()
-		p.dropRevoked()
-	}
-}
-
 // process runs one polled batch inside the open transaction, its records
 // all produced when it returns nil.
 func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession, rest *restorer, fetches kgo.Fetches) error {
@@ -302,7 +181,7 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 	var jobs []*job
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		if len(fp.Records) > 0 {
-			jobs = append(jobs, &job{fp: fp, ps: p.parts[fp.Partition]})
+			jobs = append(jobs, &job{fp: fp, ps: p.parts.Held[fp.Partition]})
 		}
 	})
 	var wg sync.WaitGroup
@@ -314,10 +193,10 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		if j.err != nil {
 			return j.err
 		}
-		p.parts[j.fp.Partition] = j.ps
+		p.parts.Held[j.fp.Partition] = j.ps
 	}
 	held := 0
-	for _, ps := range p.parts {
+	for _, ps := range p.parts.Held {
 		held += ps.fleet.Len()
 	}
 	p.metrics.vehicles.Set(float64(held))
@@ -344,7 +223,7 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 		if err != nil {
 			return nil, fmt.Errorf("restore partition %d: %w", fp.Partition, err)
 		}
-		p.metrics.restored(time.Since(start), replayed)
+		p.metrics.Restored(time.Since(start), replayed)
 		p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", restored.fleet.Len(),
 			"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
 		ps = restored
@@ -383,7 +262,7 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 			produce(r)
 		}
 		ps.sinceSnapshot, ps.snapshotAt = 0, time.Now()
-		p.metrics.snapshots.Inc()
+		p.metrics.Snapshotted()
 	}
 	return ps, nil
 }
@@ -455,28 +334,6 @@ func (p *Processor) apply(c station.Change) {
 		p.metrics.stationsSkipped.Inc()
 		p.log.Error("a station cannot be indexed", "station", c.ID, "err", err)
 	}
-}
-
-// statePartitioner sends state records to the partition they name (the
-// positions partition they belong to) and keys every other record as
-// Kafka's default partitioner does.
-type statePartitioner struct{ state string }
-
-func (s statePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	if topic == s.state {
-		return kgo.ManualPartitioner().ForTopic(topic)
-	}
-	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
-}
-
-func fatalFetchError(fetches kgo.Fetches) error {
-	var fatal error
-	fetches.EachError(func(topic string, partition int32, err error) {
-		if fatal == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			fatal = fmt.Errorf("geofence: fetch %s[%d]: %w", topic, partition, err)
-		}
-	})
-	return fatal
 }
 
 func geoPoint(p position.Position) geo.Point { return geo.Point{Lat: p.Lat, Lng: p.Lng} }

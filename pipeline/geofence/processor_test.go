@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/fleettest"
+	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/internal/testenv"
 	pipeline "github.com/tmsfleet/tms/pipeline/geofence"
 )
@@ -94,8 +94,8 @@ func TestATrickleOfPositionsCommitsEveryTransaction(t *testing.T) {
 		positions = positions[n:]
 	}
 	fleettest.Compare(t, fleettest.ReadGeofence(t, kc, fleettest.Count(want), 90*time.Second), want)
-	if aborted := sumLabelled(t, reg, "tms_geofence_transactions_total", "result", "aborted"); aborted > 0 {
-		t.Errorf("%v of %v transactions aborted", aborted, sum(t, reg, "tms_geofence_transactions_total"))
+	if aborted := metricstest.Sum(t, reg, "tms_geofence_transactions_total", "result", "aborted"); aborted > 0 {
+		t.Errorf("%v of %v transactions aborted", aborted, metricstest.Sum(t, reg, "tms_geofence_transactions_total"))
 	}
 }
 
@@ -132,7 +132,7 @@ func TestTakeoversGiveTheSameEvents(t *testing.T) {
 	run(t, kc, never, instance("4"))
 	fleettest.Produce(t, kc, positions[3*quarter:])
 	fleettest.Compare(t, fleettest.ReadGeofence(t, kc, fleettest.Count(want), 90*time.Second), want)
-	if replayed := sum(t, reg, "tms_geofence_replayed_records_total"); replayed == 0 {
+	if replayed := metricstest.Sum(t, reg, "tms_geofence_replayed_records_total"); replayed == 0 {
 		t.Error("no takeover replayed any position: the test did not exercise the replay")
 	}
 }
@@ -180,41 +180,6 @@ func TestStationChangesApplyFromTheirTimeInEveryInstance(t *testing.T) {
 	if visits == 0 || changed == 0 || deleted == 0 {
 		t.Errorf("depot events %d, of which changed %d, deleted %d: the world does not exercise the changes", visits, changed, deleted)
 	}
-}
-
-func sum(t *testing.T, g prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	return sumLabelled(t, g, name, "", "")
-}
-
-// sumLabelled adds up the counters name with label set to value (any
-// when label is empty).
-func sumLabelled(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				if label == "" || hasLabel(m.GetLabel(), label, value) {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
-}
-
-func hasLabel(labels []*dto.LabelPair, name, value string) bool {
-	for _, l := range labels {
-		if l.GetName() == name && l.GetValue() == value {
-			return true
-		}
-	}
-	return false
 }
 
 // TestHostileInventedPlatesAreForgottenAlikeAcrossTakeovers floods a
@@ -267,7 +232,7 @@ func TestHostileInventedPlatesAreForgottenAlikeAcrossTakeovers(t *testing.T) {
 	if forgottenExits == 0 {
 		t.Error("no real vehicle's visit was ended by forgetting: the test does not exercise it")
 	}
-	if n := sum(t, reg, "tms_geofence_vehicles_forgotten_total"); n == 0 {
+	if n := metricstest.Sum(t, reg, "tms_geofence_vehicles_forgotten_total"); n == 0 {
 		t.Error("tms_geofence_vehicles_forgotten_total stayed 0")
 	}
 }

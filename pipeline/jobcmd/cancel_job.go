@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/projections/jobs"
 )
@@ -15,12 +17,12 @@ import (
 // nothing or too much, job.ErrNotFound, job.ErrFinished, ErrUnavailable.
 func (c *Commands) Cancel(ctx context.Context, id, reason string) (res Result, err error) {
 	start := time.Now()
-	defer func() { c.metrics.observe("cancel", res, err, time.Since(start)) }()
+	defer func() { c.observe("cancel", res, err, time.Since(start)) }()
 	if _, err := job.NewCancel(id, "", reason, time.Time{}); err != nil {
 		return Result{}, err
 	}
 	var cmd job.Cancel
-	err = c.decide(ctx, id, func(q jobs.Querier) error {
+	err = c.commands.Decide(ctx, id, func(_ context.Context, q pgx.Tx) error {
 		vehicle, err := c.cancellable(ctx, q, id)
 		if err != nil {
 			return err
@@ -34,14 +36,13 @@ func (c *Commands) Cancel(ctx context.Context, id, reason string) (res Result, e
 		if err != nil {
 			return fmt.Errorf("jobcmd: %w", err)
 		}
-		return c.produce(ctx, vehicle, e)
+		return c.commands.Append(ctx, vehicle, e)
 	})
 	if err != nil {
 		return Result{}, err
 	}
 	e, _ := cmd.Event() // encoded once already
-	res = Result{JobID: id, EventID: e.ID}
-	j, err := c.await(ctx, id, func(j *jobs.Job) (bool, error) {
+	return c.show(ctx, Result{JobID: id, EventID: e.ID}, func(j *jobs.Job) (bool, error) {
 		switch {
 		case j.Status == job.StatusCancelled:
 			return true, nil
@@ -51,20 +52,6 @@ func (c *Commands) Cancel(ctx context.Context, id, reason string) (res Result, e
 		}
 		return false, nil
 	})
-	switch {
-	case errors.Is(err, job.ErrFinished):
-		return Result{}, err
-	case err != nil && ctx.Err() != nil:
-		return Result{}, err // the client went away; the command is in
-	case err != nil:
-		c.log.WarnContext(ctx, "waiting for the jobs read model failed", "job", id, "err", err)
-		res.Accepted = true
-	case j == nil:
-		res.Accepted = true
-	default:
-		res.Job = j
-	}
-	return res, nil
 }
 
 // cancellable returns the vehicle of job id if the job can be cancelled:

@@ -2,22 +2,19 @@ package jobcmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/adapters/postgres"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/job"
+	"github.com/tmsfleet/tms/pipeline/commandlog"
 	"github.com/tmsfleet/tms/projections/jobs"
 )
 
@@ -105,15 +102,13 @@ func (c *Config) Validate() error {
 
 // Commands executes job commands. It is safe for concurrent use.
 type Commands struct {
-	cfg      Config
-	topic    string
-	producer *kgo.Client
-	admin    *kadm.Client
-	offsets  postgres.Offsets
+	cfg Config
+	// commands is tms.jobs and the jobs read model decided on.
+	commands *commandlog.Log
 	jobs     *jobs.Store
 	// waiting holds a token per command waiting for the read model.
 	waiting chan struct{}
-	metrics *metrics
+	metrics *commandlog.Metrics
 	log     *slog.Logger
 }
 
@@ -128,20 +123,23 @@ func New(cfg Config) (*Commands, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := cfg.Kafka.NewClient("job-commands")
+	cl, err := commandlog.New(commandlog.Config{
+		Kafka: cfg.Kafka, Pool: cfg.Pool, Topic: event.TopicJobs, Projector: jobs.ProjectionName,
+		Role: "job-commands", Subject: "job", ReadModel: "jobs",
+		DecideTimeout: cfg.DecideTimeout, ProduceTimeout: cfg.ProduceTimeout, Unavailable: ErrUnavailable,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jobcmd: %w", err)
 	}
 	return &Commands{
-		cfg: cfg, topic: cfg.Kafka.Topic(event.TopicJobs), producer: cl, admin: kadm.NewClient(cl),
-		offsets: postgres.Offsets{Projector: jobs.ProjectionName}, jobs: jobs.NewStore(cfg.Pool),
+		cfg: cfg, commands: cl, jobs: jobs.NewStore(cfg.Pool),
 		waiting: make(chan struct{}, cfg.MaxWaiting), metrics: m,
 		log: cfg.Logger.With("component", "job-commands"),
 	}, nil
 }
 
 // Close closes the Kafka client; call it once no command is running.
-func (c *Commands) Close() { c.producer.Close() }
+func (c *Commands) Close() { c.commands.Close() }
 
 // Result is what a command did.
 type Result struct {
@@ -160,130 +158,27 @@ type Result struct {
 	Job *jobs.Job
 }
 
-// decide runs decision under the lock of job id, on a read model that has
-// caught up with tms.jobs, and returns what it returns. Waiting for the
-// read model and for the lock happens without holding a connection: a
-// waiting command that held one could starve the API's pool.
-func (c *Commands) decide(ctx context.Context, id string, decision func(q jobs.Querier) error) error {
-	lockCtx, cancel := context.WithTimeout(ctx, c.cfg.DecideTimeout)
-	defer cancel()
-	pause := time.Millisecond
-	var why error // what held the command up last, for the error at the deadline
-	for {
-		ends, err := c.endOffsets(lockCtx)
-		if err == nil {
-			err = poll(lockCtx, 10*time.Millisecond, func() (bool, error) { return c.caughtUp(lockCtx, c.cfg.Pool, ends) })
-			if err != nil {
-				return c.unavailable(lockCtx, ctx, "waiting for the jobs read model to catch up with tms.jobs", err)
-			}
-			held, err := c.tryDecide(lockCtx, ctx, id, decision)
-			if held || err != nil {
-				return err
-			}
-			why = errors.New("the job's lock was held, or tms.jobs moved on, at every try")
-		} else {
-			// Kafka not answering, or a topic just created and not yet
-			// known everywhere: retriable until the deadline.
-			why = err
-		}
-		select {
-		case <-lockCtx.Done():
-			return c.unavailable(lockCtx, ctx, fmt.Sprintf("deciding (%v)", why), lockCtx.Err())
-		case <-time.After(pause + rand.N(pause)):
-		}
-		pause = min(2*pause, 50*time.Millisecond)
-	}
-}
-
-// tryDecide takes the job's lock if it is free (held false if not),
-// checks that the read model is still caught up with the topic (held
-// false if not), and runs decision before releasing the lock.
-func (c *Commands) tryDecide(lockCtx, ctx context.Context, id string, decision func(q jobs.Querier) error) (held bool, err error) {
-	tx, err := c.cfg.Pool.Begin(lockCtx)
-	if err != nil {
-		return false, c.unavailable(lockCtx, ctx, "begin", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // releases the lock
-	var locked bool
-	err = tx.QueryRow(lockCtx, `SELECT pg_try_advisory_xact_lock(hashtext('tms.job-commands'), hashtext($1))`, id).Scan(&locked)
-	if err != nil || !locked {
-		return false, c.unavailable(lockCtx, ctx, "taking the job's lock", err)
-	}
-	ends, err := c.endOffsets(lockCtx)
-	if err != nil {
-		return false, nil // retried, as before the lock
-	}
-	if ok, err := c.caughtUp(lockCtx, tx, ends); err != nil || !ok {
-		return false, c.unavailable(lockCtx, ctx, "reading the jobs projection's offsets", err)
-	}
-	return true, decision(tx)
-}
-
-// unavailable wraps a failure before deciding: nil for none,
-// ErrUnavailable when the deadline passed, the error itself otherwise.
-func (c *Commands) unavailable(lockCtx, ctx context.Context, what string, err error) error {
+// show waits for the read model to show what the command of res did
+// (see await) and answers res with the job, or Accepted. An error of
+// shown wrapping job.ErrFinished (the job ended before the command could
+// apply) is the answer; any other failure to wait, with the client still
+// there, is logged and answered Accepted: the command is appended.
+func (c *Commands) show(ctx context.Context, res Result, shown func(j *jobs.Job) (bool, error)) (Result, error) {
+	j, err := c.await(ctx, res.JobID, shown)
 	switch {
-	case err == nil:
-		return nil
-	case lockCtx.Err() != nil && ctx.Err() == nil:
-		return fmt.Errorf("%w: %s took longer than %s", ErrUnavailable, what, c.cfg.DecideTimeout)
+	case errors.Is(err, job.ErrFinished):
+		return Result{}, err
+	case err != nil && ctx.Err() != nil:
+		return Result{}, err // the client went away; the command is in
+	case err != nil:
+		c.log.WarnContext(ctx, "waiting for the jobs read model failed", "job", res.JobID, "err", err)
+		res.Accepted = true
+	case j == nil:
+		res.Accepted = true
+	default:
+		res.Job = j
 	}
-	return fmt.Errorf("jobcmd: %s: %w", what, err)
-}
-
-// produce appends e to tms.jobs, keyed by the plate. Once a command is
-// decided it is appended whether or not the client waits for the answer,
-// so the produce runs on a context of its own.
-func (c *Commands) produce(ctx context.Context, plate string, e event.Envelope) error {
-	value, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("jobcmd: encode %s: %w", e.Type, err)
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
-	defer cancel()
-	r := &kgo.Record{
-		Topic: c.topic, Key: []byte(plate), Value: value,
-		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}},
-	}
-	if err := c.producer.ProduceSync(pctx, r).FirstErr(); err != nil {
-		return fmt.Errorf("jobcmd: produce %s of vehicle %s: %w", e.Type, plate, err)
-	}
-	return nil
-}
-
-// endOffsets returns where tms.jobs ends now for a read_committed reader
-// (the last stable offsets), by partition: the job processor writes it in
-// transactions, and the projection cannot pass an open one.
-func (c *Commands) endOffsets(ctx context.Context) (map[int32]int64, error) {
-	ends, err := c.admin.ListCommittedOffsets(ctx, c.topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", c.topic, err)
-	}
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out, nil
-}
-
-// caughtUp reports whether the jobs projection, as q sees it, has applied
-// every record below ends.
-func (c *Commands) caughtUp(ctx context.Context, q postgres.Querier, ends map[int32]int64) (bool, error) {
-	partitions := make([]int32, 0, len(ends))
-	for p := range ends {
-		partitions = append(partitions, p)
-	}
-	next, err := c.offsets.Read(ctx, q, c.topic, partitions)
-	if err != nil {
-		return false, err
-	}
-	for p, end := range ends {
-		if max(next[p], 0) < end {
-			return false, nil
-		}
-	}
-	return true, nil
+	return res, nil
 }
 
 // await polls the job until shown reports true for it (or fails), for up
@@ -297,13 +192,11 @@ func (c *Commands) await(ctx context.Context, id string, shown func(j *jobs.Job)
 	default:
 		return nil, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	var got *jobs.Job
 	// The job processor applies a command only after its decision delay
 	// (seconds): polling the read model faster than every 100 ms would
 	// cost the database and gain nothing.
-	err := poll(wctx, 100*time.Millisecond, func() (bool, error) {
+	ok, err := commandlog.Await(ctx, c.cfg.Timeout, 100*time.Millisecond, func(wctx context.Context) (bool, error) {
 		j, err := c.jobs.Get(wctx, id)
 		switch {
 		case errors.Is(err, jobs.ErrNotFound):
@@ -317,29 +210,8 @@ func (c *Commands) await(ctx context.Context, id string, shown func(j *jobs.Job)
 		}
 		return ok, err
 	})
-	switch {
-	case wctx.Err() != nil && ctx.Err() == nil:
-		return nil, nil
-	case err != nil:
+	if !ok {
 		return nil, err
 	}
 	return got, nil
-}
-
-// poll calls done with a growing pause, up to maxPause, until it reports
-// true, fails, or ctx ends.
-func poll(ctx context.Context, maxPause time.Duration, done func() (bool, error)) error {
-	pause := time.Millisecond
-	for {
-		ok, err := done()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, maxPause)
-	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/internal/jobtest"
+	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/internal/tmsproc"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
@@ -253,7 +254,7 @@ func TestCreateReadYourWrites(t *testing.T) {
 		t.Errorf("%d create commands appended, want 3", n)
 	}
 	for outcome, want := range map[string]float64{"applied": 3, "repeated": 1, "rejected": 2, "invalid": 2} {
-		if got := counter(t, reg, "create", outcome); got != want {
+		if got := metricstest.Sum(t, reg, "tms_job_commands_total", "command", "create", "outcome", outcome); got != want {
 			t.Errorf("tms_job_commands_total{create, %s} = %v, want %v", outcome, got, want)
 		}
 	}
@@ -451,30 +452,6 @@ func decodeData(t *testing.T, e event.Envelope, into any) {
 	if err := json.Unmarshal(e.Data, into); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// counter reads tms_job_commands_total{command, outcome}.
-func counter(t *testing.T, reg *prometheus.Registry, command, outcome string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "tms_job_commands_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["command"] == command && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }
 
 // TestHostileWaitingIsBounded: with MaxWaiting commands waiting for the

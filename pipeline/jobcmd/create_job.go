@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
@@ -23,7 +25,7 @@ import (
 // other content), ErrUnavailable.
 func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result, err error) {
 	start := time.Now()
-	defer func() { c.metrics.observe("create", res, err, time.Since(start)) }()
+	defer func() { c.observe("create", res, err, time.Since(start)) }()
 	facts, err := c.facts(ctx, r)
 	if err != nil {
 		return Result{}, err
@@ -40,7 +42,7 @@ func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result,
 	id := job.IDFor(ref)
 	repeat := false
 	var cmd job.Create
-	err = c.decide(ctx, id, func(q jobs.Querier) error {
+	err = c.commands.Decide(ctx, id, func(_ context.Context, q pgx.Tx) error {
 		// The command's time is taken under the lock, once the read
 		// model has caught up: it is appended at once after.
 		var invalid error
@@ -71,7 +73,7 @@ func (c *Commands) Create(ctx context.Context, r job.CreateRequest) (res Result,
 	if !repeat {
 		res.EventID = eventID(cmd)
 	}
-	return c.show(ctx, res)
+	return c.show(ctx, res, inReadModel)
 }
 
 // append appends a create command that needs no decision (a job without
@@ -80,7 +82,7 @@ func (c *Commands) append(ctx context.Context, cmd job.Create) (Result, error) {
 	if err := c.produceCreate(ctx, cmd); err != nil {
 		return Result{}, err
 	}
-	return c.show(ctx, Result{JobID: cmd.JobID, EventID: eventID(cmd), Created: true})
+	return c.show(ctx, Result{JobID: cmd.JobID, EventID: eventID(cmd), Created: true}, inReadModel)
 }
 
 func (c *Commands) produceCreate(ctx context.Context, cmd job.Create) error {
@@ -88,30 +90,15 @@ func (c *Commands) produceCreate(ctx context.Context, cmd job.Create) error {
 	if err != nil {
 		return fmt.Errorf("jobcmd: %w", err)
 	}
-	return c.produce(ctx, cmd.Vehicle, e)
+	return c.commands.Append(ctx, cmd.Vehicle, e)
 }
+
+// inReadModel: a create is shown once the read model holds its job.
+func inReadModel(*jobs.Job) (bool, error) { return true, nil }
 
 func eventID(cmd job.Create) string {
 	e, _ := cmd.Event() // encoded once already
 	return e.ID
-}
-
-// show waits for the job to be in the read model.
-func (c *Commands) show(ctx context.Context, res Result) (Result, error) {
-	j, err := c.await(ctx, res.JobID, func(*jobs.Job) (bool, error) { return true, nil })
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return Result{}, err // the client went away; the command is in
-	case err != nil:
-		// The command is appended: say so rather than fail.
-		c.log.WarnContext(ctx, "waiting for the jobs read model failed", "job", res.JobID, "err", err)
-		res.Accepted = true
-	case j == nil:
-		res.Accepted = true
-	default:
-		res.Job = j
-	}
-	return res, nil
 }
 
 // sameRequest reports whether r asks for the job prev was created as: the

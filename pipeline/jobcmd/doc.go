@@ -42,7 +42,8 @@
 // connection (pg_try_advisory_xact_lock, retried with a jittered pause);
 // a command that cannot be decided within Config.DecideTimeout (the jobs
 // projection is down, or the job is contended) fails with ErrUnavailable,
-// having appended nothing.
+// having appended nothing. The machinery (the lock, the catching up, the
+// append) is pipeline/commandlog's, shared with the station commands.
 //
 // # Cancelling a job
 //

@@ -7,38 +7,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/domain/job"
+	"github.com/tmsfleet/tms/pipeline/commandlog"
 )
 
-type metrics struct {
-	commands *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+func newMetrics(reg prometheus.Registerer) (*commandlog.Metrics, error) {
+	return commandlog.NewMetrics(reg, "job",
+		"Job commands by kind (create, cancel) and outcome (applied: shown by the read model; accepted: appended but not yet shown; "+
+			"repeated: a create repeating a job that exists, nothing appended; invalid; rejected: not found, finished or a conflicting external reference; "+
+			"unavailable; failed).",
+		prometheus.ExponentialBuckets(0.001, 2, 16))
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tms_job_commands_total",
-			Help: "Job commands by kind (create, cancel) and outcome (applied: shown by the read model; accepted: appended but not yet shown; " +
-				"repeated: a create repeating a job that exists, nothing appended; invalid; rejected: not found, finished or a conflicting external reference; " +
-				"unavailable; failed).",
-		}, []string{"command", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tms_job_command_duration_seconds",
-			Help:    "From receiving a job command to answering it, by kind.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}, []string{"command"}),
-	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.commands, m.duration} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
-}
-
-func (m *metrics) observe(kind string, res Result, err error, d time.Duration) {
+// observe counts a command of kind that answered res and err after d.
+func (c *Commands) observe(kind string, res Result, err error, d time.Duration) {
 	outcome := "applied"
 	var invalid *job.ValidationError
 	switch {
@@ -55,6 +36,5 @@ func (m *metrics) observe(kind string, res Result, err error, d time.Duration) {
 	case kind == "create" && !res.Created:
 		outcome = "repeated"
 	}
-	m.commands.WithLabelValues(kind, outcome).Inc()
-	m.duration.WithLabelValues(kind).Observe(d.Seconds())
+	c.metrics.Observe(kind, outcome, d)
 }

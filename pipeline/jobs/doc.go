@@ -32,7 +32,8 @@
 // every step is logged in tms.jobs.state (how far it read each input, the
 // barrier, the watermark it arrived at) in the transaction that took it,
 // with the events it produced and the consumed offsets: they commit
-// together or not at all. Every SnapshotEvery records or SnapshotInterval
+// together or not at all (the transactional loop is pipeline/txloop's, as
+// the geofence's is). Every SnapshotEvery records or SnapshotInterval
 // a partition's state is snapshotted there too (and the steps it holds
 // are deleted). A takeover (start, rebalance, aborted transaction)
 // restores the latest committed snapshot and replays the steps logged

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/pipeline/snapshot"
+	"github.com/tmsfleet/tms/pipeline/txloop"
 )
 
 // Processor is the running jobs role.
@@ -32,14 +32,10 @@ type Processor struct {
 	// capacity is each partition's share of MaxVehicles.
 	capacity int
 
-	// parts holds the partitions this instance owns and has restored;
-	// assigned the partitions the group gave it; revoked those taken away.
-	parts    map[int32]*partitionState
-	mu       sync.Mutex
-	assigned map[int32]bool
-	revoked  map[int32]bool
-	barrier  *barrier
-	ready    chan struct{}
+	// parts holds the state of the partitions this instance owns.
+	parts   *txloop.Partitions[*partitionState]
+	barrier *barrier
+	ready   chan struct{}
 }
 
 // New validates cfg and builds the processor.
@@ -48,12 +44,12 @@ func New(cfg Config) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Processor{cfg: cfg, log: cfg.Logger.With("component", "jobs"), metrics: newMetrics(cfg.Registerer),
-		parts: map[int32]*partitionState{}, assigned: map[int32]bool{}, revoked: map[int32]bool{}, ready: make(chan struct{})}
+	p := &Processor{cfg: cfg, log: cfg.Logger.With("component", "jobs"), metrics: newMetrics(cfg.Registerer), ready: make(chan struct{})}
 	k := cfg.Kafka
 	p.topics.positions, p.topics.geofence, p.topics.jobs = k.Topic(event.TopicPositions), k.Topic(event.TopicGeofence), k.Topic(event.TopicJobs)
 	p.topics.state, p.topics.deadletter = k.Topic(event.TopicJobsState), k.Topic(event.TopicDeadLetter)
 	p.input = map[string]int{p.topics.jobs: inJobs, p.topics.geofence: inGeofence, p.topics.positions: inPositions}
+	p.parts = txloop.NewPartitions[*partitionState](p.topics.positions)
 	return p, nil
 }
 
@@ -100,79 +96,30 @@ func (p *Processor) run(ctx context.Context) error {
 	}
 	defer aux.Close()
 	close(p.ready)
-	for {
+	return txloop.Run(ctx, sess, p.parts, txloop.Config{
+		Name: "jobs", CommitInterval: p.cfg.CommitInterval, MaxBatch: p.cfg.MaxBatch,
 		// The poll returns at least every barrier interval: the
 		// geofence's progress moves the watermark without any record.
-		pollCtx, cancelPoll := context.WithTimeout(ctx, p.cfg.BarrierInterval)
-		fetches := sess.PollRecords(pollCtx, p.cfg.MaxBatch)
-		cancelPoll()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err := fatalFetchError(fetches); err != nil {
-			return err
-		}
-		p.dropRevoked()
-		if fetches.NumRecords() == 0 && !p.barrierMoved() && !p.unrestored() && !p.quietDue() {
-			continue
-		}
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("jobs: begin a transaction: %w", err)
-		}
-		failed := p.transact(ctx, sess, aux, fetches)
-		if failed != nil {
-			if ctx.Err() != nil {
-				abortCtx, cancelAbort := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				_, _ = sess.End(abortCtx, kgo.TryAbort)
-				cancelAbort()
-				return nil
-			}
-			p.log.Error("processing a batch failed; aborting it", "err", failed)
-		}
-		committed, err := sess.End(context.WithoutCancel(ctx), kgo.TransactionEndTry(failed == nil))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("jobs: end a transaction: %w", err)
-		}
-		p.metrics.transaction(committed)
-		if !committed {
-			p.log.Warn("a transaction was aborted; restoring the partitions' state from their snapshots and steps")
-			p.parts = map[int32]*partitionState{}
-		}
-	}
+		PollTimeout: p.cfg.BarrierInterval,
+		Process: func(ctx context.Context, fetches kgo.Fetches) error {
+			return p.process(ctx, sess, aux, fetches)
+		},
+		Due:    func() bool { return p.barrierMoved() || p.unrestored() || p.quietDue() },
+		Logger: p.log, Metrics: p.metrics.Metrics,
+	})
 }
 
 func (p *Processor) newSession() (*kgo.GroupTransactSession, error) {
-	txnID := "tms-jobs-" + newID()
-	if p.cfg.Kafka.InstanceID != "" {
-		txnID = "tms-jobs-" + p.cfg.Kafka.InstanceID
-	}
-	opts := append(p.cfg.Kafka.Options("jobs"), p.cfg.Kafka.GroupOptions(Group)...)
-	opts = append(opts,
+	return txloop.NewSession(p.cfg.Kafka, "jobs", Group, p.topics.state, append([]kgo.Opt{
 		kgo.ConsumeTopics(p.topics.positions, p.topics.geofence, p.topics.jobs),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Partition p of every input goes to the same member: they hold
 		// the same vehicles.
 		kgo.Balancers(kgo.RangeBalancer()),
-		kgo.RequireStableFetchOffsets(),
 		// Transaction markers are kept, so that the offsets a step reaches
 		// can be compared with where an input ends (its last stable
 		// offset, which follows a marker); steps skip them.
 		kgo.KeepControlRecords(),
-		kgo.TransactionalID(p.cfg.Kafka.Namespace+txnID),
-		kgo.TransactionTimeout(30*time.Second),
-		kgo.RecordPartitioner(statePartitioner{state: p.topics.state}),
-		kgo.OnPartitionsAssigned(p.onAssigned),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onRevoked),
-	)
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: %w", err)
-	}
-	return sess, nil
+	}, p.parts.Options()...)...)
 }
 
 // checkPartitions refuses to run unless the inputs and the state topic
@@ -187,42 +134,12 @@ func (p *Processor) checkPartitions(ctx context.Context, adm *kadm.Client) (int,
 	return n, nil
 }
 
-func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, part := range assigned[p.topics.positions] {
-		p.assigned[part] = true
-	}
-}
-
-func (p *Processor) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, parts := range revoked {
-		for _, part := range parts {
-			p.revoked[part] = true
-			delete(p.assigned, part)
-		}
-	}
-}
-
-func (p *Processor) dropRevoked() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for part := range p.revoked {
-		delete(p.parts, part)
-	}
-	clear(p.revoked)
-}
-
 // unrestored reports whether a partition assigned to this instance has no
 // state yet: it is restored even before it has new records, so that what
 // waits on its watermark is not held up.
 func (p *Processor) unrestored() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for part := range p.assigned {
-		if p.parts[part] == nil {
+	for _, part := range p.parts.Assigned() {
+		if p.parts.Held[part] == nil {
 			return true
 		}
 	}
@@ -232,7 +149,7 @@ func (p *Processor) unrestored() bool {
 // barrierMoved reports whether the geofence has progressed on a partition
 // since the partition's last step.
 func (p *Processor) barrierMoved() bool {
-	for part, ps := range p.parts {
+	for part, ps := range p.parts.Held {
 		if ps.effectiveBarrier(p.barrier.pairs(part)) != ps.barrier {
 			return true
 		}
@@ -250,14 +167,24 @@ func (p *Processor) quiet(ps *partitionState, seen []progress) bool {
 	if len(seen) == 0 {
 		return false
 	}
+	// Only a partition whose positions are live (or that has none) may
+	// take the clock: one fed old fixes (a backlog, a backfill) will be
+	// fed more of them, older than the clock, whatever it has read now.
+	if !ps.positions.IsZero() && time.Since(ps.positions) > liveWithin {
+		return false
+	}
 	last := seen[len(seen)-1]
 	return last.Decided >= last.Positions && ps.next[inPositions] >= last.Positions && ps.next[inGeofence] >= last.Written
 }
 
+// liveWithin is how close to the clock a partition's positions must be
+// for the partition to be quiet rather than behind.
+const liveWithin = time.Minute
+
 // quietDue reports whether a quiet partition has something due now.
 func (p *Processor) quietDue() bool {
 	now := time.Now()
-	for part, ps := range p.parts {
+	for part, ps := range p.parts.Held {
 		if next := ps.nextDeadline(); !next.IsZero() && !next.After(now) && ps.applied.Before(now) && p.quiet(ps, p.barrier.pairs(part)) {
 			return true
 		}
@@ -265,38 +192,9 @@ func (p *Processor) quietDue() bool {
 	return false
 }
 
-// transact fills the open transaction with steps: the batch polled, then
-// whatever arrives until CommitInterval has passed or MaxBatch records are
-// in it (see the geofence processor for why a transaction stays open).
-func (p *Processor) transact(ctx context.Context, sess *kgo.GroupTransactSession, aux *kgo.Client, fetches kgo.Fetches) error {
-	deadline := time.Now().Add(p.cfg.CommitInterval)
-	records := 0
-	for {
-		if err := p.process(ctx, sess, aux, fetches); err != nil {
-			return err
-		}
-		records += fetches.NumRecords()
-		if records >= p.cfg.MaxBatch || !time.Now().Before(deadline) {
-			return nil
-		}
-		pollCtx, cancel := context.WithDeadline(ctx, deadline)
-		fetches = sess.PollRecords(pollCtx, p.cfg.MaxBatch-records)
-		cancel()
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err := fatalFetchError(fetches); err != nil {
-			return err
-		}
-		if fetches.NumRecords() == 0 {
-			return nil
-		}
-		p.dropRevoked()
-	}
-}
-
 // process takes one step for every partition with records, a moved
-// barrier, or no state yet, producing what the steps emit.
+// barrier, or no state yet, producing what the steps emit, in the open
+// transaction.
 func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession, aux *kgo.Client, fetches kgo.Fetches) error {
 	var failed error
 	var once sync.Once
@@ -320,11 +218,9 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 			b[p.input[fp.Topic]] = append(b[p.input[fp.Topic]], fp.Records...)
 		}
 	})
-	p.mu.Lock()
-	for part := range p.assigned {
+	for _, part := range p.parts.Assigned() {
 		batch(part)
 	}
-	p.mu.Unlock()
 	parts := make([]int32, 0, len(batches))
 	for part := range batches {
 		parts = append(parts, part)
@@ -332,14 +228,14 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 	slices.Sort(parts)
 	for _, part := range parts {
 		b := batches[part]
-		ps := p.parts[part]
+		ps := p.parts.Held[part]
 		if ps == nil {
 			restored, err := p.restore(ctx, cl, aux, part)
 			if err != nil {
 				return fmt.Errorf("restore partition %d: %w", part, err)
 			}
 			ps = restored
-			p.parts[part] = ps
+			p.parts.Held[part] = ps
 			// Every command there is now, before anything else: a job
 			// must be known before the fixes it is measured by are taken,
 			// however far behind the other inputs are.
@@ -442,7 +338,7 @@ func (p *Processor) step(ps *partitionState, part int32, recs [numInputs][]*kgo.
 		produce(&kgo.Record{Topic: p.topics.state, Partition: part, Key: []byte(stepKey(n))})
 	}
 	ps.stepsSince, ps.sinceSnapshot, ps.snapshotAt = nil, 0, time.Now()
-	p.metrics.snapshots.Inc()
+	p.metrics.Snapshotted()
 	return nil
 }
 
@@ -459,25 +355,4 @@ func (p *Processor) deadLetter(r *kgo.Record) *kgo.Record {
 	}
 	value, _ := json.Marshal(e)
 	return &kgo.Record{Topic: p.topics.deadletter, Key: r.Key, Value: value, Timestamp: r.Timestamp}
-}
-
-// statePartitioner sends state records to the partition they name and
-// keys every other record as Kafka's default partitioner does.
-type statePartitioner struct{ state string }
-
-func (s statePartitioner) ForTopic(topic string) kgo.TopicPartitioner {
-	if topic == s.state {
-		return kgo.ManualPartitioner().ForTopic(topic)
-	}
-	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
-}
-
-func fatalFetchError(fetches kgo.Fetches) error {
-	var fatal error
-	fetches.EachError(func(topic string, partition int32, err error) {
-		if fatal == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			fatal = fmt.Errorf("jobs: fetch %s[%d]: %w", topic, partition, err)
-		}
-	})
-	return fatal
 }

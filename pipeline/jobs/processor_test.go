@@ -21,6 +21,7 @@ import (
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/track"
 	"github.com/tmsfleet/tms/internal/fleettest"
+	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/internal/testenv"
 	geofencepipeline "github.com/tmsfleet/tms/pipeline/geofence"
 	"github.com/tmsfleet/tms/pipeline/jobs"
@@ -192,7 +193,7 @@ func (w jobsWorld) expected(t *testing.T) map[string][]string {
 }
 
 // describe renders a job event whole: its type, id, time and data.
-func describe(t *testing.T, e event.Envelope) string {
+func describe(t testing.TB, e event.Envelope) string {
 	t.Helper()
 	return fmt.Sprintf("%s %s %s %s", e.Type, e.ID, e.Time.Format(time.RFC3339Nano), e.Data)
 }
@@ -201,43 +202,9 @@ func describe(t *testing.T, e event.Envelope) string {
 // holds n job events (commands skipped), failing after timeout.
 func readJobs(t *testing.T, kc *kafka.Config, n int, timeout time.Duration) map[string][]string {
 	t.Helper()
-	cl, err := kc.NewClient("test-jobs-reader", kgo.ConsumeTopics(kc.Topic(event.TopicJobs)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	out := map[string][]string{}
-	got := 0
-	deadline := time.Now().Add(timeout)
-	for got < n {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		for _, r := range fs.Records() {
-			e, err := event.Decode(r.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if event.IsCommand(e.Type) {
-				continue
-			}
-			out[e.Subject] = append(out[e.Subject], describe(t, e))
-			got++
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d job events after %s:\n%v", got, n, timeout, out)
-		}
-	}
-	return out
-}
-
-func count(m map[string][]string) int {
-	n := 0
-	for _, v := range m {
-		n += len(v)
-	}
-	return n
+	return fleettest.ReadEvents(t, kc, event.TopicJobs, n, timeout, func(t testing.TB, e event.Envelope) (string, bool) {
+		return describe(t, e), !event.IsCommand(e.Type)
+	})
 }
 
 func compare(t *testing.T, got, want map[string][]string) {
@@ -247,8 +214,8 @@ func compare(t *testing.T, got, want map[string][]string) {
 			t.Errorf("%s: got\n  %s\nwant\n  %s", plate, strings.Join(got[plate], "\n  "), strings.Join(w, "\n  "))
 		}
 	}
-	if count(got) != count(want) {
-		t.Errorf("%d job events, want %d", count(got), count(want))
+	if fleettest.Count(got) != fleettest.Count(want) {
+		t.Errorf("%d job events, want %d", fleettest.Count(got), fleettest.Count(want))
 	}
 }
 
@@ -277,7 +244,7 @@ func TestProcessorMakesTheRulesEventsExactlyOnce(t *testing.T) {
 	runGeofence(t, kc)
 	runJobs(t, kc, jobs.Config{})
 	fleettest.Produce(t, kc, fleettest.PositionRecords(t, kc, w.Fixes))
-	compare(t, readJobs(t, kc, count(want), 90*time.Second), want)
+	compare(t, readJobs(t, kc, fleettest.Count(want), 90*time.Second), want)
 }
 
 // TestTakeoversGiveTheSameJobEvents stops the job processor several times
@@ -310,8 +277,8 @@ func TestTakeoversGiveTheSameJobEvents(t *testing.T) {
 	b()
 	runJobs(t, kc, jobs.Config{SnapshotEvery: 1 << 30, Registerer: instance("4")})
 	fleettest.Produce(t, kc, positions[3*quarter:])
-	compare(t, readJobs(t, kc, count(want), 90*time.Second), want)
-	if restored := sumCounter(t, reg, "tms_jobs_replayed_records_total"); restored == 0 {
+	compare(t, readJobs(t, kc, fleettest.Count(want), 90*time.Second), want)
+	if restored := metricstest.Sum(t, reg, "tms_jobs_replayed_records_total"); restored == 0 {
 		t.Error("no takeover replayed a logged step: the test did not exercise the replay")
 	}
 }
@@ -332,7 +299,7 @@ func TestAReplayFromTheBeginningMakesTheSameBytes(t *testing.T) {
 	runGeofence(t, live)
 	stop := runJobs(t, live, jobs.Config{})
 	fleettest.Produce(t, live, fleettest.PositionRecords(t, live, w.Fixes))
-	got := readJobs(t, live, count(want), 90*time.Second)
+	got := readJobs(t, live, fleettest.Count(want), 90*time.Second)
 	stop()
 
 	replay := svc.Kafka(t)
@@ -358,7 +325,7 @@ func TestAReplayFromTheBeginningMakesTheSameBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	runJobs(t, replay, jobs.Config{MaxBatch: 37})
-	again := readJobs(t, replay, count(got), 90*time.Second)
+	again := readJobs(t, replay, fleettest.Count(got), 90*time.Second)
 	compare(t, again, got)
 	compare(t, got, want)
 }
@@ -416,21 +383,4 @@ func copyTopic(t *testing.T, from, to *kafka.Config, topic string, keep func(eve
 	if err := producer.ProduceSync(ctx, out...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func sumCounter(t *testing.T, g prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
 }

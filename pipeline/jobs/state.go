@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/pipeline/snapshot"
+	"github.com/tmsfleet/tms/pipeline/txloop"
 )
 
 // restore rebuilds the state of partition part as its previous owner
@@ -66,7 +65,7 @@ func (p *Processor) restore(ctx context.Context, cl, aux *kgo.Client, part int32
 		return nil, err
 	}
 	ps.sinceSnapshot, ps.snapshotAt = replayed, time.Now()
-	p.metrics.restored(time.Since(start), replayed)
+	p.metrics.Restored(time.Since(start), replayed)
 	p.log.Info("restored a partition's jobs", "partition", part, "vehicles", len(ps.vehicles), "steps", len(steps),
 		"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
 	return ps, nil
@@ -146,7 +145,7 @@ func (p *Processor) readInputs(ctx context.Context, part int32, from, to [numInp
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		if err := fatalFetchError(fetches); err != nil {
+		if err := txloop.FetchError(fetches); err != nil {
 			return out, err
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -175,10 +174,4 @@ func (p *Processor) checkCommitted(cl *kgo.Client, part int32, next [numInputs]i
 		}
 	}
 	return nil
-}
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

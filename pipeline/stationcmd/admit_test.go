@@ -13,6 +13,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
 )
 
@@ -75,7 +76,7 @@ func TestStationsAreAdmittedBeforeAnythingElse(t *testing.T) {
 			}
 		}
 	}
-	if n := counter(t, reg, "create", "invalid"); n != 3 {
+	if n := metricstest.Sum(t, reg, "tms_station_commands_total", "command", "create", "outcome", "invalid"); n != 3 {
 		t.Errorf("%v creates counted invalid, want 3", n)
 	}
 	// The rules are Parse's too.
@@ -84,29 +85,4 @@ func TestStationsAreAdmittedBeforeAnythingElse(t *testing.T) {
 		!strings.Contains(err.Error(), "more than 20 positions") {
 		t.Errorf("Parse: %v", err)
 	}
-}
-
-// counter reads tms_station_commands_total{command, outcome}.
-func counter(t *testing.T, reg *prometheus.Registry, command, outcome string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "tms_station_commands_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["command"] == command && labels["outcome"] == outcome {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no tms_station_commands_total{command=%q, outcome=%q}", command, outcome)
-	return 0
 }

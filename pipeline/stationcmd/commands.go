@@ -5,20 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/adapters/postgres"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/commandlog"
 	"github.com/tmsfleet/tms/projections/stations"
 )
 
@@ -117,12 +115,10 @@ type Indexer interface {
 
 // Commands executes station commands. It is safe for concurrent use.
 type Commands struct {
-	cfg      Config
-	topic    string
-	producer *kgo.Client
-	admin    *kadm.Client
-	offsets  postgres.Offsets
-	metrics  *metrics
+	cfg Config
+	// commands is tms.stations and the stations read model decided on.
+	commands *commandlog.Log
+	metrics  *commandlog.Metrics
 	log      *slog.Logger
 }
 
@@ -137,19 +133,19 @@ func New(cfg Config) (*Commands, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := cfg.Kafka.NewClient("station-commands")
+	cl, err := commandlog.New(commandlog.Config{
+		Kafka: cfg.Kafka, Pool: cfg.Pool, Topic: event.TopicStations, Projector: stations.ProjectionName,
+		Role: "station-commands", Subject: "station", ReadModel: "stations",
+		DecideTimeout: cfg.Timeout, ProduceTimeout: cfg.ProduceTimeout, Unavailable: ErrUnavailable,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("stationcmd: %w", err)
 	}
-	return &Commands{
-		cfg: cfg, topic: cfg.Kafka.Topic(event.TopicStations), producer: cl, admin: kadm.NewClient(cl),
-		offsets: postgres.Offsets{Projector: stations.ProjectionName}, metrics: m,
-		log: cfg.Logger.With("component", "station-commands"),
-	}, nil
+	return &Commands{cfg: cfg, commands: cl, metrics: m, log: cfg.Logger.With("component", "station-commands")}, nil
 }
 
 // Close closes the Kafka client; call it once no command is running.
-func (c *Commands) Close() { c.producer.Close() }
+func (c *Commands) Close() { c.commands.Close() }
 
 // Result is what a command did.
 type Result struct {
@@ -237,7 +233,7 @@ func (c *Commands) Delete(ctx context.Context, id string, cond station.Condition
 // the times of one station's events follow their order.
 func (c *Commands) execute(ctx context.Context, kind string, s *station.Station, command func(at time.Time) station.Command, id string) (res Result, err error) {
 	start := time.Now()
-	defer func() { c.metrics.observe(kind, res, err, time.Since(start)) }()
+	defer func() { c.observe(kind, res, err, time.Since(start)) }()
 	if s != nil {
 		if err := c.admit(s); err != nil {
 			return Result{}, err
@@ -267,162 +263,37 @@ func (c *Commands) execute(ctx context.Context, kind string, s *station.Station,
 
 // decideAndProduce decides the command against the station's version and
 // produces its event, holding the station's lock, on a read model that
-// has caught up with the topic. Waiting for the read model and for the
-// lock happens without holding a connection: a waiting command that held
-// one could starve the pool of the projector it waits for.
-func (c *Commands) decideAndProduce(ctx context.Context, command func(at time.Time) station.Command, id string) (station.Decision, error) {
-	lockCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	pause := time.Millisecond
-	var why error // what held the command up last, for the error at the deadline
-	for {
-		ends, err := c.endOffsets(lockCtx)
-		if err == nil {
-			err = poll(lockCtx, func() (bool, error) { return c.caughtUp(lockCtx, c.cfg.Pool, ends) })
-			if err != nil {
-				return station.Decision{}, c.unavailable(lockCtx, ctx, "waiting for the stations read model to catch up with tms.stations", err)
-			}
-			d, held, err := c.tryDecide(lockCtx, ctx, command, id)
-			if held || err != nil {
-				return d, err
-			}
-			why = errors.New("the station's lock was held, or tms.stations moved on, at every try")
-		} else {
-			// Kafka not answering, or a topic just created and not yet
-			// known everywhere: retriable until the deadline.
-			why = err
+// has caught up with the topic (see commandlog.Log.Decide). The command's
+// time is taken under the lock.
+func (c *Commands) decideAndProduce(ctx context.Context, command func(at time.Time) station.Command, id string) (d station.Decision, err error) {
+	err = c.commands.Decide(ctx, id, func(lockCtx context.Context, tx pgx.Tx) error {
+		cur, err := stations.Current(lockCtx, tx, id)
+		if err != nil {
+			return c.commands.Unavailable(lockCtx, ctx, "reading the station's version", err)
 		}
-		// Wait a little (jittered, so that waiters do not retry in step)
-		// and try again.
-		select {
-		case <-lockCtx.Done():
-			return station.Decision{}, c.unavailable(lockCtx, ctx, fmt.Sprintf("deciding (%v)", why), lockCtx.Err())
-		case <-time.After(pause + rand.N(pause)):
+		// Postgres keeps microseconds: a command's time is truncated to
+		// them, so that the read model shows exactly the event's time.
+		if d, err = command(c.cfg.Now().UTC().Truncate(time.Microsecond)).Decide(cur); err != nil {
+			return err
 		}
-		pause = min(2*pause, 50*time.Millisecond)
-	}
-}
-
-// tryDecide takes the station's lock if it is free (held false if not),
-// checks that the read model is still caught up with the topic (held
-// false if not), and then decides the command and produces its event
-// before releasing the lock.
-func (c *Commands) tryDecide(lockCtx, ctx context.Context, command func(at time.Time) station.Command, id string) (d station.Decision, held bool, err error) {
-	tx, err := c.cfg.Pool.Begin(lockCtx)
-	if err != nil {
-		return d, false, c.unavailable(lockCtx, ctx, "begin", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // releases the lock
-	var locked bool
-	err = tx.QueryRow(lockCtx, `SELECT pg_try_advisory_xact_lock(hashtext('tms.station-commands'), hashtext($1))`, id).Scan(&locked)
-	if err != nil || !locked {
-		return d, false, c.unavailable(lockCtx, ctx, "taking the station's lock", err)
-	}
-	ends, err := c.endOffsets(lockCtx)
-	if err != nil {
-		return d, false, nil // retried, as before the lock
-	}
-	if ok, err := c.caughtUp(lockCtx, tx, ends); err != nil || !ok {
-		return d, false, c.unavailable(lockCtx, ctx, "reading the stations projection's offsets", err)
-	}
-	cur, err := stations.Current(lockCtx, tx, id)
-	if err != nil {
-		return d, false, c.unavailable(lockCtx, ctx, "reading the station's version", err)
-	}
-	// Postgres keeps microseconds: a command's time is truncated to them,
-	// so that the read model shows exactly the event's time.
-	d, err = command(c.cfg.Now().UTC().Truncate(time.Microsecond)).Decide(cur)
-	if err != nil {
-		return d, true, err
-	}
-	if err := c.produce(ctx, id, d.Event); err != nil {
-		return d, true, err
-	}
-	return d, true, nil
-}
-
-// unavailable wraps a failure before deciding: nil for none,
-// ErrUnavailable when the deadline passed, the error itself otherwise.
-func (c *Commands) unavailable(lockCtx, ctx context.Context, what string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case lockCtx.Err() != nil && ctx.Err() == nil:
-		return fmt.Errorf("%w: %s took longer than %s", ErrUnavailable, what, c.cfg.Timeout)
-	}
-	return fmt.Errorf("stationcmd: %s: %w", what, err)
-}
-
-// produce appends e to tms.stations, keyed by the station id. Once a
-// command is decided its event is appended whether or not the client
-// waits for the answer, so the produce runs on a context of its own.
-func (c *Commands) produce(ctx context.Context, id string, e event.Envelope) error {
-	value, err := encode(e)
-	if err != nil {
-		return err
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ProduceTimeout)
-	defer cancel()
-	r := &kgo.Record{
-		Topic: c.topic, Key: []byte(id), Value: value,
-		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}},
-	}
-	if err := c.producer.ProduceSync(pctx, r).FirstErr(); err != nil {
-		return fmt.Errorf("stationcmd: produce %s of station %s: %w", e.Type, id, err)
-	}
-	return nil
-}
-
-// endOffsets returns where tms.stations ends now, by partition.
-func (c *Commands) endOffsets(ctx context.Context) (map[int32]int64, error) {
-	ends, err := c.admin.ListEndOffsets(ctx, c.topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", c.topic, err)
-	}
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	return out, nil
-}
-
-// caughtUp reports whether the stations projection, as q sees it, has
-// applied every record below ends.
-func (c *Commands) caughtUp(ctx context.Context, q postgres.Querier, ends map[int32]int64) (bool, error) {
-	partitions := make([]int32, 0, len(ends))
-	for p := range ends {
-		partitions = append(partitions, p)
-	}
-	next, err := c.offsets.Read(ctx, q, c.topic, partitions)
-	if err != nil {
-		return false, err
-	}
-	for p, end := range ends {
-		if max(next[p], 0) < end {
-			return false, nil
-		}
-	}
-	return true, nil
+		return c.commands.Append(ctx, id, d.Event)
+	})
+	return d, err
 }
 
 // awaitVersion waits up to the timeout for the read model to show the
 // decided version and returns the station as stored (nil for a
 // deletion). shown is false when the timeout passed first.
 func (c *Commands) awaitVersion(ctx context.Context, id string, d station.Decision) (*stations.Station, bool, error) {
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
 	store := stations.NewStore(c.cfg.Pool)
 	var cur station.Current
-	err := poll(wctx, func() (bool, error) {
+	shown, err := commandlog.Await(ctx, c.cfg.Timeout, 10*time.Millisecond, func(wctx context.Context) (bool, error) {
 		var err error
 		cur, err = store.Current(wctx, id)
 		return cur.Version >= d.Version, err
 	})
 	switch {
-	case wctx.Err() != nil && ctx.Err() == nil:
-		return nil, false, nil
-	case err != nil:
+	case !shown:
 		return nil, false, err
 	case d.Event.Type == event.TypeStationDeleted || cur.Deleted:
 		// A deletion; or a later command deleted the station already, and
@@ -434,24 +305,4 @@ func (c *Commands) awaitVersion(ctx context.Context, id string, d station.Decisi
 		return nil, false, err
 	}
 	return &st, true, nil
-}
-
-// poll calls done with a growing pause, up to 10 ms, until it reports
-// true, fails, or ctx ends. A projector applies a record within a few
-// milliseconds to a fraction of a second, so the first pauses are short,
-// and the longest is short enough not to add much to a command's answer.
-func poll(ctx context.Context, done func() (bool, error)) error {
-	pause := time.Millisecond
-	for {
-		ok, err := done()
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 10*time.Millisecond)
-	}
 }

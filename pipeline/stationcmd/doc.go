@@ -17,9 +17,11 @@
 // every API instance. The version is read from the stations read model,
 // which may lag the topic: under the lock, the command checks that the
 // projection has applied every record the topic holds (its stored offsets
-// reach the topic's end offsets). Any earlier command on the station was
-// produced before its lock was released, so it is below those end offsets,
-// and its version is seen.
+// reach the topic's last stable offsets: tms.stations is written without
+// transactions, so these are its end offsets). Any earlier command on the
+// station was produced before its lock was released, so it is below those
+// offsets, and its version is seen. pipeline/commandlog holds this
+// machinery, which the job commands share.
 //
 // Waiting happens without the lock and without a connection: a command
 // waits (polling) until the read model has caught up, then tries the lock

@@ -7,36 +7,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/commandlog"
 )
 
-type metrics struct {
-	commands *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+func newMetrics(reg prometheus.Registerer) (*commandlog.Metrics, error) {
+	return commandlog.NewMetrics(reg, "station",
+		"Station commands by kind (create, put, delete) and outcome (applied, accepted: appended but not yet shown by the read model, rejected, invalid: too many positions or a shape the geofence cannot index, unavailable, failed).",
+		prometheus.ExponentialBuckets(0.001, 2, 14))
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tms_station_commands_total",
-			Help: "Station commands by kind (create, put, delete) and outcome (applied, accepted: appended but not yet shown by the read model, rejected, invalid: too many positions or a shape the geofence cannot index, unavailable, failed).",
-		}, []string{"command", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tms_station_command_duration_seconds",
-			Help:    "From receiving a station command to answering it, by kind.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}, []string{"command"}),
-	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.commands, m.duration} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
-}
-
-func (m *metrics) observe(kind string, res Result, err error, d time.Duration) {
+// observe counts a command of kind that answered res and err after d.
+func (c *Commands) observe(kind string, res Result, err error, d time.Duration) {
 	outcome := "applied"
 	var invalid *station.ValidationError
 	switch {
@@ -51,6 +32,5 @@ func (m *metrics) observe(kind string, res Result, err error, d time.Duration) {
 	case res.Accepted:
 		outcome = "accepted"
 	}
-	m.commands.WithLabelValues(kind, outcome).Inc()
-	m.duration.WithLabelValues(kind).Observe(d.Seconds())
+	c.metrics.Observe(kind, outcome, d)
 }

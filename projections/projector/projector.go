@@ -17,8 +17,9 @@
 // A projection is registered once: its package declares a Spec (name,
 // topics, tables) and projections.All passes it to Register with the
 // projection's constructor. Everything else (the project role, `tms
-// replay read-models` through Reset) works from the registrations. Skips
-// is the accounting every projection shares for records it cannot read.
+// rebuild` through projections/rebuild) works from the registrations.
+// Skips is the accounting every projection shares for records it cannot
+// read.
 package projector
 
 import (
@@ -80,6 +81,13 @@ type Config[T any] struct {
 	// RetryBackoff is the wait after a failed transaction before the same
 	// batch is tried again. Default 1s.
 	RetryBackoff time.Duration
+	// Schema, when set, is the schema the projector writes: its offsets
+	// are that schema's projector_offsets, and every transaction runs
+	// with search_path set to it alone, so that the projection's SQL,
+	// which names its tables unqualified, writes that schema's tables and
+	// can touch no others. A rebuild (projections/rebuild) builds fresh
+	// tables so, beside the live ones. Empty: the live read models.
+	Schema string
 	// Registerer receives the projector's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
@@ -130,7 +138,7 @@ func New[T any](cfg Config[T]) (*Projector[T], error) {
 	name := cfg.Spec.Name
 	return &Projector[T]{
 		cfg:     cfg,
-		offsets: postgres.Offsets{Projector: name},
+		offsets: postgres.Offsets{Projector: name, Schema: cfg.Schema},
 		log:     cfg.Logger.With("component", "projector", "projection", name),
 		metrics: newMetrics(cfg.Registerer, name),
 	}, nil
@@ -303,6 +311,9 @@ func (p *Projector[T]) applyUntilDone(ctx context.Context, b batch[T]) error {
 			p.metrics.batch(applied, time.Since(start))
 			return nil
 		}
+		if ctx.Err() != nil {
+			return ctx.Err() // stopped, not failed: the batch is read again next time
+		}
 		p.metrics.failures.Inc()
 		p.log.Error("applying a batch failed; retrying it", "records", len(b.records), "err", err)
 		select {
@@ -323,6 +334,11 @@ func (p *Projector[T]) apply(ctx context.Context, b batch[T]) (int, error) {
 		// waiting for the WAL flush buys nothing here.
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 			return err
+		}
+		if p.cfg.Schema != "" {
+			if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{p.cfg.Schema}.Sanitize()); err != nil {
+				return fmt.Errorf("search_path %s: %w", p.cfg.Schema, err)
+			}
 		}
 		next := map[string]map[int32]int64{}
 		for topic, parts := range partitionsOf(b.records) {

@@ -8,19 +8,17 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
-	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
 // Spec is what the rest of tms needs to know of a projection besides its
 // code: its name, the topics it reads and the tables it writes. Each
 // projection package declares its Spec once, and projections.All registers
 // it with the projection's constructor; the projector, the project role and
-// `tms replay read-models` all take them from there.
+// `tms rebuild` all take them from there.
 type Spec struct {
 	// Name identifies the projection: it is its consumer group and the key
 	// of its stored offsets. Renaming it re-reads its topics from the start
@@ -29,12 +27,20 @@ type Spec struct {
 	// Topics are the topics it reads, by their contract names
 	// (domain/event); the projector adds the Kafka namespace.
 	Topics []string
-	// Tables are the tables it writes, and no other projection does.
-	// `tms replay read-models` empties them, with the projection's
-	// offsets, before projecting its topics again; every projection's
-	// tables are emptied in one statement, so references between them are
-	// no obstacle.
+	// Tables are the tables it writes, and no other projection does; it
+	// reads no other tables either. `tms rebuild` builds fresh copies of
+	// them in a schema of their own and puts them in the place of these
+	// (projections/rebuild).
 	Tables []string
+}
+
+// ShortName is what users call the read model (`tms rebuild vehicles`):
+// the last dot-separated part of its Name.
+func (s Spec) ShortName() string {
+	if i := strings.LastIndexByte(s.Name, '.'); i >= 0 {
+		return s.Name[i+1:]
+	}
+	return s.Name
 }
 
 // Validate reports a spec that cannot work.
@@ -64,10 +70,27 @@ type Deps struct {
 	// have a single partition (the compacted station catalogue) runs one:
 	// more would stay idle.
 	Members int
+	// MaxBatch bounds the records applied in one transaction
+	// (Config.MaxBatch); 0 takes the projector's default.
+	MaxBatch int
+	// Shadow, when set, builds a rebuild's projector rather than the
+	// live one: see Shadow.
+	Shadow *Shadow
 	// Registerer receives the metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
 	Logger *slog.Logger
+}
+
+// Shadow is where a rebuild's projector works instead of the live one's
+// places (projections/rebuild).
+type Shadow struct {
+	// Group is its consumer group, and the key of its offsets, in place
+	// of the Spec's Name: the rebuild reads the topics from their start
+	// on its own, beside the live projector.
+	Group string
+	// Schema holds the tables it writes and its offsets (Config.Schema).
+	Schema string
 }
 
 // members is the member count for a projection of topics.
@@ -92,10 +115,14 @@ type Registration struct {
 // takes them) under spec. A projection that needs more passes a closure.
 func Register[T any, P Projection[T]](spec Spec, newProjection func(prometheus.Registerer, *slog.Logger) P) Registration {
 	return Registration{Spec: spec, newProjector: func(d Deps) (func(context.Context) error, error) {
-		p, err := New(Config[T]{
-			Spec: spec, Kafka: d.Kafka, Pool: d.Pool, Members: d.members(spec.Topics),
+		cfg := Config[T]{
+			Spec: spec, Kafka: d.Kafka, Pool: d.Pool, Members: d.members(spec.Topics), MaxBatch: d.MaxBatch,
 			Projection: newProjection(d.Registerer, d.Logger), Registerer: d.Registerer, Logger: d.Logger,
-		})
+		}
+		if d.Shadow != nil {
+			cfg.Spec.Name, cfg.Schema = d.Shadow.Group, d.Shadow.Schema
+		}
+		p, err := New(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -117,35 +144,4 @@ func (r Registration) NewProjector(d Deps) (run func(context.Context) error, err
 		return nil, fmt.Errorf("projection %s: %w", r.Name, err)
 	}
 	return run, nil
-}
-
-// Reset empties the tables of specs and deletes their stored offsets, in
-// one transaction, so that their projectors project their topics again
-// from the start. Nothing else is touched: the offsets of other
-// projections stay, and so do tables no spec names. The projectors must
-// not be running.
-func Reset(ctx context.Context, pool *pgxpool.Pool, specs ...Spec) error {
-	var tables []string
-	for _, s := range specs {
-		if err := s.Validate(); err != nil {
-			return err
-		}
-		for _, t := range s.Tables {
-			tables = append(tables, pgx.Identifier{t}.Sanitize())
-		}
-	}
-	if len(specs) == 0 {
-		return nil
-	}
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")); err != nil {
-			return fmt.Errorf("empty the read models: %w", err)
-		}
-		for _, s := range specs {
-			if err := (postgres.Offsets{Projector: s.Name}).Clear(ctx, tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

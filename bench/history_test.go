@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -68,12 +71,14 @@ var historyStart = time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 func BenchmarkHistory(b *testing.B) {
 	b.StopTimer()
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, svc.Postgres(b))
+	dbURL, stop := historyDB(b)
+	defer stop()
+	pool, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	setup := populateHistory(b, pool)
+	setup := populatedHistory(b, pool)
 	api := historyAPI(b, pool)
 	defer api.Close()
 	client := api.Client()
@@ -360,6 +365,102 @@ func (s *fleetSource) Next() bool {
 
 func (s *fleetSource) Values() ([]any, error) { return s.row, nil }
 func (s *fleetSource) Err() error             { return nil }
+
+// historyVersion names the populated history: a database whose marker
+// (bench.history_marker) holds it is reused as it is. Change it when the
+// generator or the tables change.
+const historyVersion = "history-v1: 1000 vehicles, 50 at 10 s, 31 days from 2026-01-10, covering key"
+
+// historyDB returns the database BenchmarkHistory runs on and what stops
+// it. With TMS_BENCH_HISTORY_DIR (make bench sets it to
+// data/bench-history), that is a Postgres cluster of its own kept in that
+// directory (adapters/postgres.StartLocal, as `make run`'s), so that the
+// populated history (some 7 GB) is made once and reused by every later
+// run; otherwise a fresh database of the test services, populated on each
+// run.
+func historyDB(b *testing.B) (url string, stop func()) {
+	dir := os.Getenv("TMS_BENCH_HISTORY_DIR")
+	if dir == "" {
+		return svc.Postgres(b), func() {}
+	}
+	ctx := context.Background()
+	start := func() *postgres.Local {
+		l, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Port: freePort(b), Logger: quiet})
+		if err != nil {
+			b.Fatalf("TMS_BENCH_HISTORY_DIR=%s: %v", dir, err)
+		}
+		return l
+	}
+	l := start()
+	if !l.Started() {
+		// Left running by an interrupted run, on a port of its own: start
+		// it again on the one it was given.
+		if err := l.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		l = start()
+	}
+	if err := postgres.Migrate(l.URL()); err != nil {
+		_ = l.Stop(ctx)
+		b.Fatal(err)
+	}
+	return l.URL(), func() {
+		if err := l.Stop(ctx); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// freePort is a TCP port free on 127.0.0.1 now.
+func freePort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// populatedHistory returns the setup of the history in pool, populating
+// it first unless a marker says a complete one of historyVersion is
+// there. An incomplete one (a run interrupted while populating) is
+// emptied first.
+func populatedHistory(b *testing.B, pool *pgxpool.Pool) string {
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS bench;
+		CREATE TABLE IF NOT EXISTS bench.history_marker (version text PRIMARY KEY, setup text NOT NULL, populated_at timestamptz NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	var setup string
+	err := pool.QueryRow(ctx, `SELECT setup FROM bench.history_marker WHERE version = $1`, historyVersion).Scan(&setup)
+	switch {
+	case err == nil:
+		b.Logf("reusing the populated history (bench.history_marker: %s)", historyVersion)
+		return setup + "; reused from an earlier run"
+	case !errors.Is(err, pgx.ErrNoRows):
+		b.Fatal(err)
+	}
+	parts, err := vehicles.Partitions(ctx, pool, vehicles.PositionsTable)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range parts {
+		if _, err := pool.Exec(ctx, `DROP TABLE `+pgx.Identifier{p.Name}.Sanitize()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, sql := range []string{`TRUNCATE visits, vehicles`, `DELETE FROM bench.history_marker`} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			b.Fatal(err)
+		}
+	}
+	setup = populateHistory(b, pool)
+	if _, err := pool.Exec(ctx, `INSERT INTO bench.history_marker (version, setup, populated_at) VALUES ($1, $2, now())`,
+		historyVersion, setup); err != nil {
+		b.Fatal(err)
+	}
+	return setup
+}
 
 // populateHistory fills positions (and visits) with the fleet's history
 // in two COPY streams, then vacuums and analyses them, and returns the

@@ -85,7 +85,7 @@ const (
 const exportRowsTrailer = "Tms-Export-Rows"
 
 // parseExport reads and checks an export request, naming every bad field.
-func parseExport(c *gin.Context, now time.Time) (exportQuery, error) {
+func parseExport(c *gin.Context, now time.Time, maxRange time.Duration) (exportQuery, error) {
 	p := newParams(c.Request)
 	q := exportQuery{kind: c.Param("kind")}
 	if _, ok := exportKinds[q.kind]; !ok {
@@ -104,6 +104,10 @@ func parseExport(c *gin.Context, now time.Time) (exportQuery, error) {
 	if fromOK && toOK && !from.Before(to) {
 		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
 	}
+	if fromOK && toOK && to.Sub(from) > maxRange {
+		p.fail("from", "the range %s to %s is longer than an export may cover, %s (TMS_EXPORT_MAX_RANGE): "+
+			"export it in parts", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano), maxRange)
+	}
 	q.from, q.to = from, to
 	q.format = p.oneOf("format", "csv", "csv", "ndjson")
 	return q, p.err()
@@ -117,7 +121,7 @@ func parseExport(c *gin.Context, now time.Time) (exportQuery, error) {
 // part taken for the whole. A complete export ends with the
 // Tms-Export-Rows trailer.
 func (s *server) export(c *gin.Context) {
-	q, err := parseExport(c, s.cfg.Now())
+	q, err := parseExport(c, s.cfg.Now(), s.cfg.History.ExportMaxRange)
 	if err != nil {
 		fail(c, err)
 		return

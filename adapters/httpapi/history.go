@@ -34,6 +34,10 @@ type History struct {
 	// once; a request beyond them waits up to a second, then is answered
 	// 429. Default 4.
 	MaxTracks int
+	// ExportMaxRange is the longest range (to - from) one export may
+	// cover; a longer one is answered 400 naming from. Default 366 days:
+	// a year, whatever the year.
+	ExportMaxRange time.Duration
 	// ExportMaxRows is the most rows one export may hold. A larger one is
 	// answered 400 before anything is sent (the rows are counted first, in
 	// the snapshot the export then streams). Default 10,000,000.
@@ -71,6 +75,9 @@ func (h *History) setDefaults() {
 	if h.MaxTracks == 0 {
 		h.MaxTracks = 4
 	}
+	if h.ExportMaxRange == 0 {
+		h.ExportMaxRange = 366 * 24 * time.Hour
+	}
 	if h.ExportMaxRows == 0 {
 		h.ExportMaxRows = 10_000_000
 	}
@@ -95,6 +102,9 @@ func (h *History) validate() []error {
 	}
 	if h.StopRadiusM < 0 || math.IsNaN(h.StopRadiusM) || h.StopMin < 0 {
 		errs = append(errs, errors.New("history: StopRadiusM and StopMin must not be negative"))
+	}
+	if h.ExportMaxRange < 0 {
+		errs = append(errs, fmt.Errorf("history: ExportMaxRange %s is negative", h.ExportMaxRange))
 	}
 	if h.TrackTimeout < 0 || h.ExportTimeout < 0 || h.ExportWriteTimeout < 0 {
 		errs = append(errs, errors.New("history: timeouts must be positive"))

@@ -439,9 +439,9 @@ func TestExports(t *testing.T) {
 }
 
 // TestExportLimits: an export of more rows than ExportMaxRows (the
-// fleet's 15 fixes, over 10) is refused
-// before anything is sent, naming the setting; one beyond MaxExports at
-// once is a 429 with Retry-After.
+// fleet's 15 fixes, over 10) or of a range longer than ExportMaxRange is
+// refused before anything is sent, naming the setting; one beyond
+// MaxExports at once is a 429 with Retry-After.
 func TestExportLimits(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t, fleet())
@@ -454,6 +454,16 @@ func TestExportLimits(t *testing.T) {
 	}
 	if _, rows, _ := exportResult(t, a, path+window+"&vehicle=%E6%B2%AAA12345"); rows != "10" {
 		t.Errorf("the 10 fixes of one vehicle: trailer %q", rows)
+	}
+	// A year and a day is longer than the 366 days an export may cover
+	// by default; exactly 366 days is not.
+	long := "?from=2025-01-01T00:00:00Z&to=2026-01-02T00:00:01Z"
+	p = wantProblem(t, a.get(t, path+long), path, http.StatusBadRequest, "from")
+	if !strings.Contains(p.Errors[0].Detail, "TMS_EXPORT_MAX_RANGE") {
+		t.Errorf("detail %q", p.Errors[0].Detail)
+	}
+	if _, rows, _ := exportResult(t, a, "/api/v1/exports/jobs?from=2025-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"); rows != "0" {
+		t.Errorf("the jobs of 366 days: trailer %q", rows)
 	}
 	a.srv.exports <- struct{}{} // an export under way
 	w := a.get(t, path+window)

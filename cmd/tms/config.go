@@ -132,6 +132,7 @@ type config struct {
 	TrackStopMin             time.Duration `env:"TMS_TRACK_STOP_MIN" envDefault:"3m"`
 	TrackTimeout             time.Duration `env:"TMS_TRACK_TIMEOUT" envDefault:"60s"`
 	TrackMaxConcurrent       int           `env:"TMS_TRACK_MAX_CONCURRENT" envDefault:"4"`
+	ExportMaxRange           time.Duration `env:"TMS_EXPORT_MAX_RANGE" envDefault:"8784h"`
 	ExportMaxRows            int64         `env:"TMS_EXPORT_MAX_ROWS" envDefault:"10000000"`
 	ExportTimeout            time.Duration `env:"TMS_EXPORT_TIMEOUT" envDefault:"30m"`
 	ExportMaxConcurrent      int           `env:"TMS_EXPORT_MAX_CONCURRENT" envDefault:"2"`

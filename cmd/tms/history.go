@@ -18,7 +18,7 @@ func (c *config) history() (httpapi.History, error) {
 	h := httpapi.History{
 		MaxPoints: c.TrackMaxPoints, TrackBuffer: c.TrackBuffer, StopRadiusM: c.TrackStopRadiusM, StopMin: c.TrackStopMin,
 		TrackTimeout: c.TrackTimeout, MaxTracks: c.TrackMaxConcurrent,
-		ExportMaxRows: c.ExportMaxRows, ExportTimeout: c.ExportTimeout, ExportWriteTimeout: c.HTTPWriteTimeout,
+		ExportMaxRange: c.ExportMaxRange, ExportMaxRows: c.ExportMaxRows, ExportTimeout: c.ExportTimeout, ExportWriteTimeout: c.HTTPWriteTimeout,
 		MaxExports: c.ExportMaxConcurrent,
 	}
 	var errs []error
@@ -39,6 +39,9 @@ func (c *config) history() (httpapi.History, error) {
 	}
 	if c.TrackStopRadiusM <= 0 || c.TrackStopMin <= 0 {
 		errs = append(errs, fmt.Errorf("TMS_TRACK_STOP_RADIUS_M (%g) and TMS_TRACK_STOP_MIN (%s) must be positive", c.TrackStopRadiusM, c.TrackStopMin))
+	}
+	if c.ExportMaxRange < time.Hour {
+		errs = append(errs, fmt.Errorf("TMS_EXPORT_MAX_RANGE: %s: must be at least an hour", c.ExportMaxRange))
 	}
 	if c.TrackTimeout <= 0 || c.ExportTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("TMS_TRACK_TIMEOUT (%s) and TMS_EXPORT_TIMEOUT (%s) must be positive", c.TrackTimeout, c.ExportTimeout))

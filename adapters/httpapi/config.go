@@ -83,6 +83,8 @@ type Config struct {
 	QueryTimeout time.Duration
 	// RateLimit bounds how many requests a client may make.
 	RateLimit RateLimit
+	// History bounds simplified tracks and exports (issue 9, history).
+	History History
 	// Logger receives server-side errors (never tokens). Default: slog's.
 	Logger *slog.Logger
 	// Now is the clock the default track and visits windows end at.
@@ -185,6 +187,7 @@ func (c *Config) setDefaults() {
 		c.PlaybackMaxFixes = 100_000
 	}
 	c.RateLimit.setDefaults()
+	c.History.setDefaults()
 	if c.Registerer == nil && c.Gatherer == nil {
 		reg := prometheus.NewRegistry()
 		c.Registerer, c.Gatherer = reg, reg
@@ -257,6 +260,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("timeouts and intervals must not be negative"))
 	}
 	errs = append(errs, c.RateLimit.validate()...)
+	errs = append(errs, c.History.validate()...)
 	if c.Gatherer == nil && c.Registerer != nil {
 		if _, ok := c.Registerer.(prometheus.Gatherer); !ok {
 			errs = append(errs, errors.New("no Gatherer, and the Registerer is not one: /metrics would have nothing to serve"))

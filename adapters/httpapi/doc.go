@@ -8,8 +8,10 @@
 // paginated by plate (limit, opaque cursor) and filtered by plate and by a
 // bounding box that may cross the antimeridian. GET /api/v1/vehicles/{plate}
 // returns one vehicle; GET /api/v1/vehicles/{plate}/track returns its fixes
-// in fix-time order over a window of at most 31 days, as JSON or GeoJSON,
-// paginated by fix time. Plates in paths are normalised the way ingest
+// in fix-time order over a window of any length, as JSON or GeoJSON,
+// paginated by fix time, or with max_points the whole window simplified
+// (docs/history.md). GET /api/v1/exports/{kind} streams positions, visits
+// or jobs over a range as CSV or newline-delimited GeoJSON. Plates in paths are normalised the way ingest
 // normalises them (domain/position.NormalizePlate), so "沪a12345" finds
 // "沪A12345". Vehicles carry the stations they are in now (their open
 // visits), read for a whole page in one query.

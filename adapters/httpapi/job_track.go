@@ -25,6 +25,8 @@ type jobTrackJSON struct {
 	Stops      []jobStopJSON       `json:"stops"`
 	Points     []jobTrackPointJSON `json:"points"`
 	NextCursor *string             `json:"next_cursor"`
+	// Simplification is set for a simplified track (max_points).
+	Simplification *simplificationJSON `json:"simplification,omitempty"`
 }
 
 // jobTrackPointJSON is a fix, with the stop the vehicle was at when it
@@ -50,6 +52,10 @@ type playbackJSON struct {
 	Meta          []playbackMeta `json:"meta"`
 	Stops         []jobStopJSON  `json:"stops"`
 	NextCursor    *string        `json:"next_cursor"`
+	// Simplification is set for a simplified track (max_points): paths
+	// and meta hold the points kept, their distances measured over every
+	// fix as without it.
+	Simplification *simplificationJSON `json:"simplification,omitempty"`
 }
 
 type playbackMeta struct {
@@ -76,6 +82,8 @@ type (
 		FixTimes   []time.Time `json:"fix_times"`
 		SpeedsKmh  []float64   `json:"speeds_kmh"`
 		NextCursor *string     `json:"next_cursor"`
+		// Simplification is set for a simplified track (max_points).
+		Simplification *simplificationJSON `json:"simplification,omitempty"`
 	}
 	jobStopProperties struct {
 		Feature     string     `json:"feature"`
@@ -100,6 +108,7 @@ func (s *server) jobTrack(c *gin.Context) {
 	limit := p.limit(defaultTrackLimit, maxTrackLimit)
 	after := p.timeCursor()
 	format := p.oneOf("format", "json", "json", "geojson", "playback")
+	maxPoints := p.maxPoints(s.cfg.History.MaxPoints)
 	if err := p.err(); err != nil {
 		fail(c, err)
 		return
@@ -115,19 +124,37 @@ func (s *server) jobTrack(c *gin.Context) {
 	if started {
 		window = [2]*time.Time{utc(&from), utc(&to)}
 	}
+	// A simplified track is the job's window through the one helper every
+	// track endpoint uses; the window includes its end, and fix times are
+	// stored to the microsecond.
+	var simplified *simplifiedTrack
+	if maxPoints > 0 && started {
+		st, err := s.simplify(c, j.Vehicle, from, to.Add(time.Microsecond), maxPoints)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		simplified = &st
+	}
 	if format == "playback" {
-		out, err := s.playback(c, &j, from, to, started, after, limit)
+		out, err := s.playback(c, &j, from, to, started, after, limit, simplified)
 		if err != nil {
 			fail(c, err)
 			return
 		}
 		out.JobID, out.Vehicle, out.From, out.To, out.Stops = j.ID, j.Vehicle, window[0], window[1], stops
+		if simplified != nil {
+			out.Simplification = &simplified.info
+		}
 		writeJSON(c, http.StatusOK, contentJSON, out)
 		return
 	}
 	var fixes []vehicles.Fix
 	var next *string
-	if started {
+	var info *simplificationJSON
+	if simplified != nil {
+		fixes, info = simplified.fixes, &simplified.info
+	} else if started {
 		ctx, cancel := s.queryContext(c)
 		defer cancel()
 		// The window includes its end; fix times are stored to the
@@ -145,11 +172,11 @@ func (s *server) jobTrack(c *gin.Context) {
 		}
 	}
 	if format == "geojson" {
-		writeJSON(c, http.StatusOK, contentGeoJSON, jobTrackGeoJSON(&j, window, fixes, stops, next))
+		writeJSON(c, http.StatusOK, contentGeoJSON, jobTrackGeoJSON(&j, window, fixes, stops, next, info))
 		return
 	}
 	out := jobTrackJSON{JobID: j.ID, Vehicle: j.Vehicle, From: window[0], To: window[1], Stops: stops,
-		Points: make([]jobTrackPointJSON, len(fixes)), NextCursor: next}
+		Points: make([]jobTrackPointJSON, len(fixes)), NextCursor: next, Simplification: info}
 	for i, f := range fixes {
 		out.Points[i] = jobTrackPointJSON{
 			trackPointJSON: trackPointJSON{
@@ -174,11 +201,13 @@ func stopAt(stops []job.StopProgress, t time.Time) *int {
 	return nil
 }
 
-func jobTrackGeoJSON(j *jobs.Job, window [2]*time.Time, fixes []vehicles.Fix, stops []jobStopJSON, next *string) any {
+func jobTrackGeoJSON(j *jobs.Job, window [2]*time.Time, fixes []vehicles.Fix, stops []jobStopJSON, next *string,
+	simplified *simplificationJSON) any {
 	features := []jobFeature{}
 	if len(fixes) > 0 {
 		props := jobLineProperties{Feature: "track", JobID: j.ID, Vehicle: j.Vehicle, From: window[0], To: window[1],
-			FixTimes: make([]time.Time, len(fixes)), SpeedsKmh: make([]float64, len(fixes)), NextCursor: next}
+			FixTimes: make([]time.Time, len(fixes)), SpeedsKmh: make([]float64, len(fixes)), NextCursor: next,
+			Simplification: simplified}
 		coords := make([][2]float64, len(fixes))
 		for i, f := range fixes {
 			coords[i] = [2]float64{f.Lng, f.Lat}
@@ -203,13 +232,15 @@ func jobTrackGeoJSON(j *jobs.Job, window [2]*time.Time, fixes []vehicles.Fix, st
 }
 
 // playback measures the job's window [from, to] and returns the page of
-// its fixes after the cursor, at most limit: every fix of the window is
+// its fixes after the cursor, at most limit (or, simplified, the fixes
+// the simplification kept, whole): every fix of the window is
 // read (at most PlaybackMaxFixes), with the fix just before and just
 // after it, and measured with track.DefaultFilter as domain/job measures a
 // completion, so that the page's distances and total_distance agree with
 // the job's completion (of the latest revision, once the late fixes that
 // amended it are in).
-func (s *server) playback(c *gin.Context, j *jobs.Job, from, to time.Time, started bool, after *time.Time, limit int) (playbackJSON, error) {
+func (s *server) playback(c *gin.Context, j *jobs.Job, from, to time.Time, started bool, after *time.Time, limit int,
+	simplified *simplifiedTrack) (playbackJSON, error) {
 	out := playbackJSON{Paths: [][2]float64{}, Meta: []playbackMeta{}}
 	if !started {
 		return out, nil
@@ -255,8 +286,16 @@ func (s *server) playback(c *gin.Context, j *jobs.Job, from, to time.Time, start
 	}
 	out.TotalDistance = round1(round1(path.Between(from, firstLoading)) + round1(path.Between(firstLoading, to)))
 	base := path.At(from)
+	var kept map[time.Time]bool
+	if simplified != nil {
+		kept = make(map[time.Time]bool, len(simplified.fixes))
+		for _, f := range simplified.fixes {
+			kept[f.FixTime.UTC()] = true
+		}
+		limit = len(simplified.fixes) + 1 // one answer, no pages
+	}
 	for _, f := range fixes {
-		if after != nil && !f.FixTime.After(*after) {
+		if after != nil && !f.FixTime.After(*after) || kept != nil && !kept[f.FixTime.UTC()] {
 			continue
 		}
 		if len(out.Paths) == limit {

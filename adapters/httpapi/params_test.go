@@ -49,7 +49,11 @@ func TestBadRequests(t *testing.T) {
 		{"from without a zone", track, "from=2025-03-10T08:00:00", []string{"from"}},
 		{"from a date only", track, "from=2025-03-10", []string{"from"}},
 		{"to unparseable", track, "to=1741593600", []string{"to"}},
-		{"window over 31 days", track, "from=" + from(-31*24*time.Hour-time.Second) + "&to=" + from(0), []string{"from"}},
+		{"max_points 1", track, "max_points=1", []string{"max_points"}},
+		{"max_points over TMS_TRACK_MAX_POINTS", track, "max_points=10001", []string{"max_points"}},
+		{"max_points not a number", track, "max_points=many", []string{"max_points"}},
+		{"max_points with a page size", track, "max_points=100&limit=10", []string{"max_points"}},
+		{"max_points with a cursor", track, "max_points=100&cursor=" + url.QueryEscape(rfc(base)), []string{"max_points"}},
 		{"format xml", track, "format=xml", []string{"format"}},
 		{"format empty", track, "format=", []string{"format"}},
 		{"track limit over the maximum", track, "limit=10001", []string{"limit"}},
@@ -75,9 +79,18 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 
-	t.Run("a window of exactly 31 days is allowed", func(t *testing.T) {
+	// The 31-day cap is gone: a page reads at most limit fixes whatever
+	// the window, and a simplified track streams its window.
+	t.Run("a year's window is a question like any other", func(t *testing.T) {
 		t.Parallel()
-		w := a.get(t, track+"?from="+from(-31*24*time.Hour)+"&to="+from(0))
-		decode[trackJSON](t, w, "application/json")
+		w := a.get(t, track+"?from="+from(-366*24*time.Hour)+"&to="+from(time.Hour))
+		if got := decode[trackJSON](t, w, "application/json"); len(got.Points) != 10 {
+			t.Errorf("%d points, want the track's 10", len(got.Points))
+		}
+		w = a.get(t, track+"?max_points=4&from="+from(-366*24*time.Hour)+"&to="+from(time.Hour))
+		if got := decode[trackJSON](t, w, "application/json"); len(got.Points) != 4 || got.Simplification == nil ||
+			got.Simplification.Fixes != 10 {
+			t.Errorf("simplified: %d points, %+v; want 4 points standing for 10 fixes", len(got.Points), got.Simplification)
+		}
 	})
 }

@@ -78,6 +78,8 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 	var notReady *notReadyError
 	var limited *rateLimitedError
 	var badJob *job.ValidationError
+	var gone *historyGoneError
+	var busy *busyError
 	if errors.As(err, &badStation) {
 		invalid = &invalidError{fields: fieldErrors(badStation)}
 		err = invalid
@@ -144,6 +146,11 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 	case errors.As(err, &limited):
 		set(http.StatusTooManyRequests, "rate-limited", "Too many requests")
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(limited.retryAfter)))
+	case errors.As(err, &busy):
+		set(http.StatusTooManyRequests, "busy", "Too much work under way")
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds(busy.retryAfter)))
+	case errors.As(err, &gone):
+		set(http.StatusGone, "history-dropped", "History dropped by retention")
 	case errors.As(err, &notReady):
 		set(http.StatusServiceUnavailable, "not-ready", "Not ready")
 		p.Checks = notReady.checks

@@ -29,6 +29,9 @@ type server struct {
 	// byToken and byAddress are the request budgets (see RateLimit).
 	byToken, byAddress *buckets
 	ready              *readiness
+	// tracks and exports bound the simplified tracks and the exports
+	// under way (History.MaxTracks, History.MaxExports).
+	tracks, exports slots
 }
 
 // New builds the query API from cfg: an http.Handler for cmd/ to serve.
@@ -59,6 +62,8 @@ func newServer(cfg Config) (*server, error) {
 		byToken:   newBuckets("token", rl.TokenRate, rl.TokenBurst, len(cfg.Tokens)),
 		byAddress: newBuckets("address", rl.AddressRate, rl.AddressBurst, rl.MaxAddresses),
 		ready:     newReadiness(cfg.Checks, cfg.CheckTimeout, cfg.ReadinessInterval, m, log),
+		tracks:    make(slots, cfg.History.MaxTracks),
+		exports:   make(slots, cfg.History.MaxExports),
 	}, nil
 }
 
@@ -105,6 +110,7 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/jobs", s.listJobs)
 	api.GET("/jobs/:id", s.getJob)
 	api.GET("/jobs/:id/track", s.jobTrack)
+	api.GET("/exports/:kind", s.export)
 	write := RequireRole(RoleOperator)
 	api.POST("/stations", write, s.createStation)
 	api.PUT("/stations/:id", write, s.putStation)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -117,18 +118,25 @@ func newDB(t *testing.T, fixes []fix) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	for _, f := range fixes {
+	times := make([]time.Time, len(fixes))
+	for i, f := range fixes {
+		times[i] = f.at
+	}
+	if _, err := vehicles.EnsurePartitions(t.Context(), pool, vehicles.PositionsTable, times...); err != nil {
+		t.Fatal(err)
+	}
+	rows := make([][]any, len(fixes))
+	for i, f := range fixes {
 		flags := f.flags
 		if flags == nil {
 			flags = []string{}
 		}
-		_, err := pool.Exec(t.Context(), `
-			INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			f.plate, f.at, f.at.Add(2*time.Second), f.lat, f.lng, f.speed, f.course, flags)
-		if err != nil {
-			t.Fatalf("seed positions: %v", err)
-		}
+		rows[i] = []any{f.plate, f.at, f.at.Add(2 * time.Second), f.lat, f.lng, f.speed, f.course, flags}
+	}
+	_, err = pool.CopyFrom(t.Context(), pgx.Identifier{"positions"},
+		[]string{"plate", "fix_time", "received_at", "lat", "lng", "speed_kmh", "course_deg", "flags"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		t.Fatalf("seed positions: %v", err)
 	}
 	_, err = pool.Exec(t.Context(), `
 		INSERT INTO vehicles (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags,

@@ -34,6 +34,21 @@ type VehicleStore interface {
 	// after to, each nil when there is none: what a distance over
 	// [from, to] is interpolated at its ends with.
 	Around(ctx context.Context, plate string, from, to time.Time) (before, after *vehicles.Fix, err error)
+	// ScanTrack calls fn with each of plate's fixes in [from, to), in
+	// fix-time order, as they are read, however many they are; fn's error
+	// stops it and is returned as it is.
+	ScanTrack(ctx context.Context, plate string, from, to time.Time, fn func(vehicles.Sample) error) error
+	// FixesAt returns plate's fixes at times, which lie in [from, to), in
+	// fix-time order.
+	FixesAt(ctx context.Context, plate string, from, to time.Time, times []time.Time) ([]vehicles.Fix, error)
+	// HistoryFrom returns when the positions history starts, retention
+	// having dropped what was before; ok false while it has dropped
+	// nothing.
+	HistoryFrom(ctx context.Context) (from time.Time, ok bool, err error)
+	// Export counts the fixes q selects and, when they are at most max,
+	// streams them to fn in one snapshot, by plate and fix time;
+	// otherwise it streams nothing and returns a count above max.
+	Export(ctx context.Context, q vehicles.ExportQuery, max int64, fn func(plate string, f *vehicles.Fix) error) (int64, error)
 }
 
 // StationStore is what the API reads stations through; *stations.Store
@@ -57,6 +72,13 @@ type VisitStore interface {
 	// OpenAtStation returns up to limit open visits of a station, earliest
 	// entry first.
 	OpenAtStation(ctx context.Context, stationID string, limit int) ([]visits.Visit, error)
+	// Boundaries returns up to limit times in [from, to) at which vehicle
+	// entered or left a station, in time order.
+	Boundaries(ctx context.Context, vehicle string, from, to time.Time, limit int) ([]time.Time, error)
+	// Export counts the visits q selects and, when they are at most max,
+	// streams them to fn in one snapshot, in entry order; otherwise it
+	// streams nothing and returns a count above max.
+	Export(ctx context.Context, q visits.ExportQuery, max int64, fn func(v *visits.Visit, at *visits.StationShape) error) (int64, error)
 }
 
 // ReplayStore is what the API reads replay runs through: the results of
@@ -112,6 +134,10 @@ type JobStore interface {
 	// Get returns job id (a UUID in its canonical form), or an error
 	// wrapping job.ErrNotFound.
 	Get(ctx context.Context, id string) (jobs.Job, error)
+	// Export counts the jobs q selects and, when they are at most max,
+	// streams them to fn in one snapshot, in creation order; otherwise it
+	// streams nothing and returns a count above max.
+	Export(ctx context.Context, q jobs.ExportQuery, max int64, fn func(j *jobs.Job) error) (int64, error)
 }
 
 // JobCommands executes the job writes; *jobcmd.Commands implements it. It

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -10,14 +11,13 @@ import (
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
-// Bounds of GET /api/v1/vehicles/{plate}/track.
+// Bounds of GET /api/v1/vehicles/{plate}/track. A window may be of any
+// length: a page reads at most limit fixes, and a simplified track
+// (max_points) streams its window (History).
 const (
 	defaultTrackWindow = 24 * time.Hour
-	// maxTrackWindow keeps one request's scan to a month of one vehicle's
-	// fixes; longer histories are paged by window.
-	maxTrackWindow    = 31 * 24 * time.Hour
-	defaultTrackLimit = 1000
-	maxTrackLimit     = 10000
+	defaultTrackLimit  = 1000
+	maxTrackLimit      = 10000
 )
 
 // trackPointJSON is one fix of a track.
@@ -31,35 +31,34 @@ type trackPointJSON struct {
 	Flags      []string  `json:"flags"`
 }
 
-// trackJSON is a page of a track; NextCursor is null on the last.
+// trackJSON is a page of a track; NextCursor is null on the last. A
+// simplified track (max_points) is one page, with Simplification.
+// HistoryFrom is set when retention has dropped the start of the window.
 type trackJSON struct {
-	Plate      string           `json:"plate"`
-	From       time.Time        `json:"from"`
-	To         time.Time        `json:"to"`
-	Points     []trackPointJSON `json:"points"`
-	NextCursor *string          `json:"next_cursor"`
+	Plate          string              `json:"plate"`
+	From           time.Time           `json:"from"`
+	To             time.Time           `json:"to"`
+	Points         []trackPointJSON    `json:"points"`
+	NextCursor     *string             `json:"next_cursor"`
+	Simplification *simplificationJSON `json:"simplification,omitempty"`
+	HistoryFrom    *time.Time          `json:"history_from,omitempty"`
 }
 
 // trackRequest is a validated track request.
 type trackRequest struct {
-	query  vehicles.TrackQuery
-	format string
+	query     vehicles.TrackQuery
+	format    string
+	maxPoints int
 }
 
 // parseTrack reads and checks a track request, naming every bad field.
-func parseTrack(c *gin.Context, now time.Time) (trackRequest, error) {
+func parseTrack(c *gin.Context, now time.Time, maxPoints int) (trackRequest, error) {
 	p := newParams(c.Request)
 	plate := p.plate("plate", c.Param("plate"))
 	to, toOK := p.time("to", now)
 	from, fromOK := p.time("from", to.Add(-defaultTrackWindow))
-	if fromOK && toOK {
-		switch {
-		case !from.Before(to):
-			p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-		case to.Sub(from) > maxTrackWindow:
-			p.fail("from", "the window from %s to %s is longer than 31 days; page through longer histories by window",
-				from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-		}
+	if fromOK && toOK && !from.Before(to) {
+		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
 	}
 	r := trackRequest{
 		query: vehicles.TrackQuery{
@@ -67,54 +66,134 @@ func parseTrack(c *gin.Context, now time.Time) (trackRequest, error) {
 			Limit: p.limit(defaultTrackLimit, maxTrackLimit),
 			After: p.timeCursor(),
 		},
-		format: p.oneOf("format", "json", "json", "geojson"),
+		format:    p.oneOf("format", "json", "json", "geojson"),
+		maxPoints: p.maxPoints(maxPoints),
 	}
 	return r, p.err()
 }
 
-// track serves GET /api/v1/vehicles/{plate}/track.
+// track serves GET /api/v1/vehicles/{plate}/track: a page of the
+// vehicle's fixes, or with max_points the whole window simplified.
 func (s *server) track(c *gin.Context) {
-	r, err := parseTrack(c, s.cfg.Now())
+	r, err := parseTrack(c, s.cfg.Now(), s.cfg.History.MaxPoints)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	q := r.query
-	limit := q.Limit
-	q.Limit++ // one more than the page tells whether another page follows
-	ctx, cancel := s.queryContext(c)
-	defer cancel()
-	fixes, err := s.cfg.Vehicles.Track(ctx, q)
+	keptFrom, err := s.historyWindow(c, q.From, q.To)
 	if err != nil {
 		fail(c, err)
 		return
+	}
+	var fixes []vehicles.Fix
+	var next *string
+	var simplified *simplificationJSON
+	if r.maxPoints > 0 {
+		st, err := s.simplify(c, q.Plate, q.From, q.To, r.maxPoints)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		fixes, simplified = st.fixes, &st.info
+	} else {
+		limit := q.Limit
+		q.Limit++ // one more than the page tells whether another page follows
+		ctx, cancel := s.queryContext(c)
+		defer cancel()
+		if fixes, err = s.cfg.Vehicles.Track(ctx, q); err != nil {
+			fail(c, err)
+			return
+		}
+		if len(fixes) > limit {
+			fixes = fixes[:limit]
+			next = timeCursor(fixes[limit-1].FixTime)
+		}
 	}
 	if len(fixes) == 0 {
 		// An empty window of a known vehicle is an answer; an unknown
 		// vehicle is a 404. Asked only here: a page with fixes proves the
 		// vehicle exists.
+		ctx, cancel := s.queryContext(c)
+		defer cancel()
 		if _, err := s.cfg.Vehicles.Get(ctx, q.Plate); err != nil {
 			fail(c, fmt.Errorf("vehicle %s: %w", q.Plate, err))
 			return
 		}
 	}
-	var next *string
-	if len(fixes) > limit {
-		fixes = fixes[:limit]
-		next = timeCursor(fixes[limit-1].FixTime)
-	}
 	if r.format == "geojson" {
-		writeJSON(c, http.StatusOK, contentGeoJSON, trackGeoJSON(q, fixes, next))
+		fc := trackGeoJSON(q, fixes, next)
+		if len(fc.Features) > 0 {
+			fc.Features[0].Properties.Simplification = simplified
+			fc.Features[0].Properties.HistoryFrom = keptFrom
+		}
+		writeJSON(c, http.StatusOK, contentGeoJSON, fc)
 		return
 	}
-	out := trackJSON{Plate: q.Plate, From: q.From.UTC(), To: q.To.UTC(), Points: make([]trackPointJSON, len(fixes)), NextCursor: next}
-	for i, f := range fixes {
-		out.Points[i] = trackPointJSON{
-			FixTime: f.FixTime.UTC(), ReceivedAt: f.ReceivedAt.UTC(),
-			Lat: f.Lat, Lng: f.Lng, SpeedKmh: f.SpeedKmh, CourseDeg: f.CourseDeg, Flags: nonNil(f.Flags),
-		}
+	out := trackJSON{Plate: q.Plate, From: q.From.UTC(), To: q.To.UTC(), NextCursor: next, Simplification: simplified,
+		HistoryFrom: keptFrom}
+	body, err := encodeTrack(&out, fixes)
+	if err != nil {
+		fail(c, err)
+		return
 	}
-	writeJSON(c, http.StatusOK, contentJSON, out)
+	c.Data(http.StatusOK, contentJSON, body)
+}
+
+// encodeTrack encodes out, with fixes as its points, as encoding/json
+// would encode trackJSON (the same fields, in the same order), but
+// several times faster: a day's track is 8,640 points, and encoding them
+// by reflection took most of the request's time.
+func encodeTrack(out *trackJSON, fixes []vehicles.Fix) ([]byte, error) {
+	b := make([]byte, 0, 256+len(fixes)*170)
+	b = append(b, `{"plate":`...)
+	b = appendJSONString(b, out.Plate)
+	b = append(out.From.AppendFormat(append(b, `,"from":"`...), time.RFC3339Nano), '"')
+	b = append(out.To.AppendFormat(append(b, `,"to":"`...), time.RFC3339Nano), '"')
+	b = append(b, `,"points":[`...)
+	for i := range fixes {
+		f := &fixes[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"fix_time":"`...)
+		b = append(f.FixTime.UTC().AppendFormat(b, time.RFC3339Nano), `","received_at":"`...)
+		b = append(f.ReceivedAt.UTC().AppendFormat(b, time.RFC3339Nano), `","lat":`...)
+		b = appendNumber(b, f.Lat)
+		b = appendNumber(append(b, `,"lng":`...), f.Lng)
+		b = appendNumber(append(b, `,"speed_kmh":`...), f.SpeedKmh)
+		b = append(b, `,"course_deg":`...)
+		if f.CourseDeg != nil {
+			b = appendNumber(b, *f.CourseDeg)
+		} else {
+			b = append(b, "null"...)
+		}
+		b = append(b, `,"flags":[`...)
+		for j, fl := range f.Flags {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, fl)
+		}
+		b = append(b, "]}"...)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if out.NextCursor != nil {
+		b = appendJSONString(b, *out.NextCursor)
+	} else {
+		b = append(b, "null"...)
+	}
+	if out.Simplification != nil {
+		s, err := json.Marshal(out.Simplification)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b, `,"simplification":`...), s...)
+	}
+	if out.HistoryFrom != nil {
+		b = append(out.HistoryFrom.UTC().AppendFormat(append(b, `,"history_from":"`...), time.RFC3339Nano), '"')
+	}
+	return append(b, '}'), nil
 }
 
 // GeoJSON (RFC 7946) of a track page.
@@ -141,6 +220,9 @@ type (
 		FixTimes   []time.Time `json:"fix_times"`
 		SpeedsKmh  []float64   `json:"speeds_kmh"`
 		NextCursor *string     `json:"next_cursor"`
+		// Simplification and HistoryFrom are as in trackJSON.
+		Simplification *simplificationJSON `json:"simplification,omitempty"`
+		HistoryFrom    *time.Time          `json:"history_from,omitempty"`
 	}
 )
 

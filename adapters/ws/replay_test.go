@@ -92,6 +92,10 @@ func recordHour(t *testing.T) *pgxpool.Pool {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	// positions is partitioned by month: a bulk writer makes the months first.
+	if _, err := vehicles.EnsurePartitions(ctx, pool, vehicles.PositionsTable, t0, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	exec(`INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags)
 		SELECT $1, $2::timestamptz + make_interval(secs => s), $2::timestamptz + make_interval(secs => s + 1),
 		       31.2, 121 + s * 1e-5, 3.6, 90, '{}'

@@ -111,13 +111,17 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 			return nil
 		}})
 	}
+	history, err := e.cfg.history()
+	if err != nil {
+		return nil, err
+	}
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
 		Rebuilds:        rebuild.NewStore(pool),
 		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands, Trips: trips.NewStore(pool),
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
-		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(),
+		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})
 	if err != nil {

@@ -129,6 +129,23 @@ type config struct {
 	StationMaxPoints     int `env:"TMS_STATION_MAX_POINTS" envDefault:"2000"`
 	StationMaxCoverCells int `env:"TMS_STATION_MAX_COVER_CELLS" envDefault:"1048576"`
 
+	// History (issue 9, part 2; docs/history.md): the positions history's
+	// monthly partitions and retention (project role), simplified tracks
+	// and exports (api role). Checked by history.go.
+	PositionsRetention       time.Duration `env:"TMS_POSITIONS_RETENTION" envDefault:"0s"`
+	PositionsPartitionsAhead int           `env:"TMS_POSITIONS_PARTITIONS_AHEAD" envDefault:"2"`
+	PositionsMaintenance     time.Duration `env:"TMS_POSITIONS_MAINTENANCE_INTERVAL" envDefault:"1h"`
+	TrackMaxPoints           int           `env:"TMS_TRACK_MAX_POINTS" envDefault:"10000"`
+	TrackBuffer              int           `env:"TMS_TRACK_BUFFER" envDefault:"300000"`
+	TrackStopRadiusM         float64       `env:"TMS_TRACK_STOP_RADIUS_M" envDefault:"50"`
+	TrackStopMin             time.Duration `env:"TMS_TRACK_STOP_MIN" envDefault:"3m"`
+	TrackTimeout             time.Duration `env:"TMS_TRACK_TIMEOUT" envDefault:"60s"`
+	TrackMaxConcurrent       int           `env:"TMS_TRACK_MAX_CONCURRENT" envDefault:"4"`
+	ExportMaxRange           time.Duration `env:"TMS_EXPORT_MAX_RANGE" envDefault:"8784h"`
+	ExportMaxRows            int64         `env:"TMS_EXPORT_MAX_ROWS" envDefault:"10000000"`
+	ExportTimeout            time.Duration `env:"TMS_EXPORT_TIMEOUT" envDefault:"30m"`
+	ExportMaxConcurrent      int           `env:"TMS_EXPORT_MAX_CONCURRENT" envDefault:"2"`
+
 	// Rebuilding read models without downtime (issue 9, part 4; `tms
 	// rebuild`, docs/history.md "Rebuilding read models without
 	// downtime").

@@ -96,6 +96,11 @@ func serve(ctx context.Context, cfg config) error {
 		for _, r := range runners {
 			g.Go(func() error { return r.run(gctx) })
 		}
+		maintenance, err := env.positionsMaintenance(pool)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return maintenance.Run(gctx) })
 	}
 	if roles[roleAPI] {
 		run, err := env.api(ctx, kc)

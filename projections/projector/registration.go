@@ -28,10 +28,16 @@ type Spec struct {
 	// (domain/event); the projector adds the Kafka namespace.
 	Topics []string
 	// Tables are the tables it writes, and no other projection does; it
-	// reads no other tables either. `tms rebuild` builds fresh copies of
+	// reads no other tables either, but for Reads. `tms rebuild` builds fresh copies of
 	// them in a schema of their own and puts them in the place of these
 	// (projections/rebuild).
 	Tables []string
+	// Reads are tables it reads that are no read model's: state kept by
+	// something other than its topics, such as how far retention has
+	// dropped its history (history_retention). A rebuild copies their
+	// rows into its schema when it starts, so that the rebuilt read model
+	// is made under the same state, and leaves the live ones in place.
+	Reads []string
 }
 
 // ShortName is what users call the read model (`tms rebuild vehicles`):

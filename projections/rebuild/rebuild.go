@@ -213,7 +213,29 @@ func (r *rebuilder) begin(ctx context.Context) error {
 	if err := postgres.MigrateSchema(r.cfg.DatabaseURL, r.cfg.Migrations, r.shadow); err != nil {
 		return fmt.Errorf("rebuild: make the shadow tables: %w", err)
 	}
-	return nil
+	return r.copyReads(ctx)
+}
+
+// copyReads copies into the shadow schema the rows of the tables the read
+// models read but do not build (projector.Spec.Reads), as they are now:
+// the rebuilt read models are made under the live state (retention's
+// extent: fixes it has dropped are not stored again). A resumed rebuild
+// copies them again.
+func (r *rebuilder) copyReads(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, r.cfg.Pool, func(tx pgx.Tx) error {
+		for _, m := range r.cfg.ReadModels {
+			for _, t := range m.Reads {
+				shadow, live := pgx.Identifier{r.shadow, t}.Sanitize(), pgx.Identifier{r.live, t}.Sanitize()
+				if _, err := tx.Exec(ctx, `DELETE FROM `+shadow); err != nil {
+					return fmt.Errorf("rebuild: copy %s: %w", t, err)
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO `+shadow+` SELECT * FROM `+live); err != nil {
+					return fmt.Errorf("rebuild: copy %s: %w", t, err)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // abandon drops an unfinished rebuild's shadow schema and records it as

@@ -17,6 +17,7 @@ import (
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/timeline"
+	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
 // TestStoreTimelineFromPostgres reads a vehicle's timeline from the real
@@ -31,6 +32,10 @@ func TestStoreTimelineFromPostgres(t *testing.T) {
 		if _, err := pool.Exec(ctx, sql, args...); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
+	}
+	// positions is partitioned by month: a bulk writer makes the months first.
+	if _, err := vehicles.EnsurePartitions(ctx, pool, vehicles.PositionsTable, at(0), at(120)); err != nil {
+		t.Fatal(err)
 	}
 	for s := 0; s <= 120; s += 10 {
 		exec(`INSERT INTO positions (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags)

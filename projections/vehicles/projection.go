@@ -29,17 +29,38 @@ var Spec = projector.Spec{
 	Name:   ProjectionName,
 	Topics: []string{event.TopicPositions},
 	Tables: []string{"positions", "vehicles"},
+	Reads:  []string{"history_retention"},
 }
 
 // Projection builds positions and vehicles from tms.positions.
 type Projection struct {
 	skips *projector.Skips
+	log   *slog.Logger
+	// months are those known to have a partition of positions.
+	months monthSet
+	// beforeRetention counts the fixes not stored because retention has
+	// dropped their month.
+	beforeRetention prometheus.Counter
 }
 
 // NewProjection builds the projection; reg (optional) receives the count
-// of records it could not read.
+// of records it could not read or did not store.
 func NewProjection(reg prometheus.Registerer, log *slog.Logger) *Projection {
-	return &Projection{skips: projector.NewSkips(ProjectionName, reg, log)}
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Projection{
+		skips: projector.NewSkips(ProjectionName, reg, log),
+		log:   log.With("projection", ProjectionName),
+		beforeRetention: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tms_positions_before_retention_total",
+			Help: "Fixes not stored because they are older than the positions history kept (TMS_POSITIONS_RETENTION).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.beforeRetention)
+	}
+	return p
 }
 
 // Decode implements projector.Projection.
@@ -63,13 +84,86 @@ func (p *Projection) Decode(r *kgo.Record) (position.Position, bool) {
 // is (rare: only after a redelivery), the savepoint is rolled back and the
 // batch goes in with INSERT ... ON CONFLICT DO NOTHING instead, which
 // reports the fixes it stored.
+//
+// Positions are partitioned by month: a fix of a month the projection
+// has not written yet has its partition created first, in the batch's
+// transaction (EnsurePartitions). A fix older than the history retention
+// has kept (HistoryFrom) is not stored, and is counted and logged: its
+// month is gone, and a replay of the topic must not bring it back.
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, fixes []position.Position) error {
+	err := p.apply(ctx, tx, fixes)
+	if err != nil {
+		// A partition this transaction created goes with it.
+		p.months.forget()
+	}
+	return err
+}
+
+func (p *Projection) apply(ctx context.Context, tx pgx.Tx, fixes []position.Position) error {
 	fixes = unique(fixes)
+	fixes, err := p.retained(ctx, tx, fixes)
+	if err != nil {
+		return err
+	}
+	missing := p.months.missing(func(yield func(time.Time) bool) {
+		for i := range fixes {
+			if !yield(fixes[i].FixTime) {
+				return
+			}
+		}
+	})
+	if len(missing) > 0 {
+		if _, err := EnsurePartitions(ctx, tx, PositionsTable, missing...); err != nil {
+			return err
+		}
+		p.months.add(missing)
+	}
 	stored, err := copyPositions(ctx, tx, fixes)
+	if errors.Is(err, errNoPartition) {
+		// The months known are not all there: ask again about every month
+		// of the batch, and forget the rest.
+		p.months.forget()
+		months := make([]time.Time, len(fixes))
+		for i := range fixes {
+			months[i] = fixes[i].FixTime
+		}
+		if _, err := EnsurePartitions(ctx, tx, PositionsTable, months...); err != nil {
+			return err
+		}
+		stored, err = copyPositions(ctx, tx, fixes)
+	}
 	if err != nil {
 		return err
 	}
 	return upsertVehicles(ctx, tx, fold(stored))
+}
+
+// retained drops the fixes older than the history kept.
+func (p *Projection) retained(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([]position.Position, error) {
+	from, ok, err := HistoryFrom(ctx, tx, PositionsTable)
+	if err != nil || !ok {
+		return fixes, err
+	}
+	if !slices.ContainsFunc(fixes, func(f position.Position) bool { return f.FixTime.Before(from) }) {
+		return fixes, nil
+	}
+	kept := fixes[:0:0]
+	var oldest time.Time
+	for _, f := range fixes {
+		if f.FixTime.Before(from) {
+			if oldest.IsZero() || f.FixTime.Before(oldest) {
+				oldest = f.FixTime
+			}
+			continue
+		}
+		kept = append(kept, f)
+	}
+	if n := len(fixes) - len(kept); n > 0 {
+		p.beforeRetention.Add(float64(n))
+		p.log.Info("fixes older than the positions history kept are not stored",
+			"fixes", n, "oldest", oldest.UTC(), "history_from", from.UTC())
+	}
+	return kept, nil
 }
 
 type fixKey struct {
@@ -113,6 +207,11 @@ func copyPositions(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([
 	case err == nil:
 		return fixes, nil
 	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+	case errors.As(err, &pgErr) && pgErr.Code == "23514": // check_violation: positions has no check but its partitions' bounds
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT copy_positions"); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("copy %d positions: %w", len(fixes), errNoPartition)
 	default:
 		return nil, fmt.Errorf("copy %d positions: %w", len(fixes), err)
 	}
@@ -121,6 +220,12 @@ func copyPositions(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([
 	}
 	return insertNew(ctx, tx, fixes)
 }
+
+// errNoPartition is a copy that found a month without its partition,
+// which the projection believed was there: `tms rebuild` has put new
+// tables in the place of the ones it knew (without the months made
+// ahead), or someone dropped one.
+var errNoPartition = errors.New("a fix's month has no partition of positions")
 
 // insertNew stores the fixes not stored yet and returns them.
 func insertNew(ctx context.Context, tx pgx.Tx, fixes []position.Position) ([]position.Position, error) {

@@ -148,7 +148,7 @@ func (s *Store) Track(ctx context.Context, q TrackQuery) ([]Fix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("track of %s: %w", q.Plate, err)
 	}
-	out, err := pgx.CollectRows(rows, scanFix)
+	out, err := collectFixes(rows)
 	if err != nil {
 		return nil, fmt.Errorf("track of %s: %w", q.Plate, err)
 	}

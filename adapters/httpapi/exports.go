@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tmsfleet/tms/projections/jobs"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -27,13 +28,6 @@ import (
 // delimited GeoJSON features, from a database cursor to the client as
 // they are read: memory stays bounded whatever the range. Each kind is
 // one entry of exportKinds.
-//
-// Trips: when projections/trips is merged, add "trips" to exportKinds
-// (its store's Export in the shape of jobs.Store.Export: count, then
-// stream in one snapshot; a CSV line and a Feature per trip, with the
-// trip's start and end as a LineString or its simplified track), add it
-// to the TripStore interface, and to the `kind` enum of
-// /api/v1/exports/{kind} in openapi.json.
 
 // exportQuery is a validated export request.
 type exportQuery struct {
@@ -71,6 +65,12 @@ var exportKinds = map[string]exportKind{
 			"cancel_reason", "revision", "distance_empty_m", "distance_loaded_m", "distance_total_m", "cargo_weight_kg",
 			"cargo_description", "stops"},
 		run: exportJobs,
+	},
+	"trips": {
+		columns: []string{"id", "vehicle", "revision", "open", "start_time", "start_lat", "start_lng", "start_station_id",
+			"end_time", "end_lat", "end_lng", "end_station_id", "duration_s", "distance_m", "max_speed_kmh", "avg_speed_kmh",
+			"moving_s", "idle_s", "fixes", "fixes_dropped", "distance_dropped_m", "job_id", "flags"},
+		run: exportTrips,
 	},
 }
 
@@ -492,4 +492,62 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 	}
 	return append(b, '"')
+}
+
+// tripFeatureJSON is a trip as a GeoJSON feature: the straight line from
+// its start to its end (its track is GET /api/v1/trips/{id}/track), with
+// the trip as the API shows it.
+type tripFeatureJSON struct {
+	Type       string    `json:"type"`
+	Geometry   *geometry `json:"geometry"`
+	Properties tripJSON  `json:"properties"`
+}
+
+func exportTrips(ctx context.Context, s *server, q exportQuery, max int64, w *exportWriter) (int64, error) {
+	return s.cfg.Trips.Export(ctx, trips.ExportQuery{Vehicle: q.vehicle, From: q.from, To: q.to}, max,
+		func(t *trips.Trip) error {
+			tj := toTripJSON(t)
+			b := w.line[:0]
+			if q.format == "csv" {
+				station := func(b []byte, s *segmentStationJSON) []byte {
+					if s != nil {
+						b = appendCSV(b, s.ID)
+					}
+					return b
+				}
+				b = appendCSV(b, tj.ID)
+				b = appendCSV(append(b, ','), tj.Vehicle)
+				b = strconv.AppendInt(append(b, ','), int64(tj.Revision), 10)
+				b = strconv.AppendBool(append(b, ','), tj.Open)
+				b = appendCSVTime(append(b, ','), &tj.Start.Time)
+				b = appendNumber(append(b, ','), tj.Start.Lat)
+				b = appendNumber(append(b, ','), tj.Start.Lng)
+				b = station(append(b, ','), tj.Start.Station)
+				b = appendCSVTime(append(b, ','), &tj.End.Time)
+				b = appendNumber(append(b, ','), tj.End.Lat)
+				b = appendNumber(append(b, ','), tj.End.Lng)
+				b = station(append(b, ','), tj.End.Station)
+				for _, v := range []float64{tj.DurationS, tj.DistanceM, tj.MaxSpeedKmh, tj.AvgSpeedKmh, tj.MovingS, tj.IdleS} {
+					b = appendNumber(append(b, ','), v)
+				}
+				b = strconv.AppendInt(append(b, ','), int64(tj.Fixes), 10)
+				b = strconv.AppendInt(append(b, ','), int64(tj.Noise.FixesDropped), 10)
+				b = appendNumber(append(b, ','), tj.Noise.DistanceDroppedM)
+				b = append(b, ',')
+				if tj.JobID != nil {
+					b = appendCSV(b, *tj.JobID)
+				}
+				b = appendCSV(append(b, ','), strings.Join(tj.Flags, ";"))
+			} else {
+				f := tripFeatureJSON{Type: "Feature", Properties: tj, Geometry: &geometry{Type: "LineString",
+					Coordinates: [][2]float64{{tj.Start.Lng, tj.Start.Lat}, {tj.End.Lng, tj.End.Lat}}}}
+				enc, err := json.Marshal(f)
+				if err != nil {
+					return err
+				}
+				b = append(b, enc...)
+			}
+			w.line = b
+			return w.row()
+		})
 }

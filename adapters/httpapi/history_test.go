@@ -25,7 +25,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tmsfleet/tms/domain/geo"
+	"github.com/tmsfleet/tms/domain/trip"
 	"github.com/tmsfleet/tms/internal/tmsproc"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -299,6 +301,17 @@ func TestExports(t *testing.T) {
 	insertVisit(t, pool, "0d9e4b8a-4c53-4bbd-9a55-5b7f2c7f0b01", "沪A00001", at(-600), &exited) // in progress at from
 	insertVisit(t, pool, "0d9e4b8a-4c53-4bbd-9a55-5b7f2c7f0b02", "沪A00001", at(1100), nil)
 	insertVisit(t, pool, "0d9e4b8a-4c53-4bbd-9a55-5b7f2c7f0b03", "沪B00002", at(20), nil)
+	for _, tr := range []struct {
+		plate string
+		start float64
+	}{{"沪A00001", -100}, {"沪A00001", 100}, {"沪B00002", 50}} {
+		if _, err := pool.Exec(t.Context(), `INSERT INTO trips (id, vehicle, start_time, start_lat, start_lng, end_time, end_lat,
+			end_lng, open, distance_m, max_speed_kmh, moving_s, idle_s, fixes, fixes_used, fixes_dropped, distance_dropped_m,
+			flags, revision) VALUES ($1, $2, $3, 31.201, 121.402, $4, 31.204, 121.408, false, 1500, 62.5, 150, 30, 3, 3, 0, 0, '{}', 1)`,
+			trips.SegmentID(trip.KindTrip, tr.plate, at(tr.start)), tr.plate, at(tr.start), at(tr.start+180)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a := newDBAPI(t, pool)
 	window := "from=" + url.QueryEscape(rfc(at(0))) + "&to=" + url.QueryEscape(rfc(at(3600)))
 
@@ -415,6 +428,37 @@ func TestExports(t *testing.T) {
 		if err := json.Unmarshal([]byte(lines[0]), &f); err != nil || len(lines) != 4 || f.Geometry["type"] != "LineString" ||
 			f.Properties["id"] != h.ord1.JobID {
 			t.Errorf("%d lines, %v: %s", len(lines), err, lines[0])
+		}
+	})
+	t.Run("trips", func(t *testing.T) {
+		t.Parallel()
+		body, n, _ := exportResult(t, a, "/api/v1/exports/trips?"+window)
+		records, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range records[1:] {
+			got = append(got, r[1]+"@"+r[4])
+		}
+		want := []string{"沪B00002@" + rfc(at(50)), "沪A00001@" + rfc(at(100))} // started in the window, in start order
+		if !slices.Equal(records[0], exportKinds["trips"].columns) || n != "2" || !slices.Equal(got, want) {
+			t.Fatalf("header %v, trailer %q, trips %v; want %v", records[0], n, got, want)
+		}
+		if r := records[2]; r[7] != "S-H" || r[13] != "1500" || r[14] != "62.5" || r[15] != "36" || r[22] != "" {
+			t.Errorf("沪A00001's trip: %v", r)
+		}
+		body, _, _ = exportResult(t, a, "/api/v1/exports/trips?format=ndjson&vehicle=%E6%B2%AAA00001&"+window)
+		var f struct {
+			Geometry struct {
+				Type        string       `json:"type"`
+				Coordinates [][2]float64 `json:"coordinates"`
+			} `json:"geometry"`
+			Properties map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal(bytes.TrimSpace(body), &f); err != nil || f.Geometry.Type != "LineString" ||
+			f.Geometry.Coordinates[1] != [2]float64{121.408, 31.204} || f.Properties["distance_m"] != 1500.0 {
+			t.Errorf("%v: %s", err, body)
 		}
 	})
 	t.Run("an empty range has the header only", func(t *testing.T) {

@@ -168,4 +168,8 @@ type TripStore interface {
 	Trip(ctx context.Context, id string) (trips.Trip, error)
 	// Stops returns the stops q selects, in start order.
 	Stops(ctx context.Context, q trips.Query) ([]trips.Stop, error)
+	// Export counts the trips q selects and, when they are at most max,
+	// calls fn with each in start order in one snapshot (as
+	// VehicleStore.Export).
+	Export(ctx context.Context, q trips.ExportQuery, max int64, fn func(t *trips.Trip) error) (int64, error)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/simplify"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/domain/trip"
 	"github.com/tmsfleet/tms/internal/geoworkload"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
@@ -39,6 +40,7 @@ import (
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
 	"github.com/tmsfleet/tms/projections/stations"
+	"github.com/tmsfleet/tms/projections/trips"
 	"github.com/tmsfleet/tms/projections/vehicles"
 	"github.com/tmsfleet/tms/projections/visits"
 )
@@ -67,7 +69,7 @@ var historyStart = time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 // then measures the analysts' queries through the query API
 // (adapters/httpapi on a real listener, with the real stores), one
 // client at a time: a vehicle-day's track, a vehicle-month simplified to
-// 2,000 points, a fleet-day's visits, and exports.
+// 2,000 points, a fleet-day's visits and trips, and exports.
 func BenchmarkHistory(b *testing.B) {
 	b.StopTimer()
 	ctx := context.Background()
@@ -130,8 +132,7 @@ func BenchmarkHistory(b *testing.B) {
 		reportLatency(b, lat)
 	})
 	b.Run("FleetDayVisits", func(b *testing.B) {
-		reportCores(b, setup+"; every page (limit=1000) of GET /api/v1/visits?from=&to= for a random day of the whole fleet "+
-			"(trips are not in this branch; the visits are the fleet-day question the read models answer today)")
+		reportCores(b, setup+"; every page (limit=1000) of GET /api/v1/visits?from=&to= for a random day of the whole fleet")
 		var lat []float64
 		var pages, rows int
 		for range b.N * historyRequests / 4 {
@@ -158,6 +159,43 @@ func BenchmarkHistory(b *testing.B) {
 		b.Logf("%d fleet-days: %d visits in %d pages (%.0f visits a day)", len(lat), rows, pages, float64(rows)/float64(len(lat)))
 		reportLatency(b, lat)
 	})
+	b.Run("FleetDayTrips", func(b *testing.B) {
+		reportCores(b, setup+"; GET /api/v1/trips?from=&to=&limit=1000 for a random day of the whole fleet: the first page "+
+			"(first_page_p99_ms) and every page (p99_ms), each trip with the stations at its ends and its job looked up")
+		var first, all []float64
+		var pages, rows int
+		for range b.N * historyRequests / 4 {
+			day := historyStart.AddDate(0, 0, 1+rng.IntN(historyDays-1))
+			q := url.Values{"from": {day.Format(time.RFC3339)}, "to": {day.AddDate(0, 0, 1).Format(time.RFC3339)}, "limit": {"1000"}}
+			var total time.Duration
+			for {
+				took, body := get("/api/v1/trips?" + q.Encode())
+				if total == 0 {
+					first = append(first, ms(took))
+				}
+				total += took
+				pages++
+				var page struct {
+					Trips      []struct{} `json:"trips"`
+					NextCursor *string    `json:"next_cursor"`
+				}
+				mustJSON(b, body, &page)
+				rows += len(page.Trips)
+				if page.NextCursor == nil {
+					break
+				}
+				q.Set("cursor", *page.NextCursor)
+			}
+			all = append(all, ms(total))
+		}
+		if rows == 0 {
+			b.Fatal("no trips in the fleet's days")
+		}
+		b.Logf("%d fleet-days: %d trips in %d pages (%.0f trips a day)", len(all), rows, pages, float64(rows)/float64(len(all)))
+		slices.Sort(first)
+		b.ReportMetric(percentile(first, 99), "first_page_p99_ms")
+		reportLatency(b, all)
+	})
 	for _, format := range []string{"csv", "ndjson"} {
 		b.Run("Export/fleet-day/"+format, func(b *testing.B) {
 			reportCores(b, setup+"; GET /api/v1/exports/positions?format="+format+" of a day of the whole fleet, read by a client as it comes")
@@ -174,6 +212,19 @@ func BenchmarkHistory(b *testing.B) {
 			b.Logf("%d rows in %s", rows, took.Round(time.Millisecond))
 		})
 	}
+	b.Run("Export/fleet-month-trips/csv", func(b *testing.B) {
+		reportCores(b, setup+"; GET /api/v1/exports/trips of the whole fleet's 31 days")
+		var rows int64
+		var took time.Duration
+		for range b.N {
+			n, d := export(b, api, fmt.Sprintf("/api/v1/exports/trips?from=%s&to=%s",
+				historyStart.Format(time.RFC3339), historyStart.AddDate(0, 0, historyDays).Format(time.RFC3339)))
+			rows += n
+			took += d
+		}
+		b.ReportMetric(float64(rows)/took.Seconds(), "rows/s")
+		b.Logf("%d rows in %s", rows, took.Round(time.Millisecond))
+	})
 	b.Run("Export/vehicle-month/csv", func(b *testing.B) {
 		reportCores(b, setup+"; GET /api/v1/exports/positions?vehicle= of a 10 s vehicle's 31 days")
 		var rows int64
@@ -268,12 +319,23 @@ type historyVehicle struct {
 	at         int     // the station it is parked at, -1 when driving
 	entered    int64
 	last       int64
+	// departed and from are where and when the drive under way began.
+	departed int64
+	from     geo.Point
 }
 
-// historyVisit is a stay of a vehicle at a station, as a visit row.
+// historyVisit is a stay of a vehicle at a station, as a visit row; a
+// drive between two stays is a historyTrip.
 type historyVisit struct {
 	vehicle, station string
 	entered, exited  int64
+}
+
+type historyTrip struct {
+	vehicle          string
+	started, ended   int64
+	from, to         geo.Point
+	distance, speedV float64
 }
 
 func stationCentre(s *geoworkload.World, i int) geo.Point {
@@ -287,7 +349,7 @@ func stationCentre(s *geoworkload.World, i int) geo.Point {
 
 // step moves the vehicle to time t and returns its fix there; a visit it
 // ended on the way is passed to visit.
-func (v *historyVehicle) step(w *geoworkload.World, t int64, visit func(historyVisit)) (geo.Point, float64, float64) {
+func (v *historyVehicle) step(w *geoworkload.World, t int64, visit func(historyVisit), drove func(historyTrip)) (geo.Point, float64, float64) {
 	for v.last < t {
 		if v.at >= 0 {
 			if t < v.parkedTill {
@@ -296,6 +358,7 @@ func (v *historyVehicle) step(w *geoworkload.World, t int64, visit func(historyV
 			}
 			visit(historyVisit{vehicle: v.plate, station: fmt.Sprintf("S%05d", v.at), entered: v.entered, exited: v.parkedTill})
 			v.last, v.at = v.parkedTill, -1
+			v.departed, v.from = v.parkedTill, v.pos
 			v.destIdx = v.near[v.rng.IntN(len(v.near))]
 			v.dest = stationCentre(w, v.destIdx)
 			v.speed = (20 + 60*v.rng.Float64()) / 3.6
@@ -307,6 +370,8 @@ func (v *historyVehicle) step(w *geoworkload.World, t int64, visit func(historyV
 		reach := v.speed * float64(t-v.last)
 		if dist <= reach {
 			arrive := v.last + int64(dist/v.speed)
+			drove(historyTrip{vehicle: v.plate, started: v.departed, ended: arrive, from: v.from, to: v.dest,
+				distance: geo.Haversine(v.from, v.dest), speedV: v.speed})
 			v.pos, v.at, v.entered = v.dest, v.destIdx, arrive
 			v.parkedTill = arrive + int64(geoworkload.LogUniform(v.rng, 600, 6*3600))
 			v.last = arrive
@@ -336,6 +401,7 @@ type fleetSource struct {
 	i      int
 	row    []any
 	visits []historyVisit
+	trips  []historyTrip
 	rows   int64
 }
 
@@ -347,7 +413,8 @@ func (s *fleetSource) Next() bool {
 			if (s.t-v.phase)%v.dt != 0 {
 				continue
 			}
-			p, speed, course := v.step(s.w, s.t, func(h historyVisit) { s.visits = append(s.visits, h) })
+			p, speed, course := v.step(s.w, s.t, func(h historyVisit) { s.visits = append(s.visits, h) },
+				func(h historyTrip) { s.trips = append(s.trips, h) })
 			at := time.Unix(s.t, 0)
 			var c any
 			if speed > 0 {
@@ -369,7 +436,7 @@ func (s *fleetSource) Err() error             { return nil }
 // historyVersion names the populated history: a database whose marker
 // (bench.history_marker) holds it is reused as it is. Change it when the
 // generator or the tables change.
-const historyVersion = "history-v1: 1000 vehicles, 50 at 10 s, 31 days from 2026-01-10, covering key"
+const historyVersion = "history-v2: 1000 vehicles, 50 at 10 s, 31 days from 2026-01-10, covering key, trips"
 
 // historyDB returns the database BenchmarkHistory runs on and what stops
 // it. With TMS_BENCH_HISTORY_DIR (make bench sets it to
@@ -452,7 +519,7 @@ func populatedHistory(b *testing.B, pool *pgxpool.Pool) string {
 			b.Fatal(err)
 		}
 	}
-	for _, sql := range []string{`TRUNCATE visits, vehicles`, `DELETE FROM bench.history_marker`} {
+	for _, sql := range []string{`TRUNCATE visits, vehicles, trips, stops, trip_vehicles`, `DELETE FROM bench.history_marker`} {
 		if _, err := pool.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
 		}
@@ -571,6 +638,7 @@ func populateHistory(b *testing.B, pool *pgxpool.Pool) string {
 		"station_version", "entered_at", "exited_at", "dwell_s"}, pgx.CopyFromRows(visitRows)); err != nil {
 		b.Fatalf("copy visits: %v", err)
 	}
+	tripCount := copyTrips(b, pool, sources, vs, end)
 	if _, err := pool.Exec(ctx, `
 		INSERT INTO vehicles (plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags, first_seen, last_seen, positions_count)
 		SELECT DISTINCT ON (plate) plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags, $1, $2, 0
@@ -578,7 +646,8 @@ func populateHistory(b *testing.B, pool *pgxpool.Pool) string {
 		b.Fatal(err)
 	}
 	vacuumStart := time.Now()
-	for _, sql := range []string{`VACUUM (ANALYZE) positions`, `VACUUM (ANALYZE) visits`, `ANALYZE vehicles`} {
+	for _, sql := range []string{`VACUUM (ANALYZE) positions`, `VACUUM (ANALYZE) visits`, `ANALYZE vehicles`,
+		`VACUUM (ANALYZE) trips`, `ANALYZE trip_vehicles`} {
 		if _, err := pool.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
 		}
@@ -592,20 +661,56 @@ func populateHistory(b *testing.B, pool *pgxpool.Pool) string {
 		b.Fatalf("populated %d positions, want at least 20 million", rows)
 	}
 	setup := fmt.Sprintf("%d positions (%d vehicles over %d days from %s, %d reporting every %d s, the others every %d s; "+
-		"geoworkload's delta, driving between stations and parking 10 min to 6 h) and %d visits, COPY'd in %s (%.0f rows/s, "+
+		"geoworkload's delta, driving between stations and parking 10 min to 6 h), %d visits and %d trips, COPY'd in %s (%.0f rows/s, "+
 		"two streams), keyed in %s, vacuumed in %s; positions take %s with their index",
 		rows, historyVehicles, historyDays, historyStart.Format(time.DateOnly), historyDense, historyDenseDt, historySparseDt,
-		len(visitRows), loaded.Round(time.Second), float64(rows)/loaded.Seconds(), (copied - loaded).Round(time.Second),
+		len(visitRows), tripCount, loaded.Round(time.Second), float64(rows)/loaded.Seconds(), (copied - loaded).Round(time.Second),
 		time.Since(vacuumStart).Round(time.Second), size)
 	b.Logf("populated in %s: %s", time.Since(start).Round(time.Second), setup)
 	return setup
+}
+
+// copyTrips writes the fleet's drives as trips (each from its departure
+// to its arrival, straight, as the generator drove them) and each
+// vehicle's row in trip_vehicles (which the fleet's trips query reads for
+// the trips in progress at a window's start), and returns the trips'
+// count. The rows are what the trips read model holds, not what the
+// projection would cut from these fixes: the query's cost depends on the
+// rows' number and shape, not on how they were made.
+func copyTrips(b *testing.B, pool *pgxpool.Pool, sources []*fleetSource, vs []*historyVehicle, end time.Time) int {
+	ctx := context.Background()
+	var rows [][]any
+	for _, s := range sources {
+		for _, t := range s.trips {
+			start := time.Unix(t.started, 0).UTC()
+			moving := float64(t.ended - t.started)
+			rows = append(rows, []any{trips.SegmentID(trip.KindTrip, t.vehicle, start), t.vehicle, start, t.from.Lat, t.from.Lng,
+				time.Unix(t.ended, 0).UTC(), t.to.Lat, t.to.Lng, false, math.Round(t.distance*10) / 10,
+				math.Round(t.speedV*36) / 10, moving, 0.0, int32(moving / historySparseDt), int32(moving / historySparseDt),
+				int32(0), 0.0, []string{}, int32(1)})
+		}
+	}
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"trips"}, []string{"id", "vehicle", "start_time", "start_lat", "start_lng",
+		"end_time", "end_lat", "end_lng", "open", "distance_m", "max_speed_kmh", "moving_s", "idle_s", "fixes", "fixes_used",
+		"fixes_dropped", "distance_dropped_m", "flags", "revision"}, pgx.CopyFromRows(rows)); err != nil {
+		b.Fatalf("copy trips: %v", err)
+	}
+	var states [][]any
+	for _, v := range vs {
+		states = append(states, []any{v.plate, []byte{0}, end, []time.Time{}})
+	}
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"trip_vehicles"}, []string{"vehicle", "state", "newest", "snapshots"},
+		pgx.CopyFromRows(states)); err != nil {
+		b.Fatalf("copy trip_vehicles: %v", err)
+	}
+	return len(rows)
 }
 
 // historyAPI serves the query API over pool on a real listener.
 func historyAPI(b *testing.B, pool *pgxpool.Pool) *httptest.Server {
 	h, err := httpapi.New(httpapi.Config{
 		Vehicles: vehicles.NewStore(pool), Stations: stations.NewStore(pool), Visits: visits.NewStore(pool),
-		Replays: replays.NewStore(pool), Jobs: jobs.NewStore(pool), Rebuilds: rebuild.NewStore(pool),
+		Replays: replays.NewStore(pool), Jobs: jobs.NewStore(pool), Rebuilds: rebuild.NewStore(pool), Trips: trips.NewStore(pool),
 		StationCommands: noStationCommands{}, JobCommands: noJobCommands{},
 		Tokens:    map[string]httpapi.Role{"bench-viewer": httpapi.RoleViewer},
 		RateLimit: httpapi.RateLimit{TokenRate: 1e6, TokenBurst: 1e6},

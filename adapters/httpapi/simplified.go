@@ -16,9 +16,9 @@ import (
 )
 
 // Simplified tracks: every track endpoint takes max_points (GET
-// /vehicles/{plate}/track, /jobs/{id}/track, and /trips/{id}/track when
-// trips are served: parse it with params.maxPoints, answer it with
-// server.simplify, and add simplificationJSON to the answer).
+// /vehicles/{plate}/track, /jobs/{id}/track and /trips/{id}/track): each
+// parses it with params.maxPoints, answers it with server.simplify, and
+// adds simplificationJSON to the answer.
 
 // simplificationJSON says what a simplified track stands for.
 type simplificationJSON struct {

@@ -291,13 +291,15 @@ func (s *server) readTrip(c *gin.Context, id string) (trips.Trip, error) {
 
 // tripTrack serves GET /api/v1/trips/{id}/track: the vehicle's fixes from
 // the trip's start to its end (both included), paged and shaped as a
-// vehicle's track, in JSON or GeoJSON.
+// vehicle's track, in JSON or GeoJSON; with max_points, simplified whole
+// as a vehicle's track is.
 func (s *server) tripTrack(c *gin.Context) {
 	p := newParams(c.Request)
 	id := p.tripID(c.Param("id"))
 	limit := p.limit(defaultTrackLimit, maxTrackLimit)
 	after := p.timeCursor()
 	format := p.oneOf("format", "json", "json", "geojson")
+	maxPoints := p.maxPoints(s.cfg.History.MaxPoints)
 	if err := p.err(); err != nil {
 		fail(c, err)
 		return
@@ -309,25 +311,39 @@ func (s *server) tripTrack(c *gin.Context) {
 	}
 	// Fix times are stored to the microsecond: the end is included.
 	q := vehicles.TrackQuery{Plate: t.Vehicle, From: t.Start.Time, To: t.End.Time.Add(time.Microsecond), After: after, Limit: limit + 1}
-	ctx, cancel := s.queryContext(c)
-	defer cancel()
-	fixes, err := s.cfg.Vehicles.Track(ctx, q)
-	if err != nil {
-		fail(c, err)
-		return
-	}
+	var fixes []vehicles.Fix
 	var next *string
-	if len(fixes) > limit {
-		fixes = fixes[:limit]
-		next = timeCursor(fixes[limit-1].FixTime)
+	var simplified *simplificationJSON
+	if maxPoints > 0 {
+		st, err := s.simplify(c, q.Plate, q.From, q.To, maxPoints)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		fixes, simplified = st.fixes, &st.info
+	} else {
+		ctx, cancel := s.queryContext(c)
+		defer cancel()
+		if fixes, err = s.cfg.Vehicles.Track(ctx, q); err != nil {
+			fail(c, err)
+			return
+		}
+		if len(fixes) > limit {
+			fixes = fixes[:limit]
+			next = timeCursor(fixes[limit-1].FixTime)
+		}
 	}
 	q.To = t.End.Time
 	if format == "geojson" {
-		writeJSON(c, http.StatusOK, contentGeoJSON, trackGeoJSON(q, fixes, next))
+		fc := trackGeoJSON(q, fixes, next)
+		if len(fc.Features) > 0 {
+			fc.Features[0].Properties.Simplification = simplified
+		}
+		writeJSON(c, http.StatusOK, contentGeoJSON, fc)
 		return
 	}
 	out := tripTrackJSON{TripID: t.ID, trackJSON: trackJSON{Plate: t.Vehicle, From: q.From.UTC(), To: q.To.UTC(),
-		Points: make([]trackPointJSON, len(fixes)), NextCursor: next}}
+		Points: make([]trackPointJSON, len(fixes)), NextCursor: next, Simplification: simplified}}
 	for i, f := range fixes {
 		out.Points[i] = trackPointJSON{
 			FixTime: f.FixTime.UTC(), ReceivedAt: f.ReceivedAt.UTC(),

@@ -137,6 +137,13 @@ func TestATripAndItsTrack(t *testing.T) {
 	if len(geo.Features) != 1 || geo.Features[0].Geometry.Type != "LineString" || len(geo.Features[0].Properties.FixTimes) != 4 {
 		t.Errorf("geojson %+v", geo)
 	}
+	// Simplified: its ends kept, and what it stands for said.
+	sim := decode[tripTrackJSON](t, a.get(t, path+"?max_points=3"), "application/json")
+	if m := minutes(fixTimes(sim.Points)); len(m) < 2 || len(m) > 3 || m[0] != 1 || m[len(m)-1] != 4 || sim.Simplification == nil ||
+		sim.Simplification.Fixes != 4 || sim.Simplification.MaxPoints != 3 {
+		t.Errorf("simplified to 3 points: minutes %v, %+v", m, sim.Simplification)
+	}
+	wantProblem(t, a.get(t, path+"?max_points=3&limit=2"), path, http.StatusBadRequest, "max_points")
 	unknownTrack := "/api/v1/trips/" + uuid.NewString() + "/track"
 	wantProblem(t, a.get(t, unknownTrack), unknownTrack, http.StatusNotFound)
 }

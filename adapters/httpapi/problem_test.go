@@ -22,7 +22,7 @@ func TestRoutingProblems(t *testing.T) {
 	}{
 		{"unknown API route", http.MethodGet, "/api/v1/nope", http.StatusNotFound, ""},
 		{"unknown route", http.MethodGet, "/nope", http.StatusNotFound, ""},
-		{"not built yet", http.MethodGet, "/api/v1/trips", http.StatusNotFound, ""},
+		{"POST on the fleet's trips", http.MethodPost, "/api/v1/trips", http.StatusMethodNotAllowed, "GET"},
 		{"PUT on a job", http.MethodPut, "/api/v1/jobs/3f0c9a52-6f1e-4c7a-9d43-1b2e5c8f7a10", http.StatusMethodNotAllowed, "GET"},
 		{"GET on a cancellation", http.MethodGet, "/api/v1/jobs/3f0c9a52-6f1e-4c7a-9d43-1b2e5c8f7a10/cancel", http.StatusMethodNotAllowed, "POST"},
 		{"PATCH on a station", http.MethodPatch, "/api/v1/stations/S1", http.StatusMethodNotAllowed, "GET, PUT, DELETE"},

@@ -107,7 +107,7 @@ func (s *server) simplify(c *gin.Context, plate string, from, to time.Time, maxP
 	if err != nil {
 		return simplifiedTrack{}, err
 	}
-	err = s.cfg.Vehicles.ScanTrack(ctx, plate, from, to, func(f vehicles.Sample) error {
+	err = s.scanTrack(ctx, plate, from, to, func(f vehicles.Sample) error {
 		return sim.Add(simplify.Point{UnixMicro: f.UnixMicro, Lat: f.Lat, Lng: f.Lng})
 	})
 	var r simplify.Result
@@ -135,6 +135,75 @@ func (s *server) simplify(c *gin.Context, plate string, from, to time.Time, maxP
 		MaxPoints: maxPoints, Points: len(fixes), Fixes: r.Fixes, ToleranceM: round2(r.ToleranceM),
 		Stops: r.Stops, StationEntriesExits: r.Boundaries,
 	}}, nil
+}
+
+// splitScanFrom is the shortest window a simplified track reads in two
+// halves side by side; scanChunk is how many samples the second half
+// hands over at a time.
+const (
+	splitScanFrom = 48 * time.Hour
+	scanChunk     = 4096
+)
+
+// scanTrack calls add with each of plate's fixes in [from, to), in
+// fix-time order. A window of splitScanFrom or longer is read by two
+// queries side by side: the second half on a connection of its own while
+// the first is read and added here. A long scan is bound by the CPU of
+// the one Postgres backend that runs it (a vehicle-month of 10 s fixes is
+// 268,000 index tuples), so two halves take about half as long on two
+// cores. The second half waits in chunks of at most History.TrackBuffer/2
+// samples (its query waits when they are full), so memory stays bounded
+// whatever the window; its connection comes from the API's pool, which
+// cmd/tms sizes to hold two per simplified track.
+func (s *server) scanTrack(ctx context.Context, plate string, from, to time.Time, add func(vehicles.Sample) error) error {
+	if to.Sub(from) < splitScanFrom {
+		return s.cfg.Vehicles.ScanTrack(ctx, plate, from, to, add)
+	}
+	mid := from.Add(to.Sub(from) / 2).Truncate(time.Microsecond)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []vehicles.Sample, max(1, s.cfg.History.TrackBuffer/2/scanChunk))
+	second := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		send := func(chunk []vehicles.Sample) error {
+			select {
+			case chunks <- chunk:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		chunk := make([]vehicles.Sample, 0, scanChunk)
+		err := s.cfg.Vehicles.ScanTrack(ctx, plate, mid, to, func(f vehicles.Sample) error {
+			if chunk = append(chunk, f); len(chunk) < scanChunk {
+				return nil
+			}
+			err := send(chunk)
+			chunk = make([]vehicles.Sample, 0, scanChunk)
+			return err
+		})
+		if err == nil && len(chunk) > 0 {
+			err = send(chunk)
+		}
+		second <- err
+	}()
+	err := s.cfg.Vehicles.ScanTrack(ctx, plate, from, mid, add)
+	if err != nil {
+		cancel()
+	}
+	for chunk := range chunks {
+		for i := 0; err == nil && i < len(chunk); i++ {
+			err = add(chunk[i])
+		}
+		if err != nil {
+			cancel() // the second half stops; its chunks are drained
+		}
+	}
+	if err2 := <-second; err == nil {
+		err = err2
+	}
+	return err
 }
 
 // round2 rounds metres up to the centimetre: a tolerance is a bound, and

@@ -43,6 +43,14 @@ func (c *config) history() (httpapi.History, error) {
 	if c.ExportMaxRange < time.Hour {
 		errs = append(errs, fmt.Errorf("TMS_EXPORT_MAX_RANGE: %s: must be at least an hour", c.ExportMaxRange))
 	}
+	// A long simplified track holds two connections (its window read in
+	// two halves side by side) and an export one: the pool must hold them
+	// all with one to spare for the other queries, or a track's second
+	// half could wait for a connection that the first halves hold.
+	if need := 2*int64(c.TrackMaxConcurrent) + int64(c.ExportMaxConcurrent) + 1; int64(c.PostgresAPIConns) < need {
+		errs = append(errs, fmt.Errorf("TMS_POSTGRES_API_MAX_CONNS: %d: must be at least 2 x TMS_TRACK_MAX_CONCURRENT + "+
+			"TMS_EXPORT_MAX_CONCURRENT + 1 (%d); raise it or lower those", c.PostgresAPIConns, need))
+	}
 	if c.TrackTimeout <= 0 || c.ExportTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("TMS_TRACK_TIMEOUT (%s) and TMS_EXPORT_TIMEOUT (%s) must be positive", c.TrackTimeout, c.ExportTimeout))
 	}

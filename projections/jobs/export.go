@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
 // ExportQuery selects jobs for an export: one vehicle's (Vehicle set) or
@@ -25,31 +25,8 @@ func (s *Store) Export(ctx context.Context, q ExportQuery, max int64, fn func(j 
 	if q.Vehicle != "" {
 		where, args = where+` AND vehicle = $3`, append(args, q.Vehicle)
 	}
-	var n int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM jobs WHERE %s LIMIT $%d) s`,
-			where, len(args)+1), append(args, max+1)...).Scan(&n); err != nil {
-			return err
-		}
-		if n > max {
-			return nil
-		}
-		rows, err := tx.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where+` ORDER BY created_at, id`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			j, err := scanJob(rows)
-			if err != nil {
-				return err
-			}
-			if err := fn(&j); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
+	n, err := postgres.Export(ctx, s.pool, "jobs", where, `SELECT `+jobColumns+` FROM jobs WHERE `+where+` ORDER BY created_at, id`,
+		args, max, scanJob, fn)
 	if err != nil {
 		return n, fmt.Errorf("export jobs: %w", err)
 	}

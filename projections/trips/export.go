@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
 // ExportQuery selects trips for an export: one vehicle's (Vehicle set) or
@@ -27,32 +27,9 @@ func (s *Store) Export(ctx context.Context, q ExportQuery, max int64, fn func(t 
 	if q.Vehicle != "" {
 		where, args = where+` AND vehicle = $3`, append(args, q.Vehicle)
 	}
-	var n int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM trips WHERE %s LIMIT $%d) s`,
-			where, len(args)+1), append(args, max+1)...).Scan(&n); err != nil {
-			return err
-		}
-		if n > max {
-			return nil
-		}
-		rows, err := tx.Query(ctx, tripSelect+` FROM (SELECT * FROM trips WHERE `+where+`) t `+tripJoins()+
-			` ORDER BY t.start_time, t.id`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t, err := scanTrip(rows)
-			if err != nil {
-				return err
-			}
-			if err := fn(&t); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
+	n, err := postgres.Export(ctx, s.pool, "trips", where,
+		tripSelect+` FROM (SELECT * FROM trips WHERE `+where+`) t `+tripJoins()+` ORDER BY t.start_time, t.id`,
+		args, max, scanTrip, fn)
 	if err != nil {
 		return n, fmt.Errorf("export trips: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
 // Sample is a fix reduced to what a track's shape needs: its time (Unix
@@ -207,13 +209,10 @@ func (s *Store) Export(ctx context.Context, q ExportQuery, max int64, fn func(pl
 		args = append(args, q.Plate)
 	}
 	var n int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM positions WHERE %s LIMIT $%d) s`,
-			where, len(args)+1), append(args, max+1)...).Scan(&n); err != nil {
+	err := postgres.InSnapshot(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if n, err = postgres.CountUpTo(ctx, tx, "positions", where, args, max+1); err != nil || n > max {
 			return err
-		}
-		if n > max {
-			return nil
 		}
 		rows, err := tx.Query(ctx, `SELECT plate, fix_time, received_at, lat, lng, speed_kmh, course_deg, flags
 			FROM positions WHERE `+where+` ORDER BY plate, fix_time`, args...)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
 // Boundaries returns the times at which vehicle entered or left a
@@ -67,11 +69,10 @@ func (s *Store) Export(ctx context.Context, q ExportQuery, max int64, fn func(v 
 		`entered_at >= $1 AND entered_at < $2` + filter,
 	}
 	var n int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := postgres.InSnapshot(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, p := range parts {
-			var c int64
-			if err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM visits WHERE %s LIMIT $%d) s`,
-				p, len(args)+1), append(args, max+1-n)...).Scan(&c); err != nil {
+			c, err := postgres.CountUpTo(ctx, tx, "visits", p, args, max+1-n)
+			if err != nil {
 				return err
 			}
 			if n += c; n > max {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -244,6 +245,22 @@ func TestHostileKafkaRefusalOnARealBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer producer.Close()
+	// The broker applies a topic's new configuration after the answer:
+	// wait until it refuses a record over the limit (those it took before
+	// are read past below).
+	probes := 0
+	tmsproc.Eventually(t, 30*time.Second, "the broker refusing records over 3,000 bytes", func() bool {
+		value := make([]byte, 4000) // random: no compression brings it under the limit
+		for i := range value {
+			value[i] = byte(rand.Uint32())
+		}
+		probe := &kgo.Record{Topic: deadTopic, Key: []byte("probe"), Value: value}
+		err := producer.ProduceSync(t.Context(), probe).FirstErr()
+		if err == nil {
+			probes++
+		}
+		return errors.Is(err, kerr.MessageTooLarge)
+	})
 	in, err := New(Config{Subscriber: noSubscriber{}, Producer: producer,
 		PositionsTopic: kc.Topic(event.TopicPositions), DeadLetterTopic: deadTopic})
 	if err != nil {
@@ -265,7 +282,10 @@ func TestHostileKafkaRefusalOnARealBroker(t *testing.T) {
 
 	// The two letters are on partitions of their own: read them by reason.
 	letters := map[string]deadletter.Letter{}
-	for _, r := range consume(t, kc, deadTopic, 2) {
+	for _, r := range consume(t, kc, deadTopic, 2+probes) {
+		if string(r.Key) == "probe" {
+			continue
+		}
 		l := letterOf(t, r)
 		letters[l.Reason] = l
 	}

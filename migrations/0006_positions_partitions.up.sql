@@ -73,10 +73,15 @@ BEGIN
         IF NOT locked THEN
             PERFORM pg_advisory_xact_lock(hashtext('tms month partitions'), parent::oid::integer);
             locked := true;
-            -- Another creator may have made it while this one waited.
-            IF to_regclass(format('%I.%I', nsp, part)) IS NOT NULL THEN
-                CONTINUE;
-            END IF;
+        END IF;
+        -- Another creator may have made it while this one waited. Asked of
+        -- pg_class with the statement's snapshot, not with to_regclass:
+        -- an advisory lock does not make the backend read the catalogue
+        -- invalidations of what others committed meanwhile, so its
+        -- catalogue cache may still say the month is missing.
+        IF EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = nsp AND c.relname = part) THEN
+            CONTINUE;
         END IF;
         -- The month's end, computed on UTC wall time: adding a month to a
         -- timestamptz would follow the session's time zone.

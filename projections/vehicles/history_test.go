@@ -384,3 +384,39 @@ func TestAMonthGoneFromUnderTheProjectionIsMadeAgain(t *testing.T) {
 		t.Errorf("partitions %v, want positions_p202603 made again", names)
 	}
 }
+
+// TestConcurrentWritersMakeAMonthOnce: the members of a projector (or of
+// a rebuild) that write the first fixes of a month at the same time each
+// ask for its partition in their own transaction; one makes it, the
+// others find it, and none fails. Before, a writer that had waited for
+// the creator's lock could still miss the new table in its catalogue
+// cache and fail with "already exists" (a retried batch).
+func TestConcurrentWritersMakeAMonthOnce(t *testing.T) {
+	t.Parallel()
+	pool, err := postgres.Open(t.Context(), testenv.FromEnv(os.LookupEnv).Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for round := range 20 {
+		month := time.Date(2030+round/12, time.Month(1+round%12), 15, 0, 0, 0, 0, time.UTC)
+		const writers = 6
+		start := make(chan struct{})
+		errs := make(chan error, writers)
+		for range writers {
+			go func() {
+				<-start
+				errs <- pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+					_, err := vehicles.EnsurePartitions(t.Context(), tx, vehicles.PositionsTable, month)
+					return err
+				})
+			}()
+		}
+		close(start)
+		for range writers {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d, %s: %v", round, month.Format("2006-01"), err)
+			}
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -311,15 +310,27 @@ func dial(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 		}
 		return dialer.Dial("unix", uri.Path)
 	case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
-		if os.Getenv("all_proxy") == "" {
-			return tls.DialWithDialer(dialer, "tcp", uri.Host, o.TLSConfig)
-		}
-		c, err := proxy.FromEnvironment().Dial("tcp", uri.Host)
+		// Through the environment's proxy when one is set (all_proxy), as
+		// paho's own dialer does; the handshake bounded like the dial.
+		c, err := proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(c, o.TLSConfig)
-		if err := tc.Handshake(); err != nil {
+		cfg := &tls.Config{}
+		if o.TLSConfig != nil {
+			cfg = o.TLSConfig.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = uri.Hostname()
+		}
+		timeout := dialer.Timeout
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = c.Close()
 			return nil, err
 		}

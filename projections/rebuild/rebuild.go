@@ -374,6 +374,12 @@ func (r *rebuilder) build(ctx context.Context) (Result, error) {
 	} else {
 		r.log.Info("rebuilding", "rebuild", r.id, "read_models", r.names(), "schema", r.shadow)
 	}
+	// Where this run starts, before its projectors move: what it projects
+	// (Result.Projected, the rate) counts from here, not from the first
+	// tick, by which a small read model is already built.
+	if _, err := r.measure(ctx); err != nil {
+		return Result{}, r.fail(ctx, err)
+	}
 	c := r.startCrew(ctx)
 	tick := time.NewTicker(r.cfg.ProgressInterval)
 	defer tick.Stop()

@@ -192,8 +192,9 @@ func TestRebuildSwitchesOverToWhatAFreshProjectionMakes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Records < vehicles*400 || res.Resumed {
-				t.Errorf("result %+v: want at least %d records, not resumed", res, vehicles*400)
+			// A first run projects every record itself.
+			if res.Records < vehicles*400 || res.Resumed || res.Projected != res.Records {
+				t.Errorf("result %+v: want at least %d records, all projected by this run, not resumed", res, vehicles*400)
 			}
 			if last := reports[len(reports)-1]; last.State != rebuild.StateDone || last.Models[0].State != rebuild.ModelSwitched {
 				t.Errorf("the last report is %+v, want done and switched", last)
@@ -348,5 +349,33 @@ func TestOneRebuildAtATime(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("the first rebuild: %v", err)
+	}
+}
+
+// TestARebuildCountsWhatItProjected: a read model small enough to be
+// built before the first progress tick still counts every record as
+// projected by this run (it counted none, measured from that tick).
+func TestARebuildCountsWhatItProjected(t *testing.T) {
+	t.Parallel()
+	kc := svc.Kafka(t)
+	url := svc.Postgres(t)
+	pool := openPool(t, url)
+	models, err := projections.Select("vehicles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kc.NewClient("test-producer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	produce(t, cl, fixes(t, kc, 5, 0, 100))
+	res, err := rebuild.Run(t.Context(), rebuild.Config{ReadModels: models, Kafka: kc, Pool: pool, DatabaseURL: url,
+		Members: 1, ProgressInterval: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 5*100 || res.Projected != res.Records || res.Resumed {
+		t.Errorf("%+v: want %d records, all projected by this run", res, 5*100)
 	}
 }

@@ -353,7 +353,10 @@ func trickle(ctx context.Context, addr string, open, cut *atomic.Int64) {
 func TestHostileAPIPoolSaturatedProjectorKeepsUp(t *testing.T) {
 	t.Parallel()
 	const apiConns = 4
-	d := newDeployment(t, "TMS_POSTGRES_API_MAX_CONNS="+strconv.Itoa(apiConns))
+	// A pool this small holds one simplified track (two connections) and
+	// one export at a time, as the settings must say.
+	d := newDeployment(t, "TMS_POSTGRES_API_MAX_CONNS="+strconv.Itoa(apiConns), "TMS_TRACK_MAX_CONCURRENT=1",
+		"TMS_EXPORT_MAX_CONCURRENT=1")
 	d.Start()
 	publish := publisher(t, d)
 

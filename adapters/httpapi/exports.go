@@ -99,12 +99,8 @@ func parseExport(c *gin.Context, now time.Time, maxRange time.Duration) (exportQ
 	if v, ok := p.single("vehicle"); ok {
 		q.vehicle = p.plate("vehicle", v)
 	}
-	to, toOK := p.time("to", now)
-	from, fromOK := p.time("from", to.Add(-defaultTrackWindow))
-	if fromOK && toOK && !from.Before(to) {
-		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-	}
-	if fromOK && toOK && to.Sub(from) > maxRange {
+	from, to, ok := p.window(now, defaultTrackWindow)
+	if ok && to.Sub(from) > maxRange {
 		p.fail("from", "the range %s to %s is longer than an export may cover, %s (TMS_EXPORT_MAX_RANGE): "+
 			"export it in parts", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano), maxRange)
 	}

@@ -233,3 +233,16 @@ func (p *params) bbox() *vehicles.BBox {
 	}
 	return &b
 }
+
+// window reads a time window [from, to): to defaults to now, from to
+// length before to, and from must be before to. ok says that both were
+// read and are in order.
+func (p *params) window(now time.Time, length time.Duration) (from, to time.Time, ok bool) {
+	to, toOK := p.time("to", now)
+	from, fromOK := p.time("from", to.Add(-length))
+	if fromOK && toOK && !from.Before(to) {
+		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+		return from, to, false
+	}
+	return from, to, fromOK && toOK
+}

@@ -55,11 +55,7 @@ type trackRequest struct {
 func parseTrack(c *gin.Context, now time.Time, maxPoints int) (trackRequest, error) {
 	p := newParams(c.Request)
 	plate := p.plate("plate", c.Param("plate"))
-	to, toOK := p.time("to", now)
-	from, fromOK := p.time("from", to.Add(-defaultTrackWindow))
-	if fromOK && toOK && !from.Before(to) {
-		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-	}
+	from, to, _ := p.window(now, defaultTrackWindow)
 	r := trackRequest{
 		query: vehicles.TrackQuery{
 			Plate: plate, From: from, To: to,

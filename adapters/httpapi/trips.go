@@ -143,12 +143,7 @@ func seconds(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 10
 func parseSegments(c *gin.Context, now time.Time) (trips.Query, error) {
 	p := newParams(c.Request)
 	q := trips.Query{Vehicle: p.plate("plate", c.Param("plate"))}
-	to, toOK := p.time("to", now)
-	from, fromOK := p.time("from", to.Add(-defaultTripsWindow))
-	if fromOK && toOK && !from.Before(to) {
-		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-	}
-	q.From, q.To = from, to
+	q.From, q.To, _ = p.window(now, defaultTripsWindow)
 	q.Limit = p.limit(defaultTripsLimit, maxTripsLimit)
 	q.After = p.timeCursor()
 	return q, p.err()
@@ -218,11 +213,7 @@ type fleetTripListJSON struct {
 // trip's start and id, as a visit's entry cursor.
 func (s *server) listFleetTrips(c *gin.Context) {
 	p := newParams(c.Request)
-	to, toOK := p.time("to", s.cfg.Now())
-	from, fromOK := p.time("from", to.Add(-defaultTripsWindow))
-	if fromOK && toOK && !from.Before(to) {
-		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-	}
+	from, to, _ := p.window(s.cfg.Now(), defaultTripsWindow)
 	q := trips.FleetQuery{From: from, To: to, Plates: p.plates(maxTripsLimit), Limit: p.limit(defaultTripsLimit, maxTripsLimit)}
 	if t, id, ok := p.entryCursor(); ok {
 		q.After = &trips.FleetCursor{Start: t, ID: id}

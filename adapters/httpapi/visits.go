@@ -78,12 +78,7 @@ func parseVisits(c *gin.Context, now time.Time) (visits.Query, error) {
 	if v, ok := p.single("vehicle"); ok {
 		q.Vehicle = p.plate("vehicle", v)
 	}
-	to, toOK := p.time("to", now)
-	from, fromOK := p.time("from", to.Add(-defaultVisitsWindow))
-	if fromOK && toOK && !from.Before(to) {
-		p.fail("from", "%s is not before to, %s", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
-	}
-	q.From, q.To = from, to
+	q.From, q.To, _ = p.window(now, defaultVisitsWindow)
 	q.Open = p.boolean("open")
 	q.Limit = p.limit(defaultVisitsLimit, maxVisitsLimit)
 	q.After = p.visitCursor()

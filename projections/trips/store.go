@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tmsfleet/tms/adapters/postgres"
 )
 
 // ErrNotFound is returned for a trip id the read model does not hold.
@@ -173,12 +175,8 @@ func (s *Store) Trips(ctx context.Context, q Query) ([]Trip, error) {
 		return nil, errors.New("list trips: a limit is required")
 	}
 	page, args := window("trips", q)
-	rows, err := s.pool.Query(ctx, tripSelect+` FROM (SELECT * FROM `+page+` w ORDER BY start_time LIMIT $4) t
+	out, err := collect(ctx, s, scanTrip, tripSelect+` FROM (SELECT * FROM `+page+` w ORDER BY start_time LIMIT $4) t
 		`+tripJoins()+` ORDER BY t.start_time`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("trips of %s: %w", q.Vehicle, err)
-	}
-	out, err := pgx.CollectRows(rows, scanTrip)
 	if err != nil {
 		return nil, fmt.Errorf("trips of %s: %w", q.Vehicle, err)
 	}
@@ -188,18 +186,42 @@ func (s *Store) Trips(ctx context.Context, q Query) ([]Trip, error) {
 // Trip returns trip id (a UUID in its canonical form), or an error
 // wrapping ErrNotFound.
 func (s *Store) Trip(ctx context.Context, id string) (Trip, error) {
-	rows, err := s.pool.Query(ctx, tripSelect+` FROM (SELECT * FROM trips WHERE id = $1) t `+tripJoins(), id)
+	list, err := collect(ctx, s, scanTrip, tripSelect+` FROM (SELECT * FROM trips WHERE id = $1) t `+tripJoins(), id)
 	if err != nil {
 		return Trip{}, fmt.Errorf("trip %s: %w", id, err)
 	}
-	t, err := pgx.CollectExactlyOneRow(rows, scanTrip)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if len(list) == 0 {
 		return Trip{}, fmt.Errorf("trip %s: %w", id, ErrNotFound)
 	}
-	if err != nil {
-		return Trip{}, fmt.Errorf("trip %s: %w", id, err)
+	return list[0], nil
+}
+
+func scanStop(r pgx.CollectableRow) (Stop, error) {
+	var st Stop
+	var sc stationColumns
+	var job *string
+	err := r.Scan(&st.ID, &st.Vehicle, &st.Start, &st.End, &st.Lat, &st.Lng, &st.Open, &st.Fixes, &st.Flags,
+		&st.Revision, &sc.id, &sc.name, &sc.typ, &job)
+	st.Station = sc.station()
+	if job != nil {
+		st.JobID = *job
 	}
-	return t, nil
+	return st, err
+}
+
+// collect runs a query that joins the read models' tables (trips with
+// visits, stations and jobs) and scans its rows, again if a rebuild's
+// switch ended it to break a deadlock.
+func collect[T any](ctx context.Context, s *Store, scan pgx.RowToFunc[T], sql string, args ...any) ([]T, error) {
+	var out []T
+	err := postgres.RetryRead(ctx, func() error {
+		rows, err := s.pool.Query(ctx, sql, args...)
+		if err == nil {
+			out, err = pgx.CollectRows(rows, scan)
+		}
+		return err
+	})
+	return out, err
 }
 
 // Stops returns the stops q selects, in start order.
@@ -208,27 +230,12 @@ func (s *Store) Stops(ctx context.Context, q Query) ([]Stop, error) {
 		return nil, errors.New("list stops: a limit is required")
 	}
 	page, args := window("stops", q)
-	rows, err := s.pool.Query(ctx, `SELECT t.id::text, t.vehicle, t.start_time, t.end_time, t.lat, t.lng, t.open, t.fixes,
+	out, err := collect(ctx, s, scanStop, `SELECT t.id::text, t.vehicle, t.start_time, t.end_time, t.lat, t.lng, t.open, t.fixes,
 			t.flags, t.revision, ss.station_id, ss.name, ss.station_type, jb.id
 		FROM (SELECT * FROM `+page+` w ORDER BY start_time LIMIT $4) t
 		`+stationAt("ss", "t.vehicle", "t.start_time")+`
 		`+jobAt("jb", "t.vehicle", "t.start_time + (t.end_time - t.start_time) / 2")+`
 		ORDER BY t.start_time`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("stops of %s: %w", q.Vehicle, err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Stop, error) {
-		var st Stop
-		var sc stationColumns
-		var job *string
-		err := r.Scan(&st.ID, &st.Vehicle, &st.Start, &st.End, &st.Lat, &st.Lng, &st.Open, &st.Fixes, &st.Flags,
-			&st.Revision, &sc.id, &sc.name, &sc.typ, &job)
-		st.Station = sc.station()
-		if job != nil {
-			st.JobID = *job
-		}
-		return st, err
-	})
 	if err != nil {
 		return nil, fmt.Errorf("stops of %s: %w", q.Vehicle, err)
 	}
@@ -271,7 +278,7 @@ func (s *Store) FleetTrips(ctx context.Context, q FleetQuery) ([]Trip, error) {
 	if len(q.Plates) > 0 {
 		plates = q.Plates
 	}
-	rows, err := s.pool.Query(ctx, tripSelect+` FROM (
+	out, err := collect(ctx, s, scanTrip, tripSelect+` FROM (
 		SELECT * FROM (
 			(SELECT p.* FROM trip_vehicles v CROSS JOIN LATERAL (
 				SELECT * FROM trips WHERE vehicle = v.vehicle AND start_time < $1 ORDER BY start_time DESC LIMIT 1) p
@@ -284,10 +291,6 @@ func (s *Store) FleetTrips(ctx context.Context, q FleetQuery) ([]Trip, error) {
 		ORDER BY start_time, id LIMIT $6) t
 		`+tripJoins()+` ORDER BY t.start_time, t.id`,
 		q.From, q.To, plates, after.Start, after.ID, q.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("the fleet's trips: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, scanTrip)
 	if err != nil {
 		return nil, fmt.Errorf("the fleet's trips: %w", err)
 	}

@@ -17,8 +17,8 @@ import (
 
 // BenchmarkTripsProjector measures the trips projection applying a
 // positions topic that is already full (the fixes BenchmarkProjector
-// applies: 10,000 simulated vehicles x 100 fixes, 10 s apart), as `tms
-// serve` runs it (MaxBatch 50,000, three members) and with one member: its
+// applies: 10,000 simulated vehicles x 100 fixes, 10 s apart), with
+// `tms serve`'s MaxBatch of 50,000 and one member (benchTripMembers): its
 // state read and written per vehicle per batch, every fix kept for late
 // ones, snapshots every 15 minutes of fix time, the segment in progress
 // written per batch. Timed from its start until the offsets it commits

@@ -255,21 +255,8 @@ func TestRebuildSwitchesOverToWhatAFreshProjectionMakes(t *testing.T) {
 // on from its offsets to the switch.
 func TestRebuildGoesOnAfterAnInterruption(t *testing.T) {
 	t.Parallel()
-	kc := svc.Kafka(t)
-	url := svc.Postgres(t)
-	pool := openPool(t, url)
-	models, err := projections.Select("vehicles")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kc.NewClient("test-producer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	produce(t, cl, fixes(t, kc, 20, 0, 1000))
-	cfg := rebuild.Config{ReadModels: models, Kafka: kc, Pool: pool, DatabaseURL: url, Members: 1, MaxBatch: 500,
-		ProgressInterval: 20 * time.Millisecond}
+	cfg, pool := vehiclesRebuild(t, 20, 1000)
+	cfg.MaxBatch, cfg.ProgressInterval = 500, 20*time.Millisecond
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -357,6 +344,23 @@ func TestOneRebuildAtATime(t *testing.T) {
 // projected by this run (it counted none, measured from that tick).
 func TestARebuildCountsWhatItProjected(t *testing.T) {
 	t.Parallel()
+	cfg, _ := vehiclesRebuild(t, 5, 100)
+	cfg.ProgressInterval = 3 * time.Second
+	res, err := rebuild.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 5*100 || res.Projected != res.Records || res.Resumed {
+		t.Errorf("%+v: want %d records, all projected by this run", res, 5*100)
+	}
+}
+
+// vehiclesRebuild feeds a fresh positions topic with the fixes of
+// vehicles vehicles, each perVehicle of them, and returns the Config of a
+// one-member rebuild of the vehicles read model from it into a fresh
+// database, with that database's pool.
+func vehiclesRebuild(t *testing.T, vehicles, perVehicle int) (rebuild.Config, *pgxpool.Pool) {
+	t.Helper()
 	kc := svc.Kafka(t)
 	url := svc.Postgres(t)
 	pool := openPool(t, url)
@@ -369,13 +373,6 @@ func TestARebuildCountsWhatItProjected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	produce(t, cl, fixes(t, kc, 5, 0, 100))
-	res, err := rebuild.Run(t.Context(), rebuild.Config{ReadModels: models, Kafka: kc, Pool: pool, DatabaseURL: url,
-		Members: 1, ProgressInterval: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Records != 5*100 || res.Projected != res.Records || res.Resumed {
-		t.Errorf("%+v: want %d records, all projected by this run", res, 5*100)
-	}
+	produce(t, cl, fixes(t, kc, vehicles, 0, perVehicle))
+	return rebuild.Config{ReadModels: models, Kafka: kc, Pool: pool, DatabaseURL: url, Members: 1}, pool
 }

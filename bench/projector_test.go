@@ -195,7 +195,7 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 	var first time.Duration
 	deadline := start.Add(projectorTimeout)
 	for {
-		n := applied(b, poll, topic)
+		n := applied(b, poll, vehicles.ProjectionName, topic)
 		if n > 0 && first == 0 {
 			first = time.Since(start)
 		}
@@ -235,11 +235,11 @@ func runProjector(b *testing.B, kc *kafka.Config, topic string, end int64, maxBa
 }
 
 // applied returns how many records of topic the projector has committed.
-func applied(b *testing.B, pool *pgxpool.Pool, topic string) int64 {
+func applied(b *testing.B, pool *pgxpool.Pool, projector, topic string) int64 {
 	var n int64
 	err := pool.QueryRow(context.Background(), `
 		SELECT coalesce(sum(next_offset), 0) FROM projector_offsets WHERE projector = $1 AND topic = $2`,
-		vehicles.ProjectionName, topic).Scan(&n)
+		projector, topic).Scan(&n)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -73,11 +73,7 @@ func runTrips(b *testing.B, kc *kafka.Config, topic string, end int64, members i
 	go func() { done <- p.Run(ctx) }()
 	deadline := began.Add(projectorTimeout)
 	for {
-		var n int64
-		if err := pool.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM projector_offsets
-			WHERE projector = $1 AND topic = $2`, trips.ProjectionName, topic).Scan(&n); err != nil {
-			b.Fatal(err)
-		}
+		n := applied(b, pool, trips.ProjectionName, topic)
 		if n >= end {
 			break
 		}

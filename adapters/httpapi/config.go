@@ -65,6 +65,11 @@ type Config struct {
 	// authenticated; RoleFrom gives it the caller's role. Nil answers that
 	// route with 404, for instances that do not run the hub.
 	WebSocket http.Handler
+	// Dashboard, when set, serves the web dashboard's files
+	// (adapters/dashboard): GET and HEAD of the paths it Serves, outside
+	// /api/, without a token (they are the same for everyone and hold no
+	// data). Nil answers them with 404, as any unknown path.
+	Dashboard StaticFiles
 	// Registerer receives the HTTP metrics (tms_http_*). Default: a
 	// registry of the API's own, which then also serves as the Gatherer.
 	Registerer prometheus.Registerer
@@ -162,6 +167,15 @@ func (r *RateLimit) validate() []error {
 		errs = append(errs, errors.New("rate limit: RefusalPause must be positive"))
 	}
 	return errs
+}
+
+// StaticFiles serves files outside the API: cmd/ passes a
+// *dashboard.Handler.
+type StaticFiles interface {
+	http.Handler
+	// Serves reports whether ServeHTTP has a file for a request of method
+	// at the URL path p. The API never asks about paths under /api/.
+	Serves(method, p string) bool
 }
 
 // Check is one readiness check. Name labels it in /readyz's answer; Check

@@ -40,6 +40,10 @@
 // of it is ever mixed into /api/v1/visits or tms.geofence, which billing
 // consumes.
 //
+// Outside /api/, GET and HEAD of the web dashboard's files
+// (Config.Dashboard, adapters/dashboard) are served without a token, at
+// the paths no route takes; every other path keeps the 404 problem.
+//
 // GET /api/v1/openapi.json is the OpenAPI document of every
 // endpoint; it is hand-written, embedded, and a test checks that it and the
 // routes the engine registers name the same paths.

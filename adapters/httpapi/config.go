@@ -70,6 +70,9 @@ type Config struct {
 	// /api/, without a token (they are the same for everyone and hold no
 	// data). Nil answers them with 404, as any unknown path.
 	Dashboard StaticFiles
+	// Session is how clients should show the fleet: GET /api/v1/session
+	// hands it out (with the caller's role).
+	Session SessionSettings
 	// Registerer receives the HTTP metrics (tms_http_*). Default: a
 	// registry of the API's own, which then also serves as the Gatherer.
 	Registerer prometheus.Registerer
@@ -202,6 +205,7 @@ func (c *Config) setDefaults() {
 	}
 	c.RateLimit.setDefaults()
 	c.History.setDefaults()
+	c.Session.setDefaults()
 	if c.Registerer == nil && c.Gatherer == nil {
 		reg := prometheus.NewRegistry()
 		c.Registerer, c.Gatherer = reg, reg
@@ -275,6 +279,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.RateLimit.validate()...)
 	errs = append(errs, c.History.validate()...)
+	errs = append(errs, c.Session.validate()...)
 	if c.Gatherer == nil && c.Registerer != nil {
 		if _, ok := c.Registerer.(prometheus.Gatherer); !ok {
 			errs = append(errs, errors.New("no Gatherer, and the Registerer is not one: /metrics would have nothing to serve"))

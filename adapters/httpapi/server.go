@@ -92,6 +92,7 @@ func (s *server) engine() *gin.Engine {
 
 	api := e.Group(apiPrefix, s.authenticate)
 	api.GET("/openapi.json", s.openAPI)
+	api.GET("/session", s.session)
 	api.GET("/vehicles", s.listVehicles)
 	api.GET("/vehicles/:plate", s.getVehicle)
 	api.GET("/vehicles/:plate/track", s.track)

@@ -126,7 +126,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		Rebuilds:        rebuild.NewStore(pool),
 		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands, Trips: trips.NewStore(pool),
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
-		Dashboard: dash, ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,
+		Dashboard: dash, Session: e.cfg.session(), ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})
 	if err != nil {

@@ -159,7 +159,9 @@ type config struct {
 	// The web dashboard (docs/dashboard.md, "Serving and settings"). Set
 	// to the empty string, TMS_DASHBOARD_TILE_URL means no tiles (see
 	// loadConfig).
-	DashboardTileURL string `env:"TMS_DASHBOARD_TILE_URL" envDefault:"https://tile.openstreetmap.org/{z}/{x}/{y}.png"`
+	DashboardTileURL         string        `env:"TMS_DASHBOARD_TILE_URL" envDefault:"https://tile.openstreetmap.org/{z}/{x}/{y}.png"`
+	DashboardTileAttribution string        `env:"TMS_DASHBOARD_TILE_ATTRIBUTION" envDefault:"© OpenStreetMap contributors"`
+	DashboardOfflineAfter    time.Duration `env:"TMS_DASHBOARD_OFFLINE_AFTER" envDefault:"10m"`
 
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
@@ -287,6 +289,13 @@ func (c *config) httpServer(log *slog.Logger) httpapi.ServerConfig {
 		ReadHeaderTimeout: c.HTTPReadHeaderTimeout, ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout,
 		IdleTimeout: c.HTTPIdleTimeout, MaxHeaderBytes: c.HTTPMaxHeaderBytes, MaxConnections: c.HTTPMaxConnections,
 		Logger: log,
+	}
+}
+
+// session returns what GET /api/v1/session tells dashboards.
+func (c *config) session() httpapi.SessionSettings {
+	return httpapi.SessionSettings{
+		TileURL: c.DashboardTileURL, TileAttribution: c.DashboardTileAttribution, OfflineAfter: c.DashboardOfflineAfter,
 	}
 }
 

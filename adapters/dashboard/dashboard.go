@@ -216,6 +216,9 @@ func CheckTileURL(template string) (origin string, err error) {
 	if len(missing) > 0 {
 		return "", fmt.Errorf("tile URL %q lacks %s", template, strings.Join(missing, ", "))
 	}
+	if strings.Contains(template, "{s}") {
+		return "", fmt.Errorf("tile URL %q: {s} subdomains are not supported; give one host (e.g. tile.openstreetmap.org)", template)
+	}
 	u, err := url.Parse(template)
 	if err != nil {
 		return "", fmt.Errorf("tile URL: %w", err)

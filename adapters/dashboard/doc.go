@@ -35,6 +35,6 @@
 //
 // New's handler gzips responses for clients that accept it, through
 // klauspost/compress's gzhttp (already in the module graph through
-// franz-go): a build's JavaScript shrinks to about a third. The ETag is
+// franz-go): minified JavaScript typically shrinks to a third. The ETag is
 // the same for both encodings; responses vary by Accept-Encoding.
 package dashboard

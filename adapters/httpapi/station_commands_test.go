@@ -69,10 +69,8 @@ func TestStationCommands(t *testing.T) {
 			got.OriginalGeometry != nil || got.Inside != nil || !got.UpdatedAt.After(base) {
 			t.Errorf("created %s", w.Body)
 		}
-		for _, g := range []json.RawMessage{got.Geometry, got.GeometryWGS84} {
-			if !sameJSON(t, g, []byte(`{"type": "Point", "coordinates": [121.4737, 31.2304]}`)) {
-				t.Errorf("geometry %s, geometry_wgs84 %s: want both as given", got.Geometry, got.GeometryWGS84)
-			}
+		if !sameJSON(t, got.Geometry, []byte(`{"type": "Point", "coordinates": [121.4737, 31.2304]}`)) {
+			t.Errorf("geometry %s", got.Geometry)
 		}
 		r := env.get(t, "/api/v1/stations/S001")
 		read := decode[stationJSON](t, r, "application/json")
@@ -86,7 +84,7 @@ func TestStationCommands(t *testing.T) {
 		}
 		var raw map[string]any
 		_ = json.Unmarshal(r.Body.Bytes(), &raw)
-		wantKeys(t, raw, "id", "name", "type", "coord_system", "geometry", "geometry_wgs84", "radius_m", "detection", "version", "updated_at", "inside")
+		wantKeys(t, raw, "id", "name", "type", "coord_system", "geometry", "radius_m", "detection", "version", "updated_at", "inside")
 	})
 
 	t.Run("create a polygon with a hole, without an id", func(t *testing.T) {
@@ -99,17 +97,10 @@ func TestStationCommands(t *testing.T) {
 		wantHeader(t, w, "Location", "/api/v1/stations/"+got.ID)
 		var body struct{ Geometry json.RawMessage }
 		_ = json.Unmarshal([]byte(polygonBody), &body)
-		if !sameJSON(t, got.Geometry, body.Geometry) || !sameJSON(t, got.GeometryWGS84, body.Geometry) || got.RadiusM != nil {
+		if !sameJSON(t, got.Geometry, body.Geometry) || got.RadiusM != nil {
 			t.Errorf("stored %s", w.Body)
 		}
-		wantSchema(t, env.get(t, "/api/v1/stations/"+got.ID).Body, "StationWithInside")
-		list := env.get(t, "/api/v1/stations?limit=1000")
-		wantSchema(t, list.Body, "StationList")
-		for _, st := range decode[stationListJSON](t, list, "application/json").Stations {
-			if !sameJSON(t, st.GeometryWGS84, st.Geometry) {
-				t.Errorf("listed %s: geometry_wgs84 %s, geometry %s", st.ID, st.GeometryWGS84, st.Geometry)
-			}
-		}
+		decode[stationJSON](t, env.get(t, "/api/v1/stations/"+got.ID), "application/json")
 	})
 
 	t.Run("GCJ-02 is stored in WGS84 with the original kept", func(t *testing.T) {
@@ -128,54 +119,6 @@ func TestStationCommands(t *testing.T) {
 			if d := geo.Haversine(given, want); d < 100 {
 				t.Errorf("the conversion moved the centre %v m only", d)
 			}
-			var w84 struct{ Coordinates [2]float64 }
-			_ = json.Unmarshal(s.GeometryWGS84, &w84)
-			if w84.Coordinates != [2]float64{want.Lng, want.Lat} {
-				t.Errorf("geometry_wgs84 %s, want the converted centre %v", s.GeometryWGS84, want)
-			}
-		}
-	})
-
-	t.Run("a GCJ-02 polygon's geometry_wgs84 is every position converted", func(t *testing.T) {
-		t.Parallel()
-		ring := [][2]float64{{121.50, 31.20}, {121.52, 31.20}, {121.52, 31.22}, {121.50, 31.22}, {121.50, 31.20}}
-		body, _ := json.Marshal(map[string]any{"id": "G2", "name": "火星场", "type": "parking", "coord_system": "gcj02",
-			"geometry": map[string]any{"type": "Polygon", "coordinates": [][][2]float64{ring}}})
-		w := env.write(t, http.MethodPost, "/api/v1/stations", string(body))
-		got := decodeStatus[stationJSON](t, w, http.StatusCreated)
-		wantSchema(t, w.Body, "Station")
-		read := decode[stationJSON](t, env.get(t, "/api/v1/stations/G2"), "application/json")
-		for _, s := range []stationJSON{got, read} {
-			var g struct{ Coordinates [][][2]float64 }
-			if err := json.Unmarshal(s.GeometryWGS84, &g); err != nil || len(g.Coordinates) != 1 || len(g.Coordinates[0]) != len(ring) {
-				t.Fatalf("geometry_wgs84 %s (%v)", s.GeometryWGS84, err)
-			}
-			for i, p := range ring {
-				want := station.FromGCJ02(geo.Point{Lng: p[0], Lat: p[1]})
-				if g.Coordinates[0][i] != [2]float64{want.Lng, want.Lat} {
-					t.Errorf("geometry_wgs84 position %d: %v, want %v converted to %v", i, g.Coordinates[0][i], p, want)
-				}
-			}
-		}
-	})
-
-	t.Run("geometry_wgs84 sent back is refused as read-only", func(t *testing.T) {
-		t.Parallel()
-		created := decodeStatus[map[string]any](t, env.write(t, http.MethodPost, "/api/v1/stations", circle("RO1", "a")), http.StatusCreated)
-		edited := map[string]any{"name": "b", "geometry_wgs84": created["geometry_wgs84"]}
-		for _, k := range []string{"type", "geometry", "radius_m"} {
-			edited[k] = created[k]
-		}
-		body, _ := json.Marshal(edited)
-		p := wantProblem(t, env.write(t, http.MethodPut, "/api/v1/stations/RO1", string(body)), "/api/v1/stations/RO1",
-			http.StatusBadRequest, "geometry_wgs84")
-		if !strings.Contains(p.Errors[0].Detail, "read-only") {
-			t.Errorf("detail %q does not say read-only", p.Errors[0].Detail)
-		}
-		delete(edited, "geometry_wgs84")
-		body, _ = json.Marshal(edited)
-		if got := decodeStatus[stationJSON](t, env.write(t, http.MethodPut, "/api/v1/stations/RO1", string(body)), http.StatusOK); got.Name != "b" {
-			t.Errorf("PUT without it: %+v", got)
 		}
 	})
 

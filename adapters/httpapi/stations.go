@@ -26,20 +26,12 @@ const (
 // stationJSON is a station as the API shows it: its definition as stored
 // (geometry in WGS84, the original when given in GCJ-02), its version and
 // since when it stands, and on GET of one station the vehicles inside.
-//
-// GeometryWGS84 is the shape the geofence tests fixes against, for maps
-// to draw. tms stores every station's geometry in WGS84 already (a GCJ-02
-// definition is converted as it is accepted, station.FromGCJ02, and the
-// original kept in OriginalGeometry), so it is Geometry again: a member
-// of its own so that a map client draws it without knowing that rule, and
-// the dashboard's contract (docs/dashboard.md) holds if it ever changes.
 type stationJSON struct {
 	ID               string            `json:"id"`
 	Name             string            `json:"name"`
 	Type             string            `json:"type"`
 	CoordSystem      string            `json:"coord_system"`
 	Geometry         json.RawMessage   `json:"geometry"`
-	GeometryWGS84    json.RawMessage   `json:"geometry_wgs84"`
 	OriginalGeometry json.RawMessage   `json:"original_geometry,omitempty"`
 	RadiusM          *float64          `json:"radius_m,omitempty"`
 	Detection        station.Detection `json:"detection"`
@@ -64,7 +56,7 @@ type stationListJSON struct {
 func toStationJSON(s *stations.Station) stationJSON {
 	return stationJSON{
 		ID: s.ID, Name: s.Name, Type: s.Type, CoordSystem: s.CoordSystem,
-		Geometry: s.Geometry, GeometryWGS84: s.Geometry, OriginalGeometry: s.OriginalGeometry, RadiusM: s.RadiusM,
+		Geometry: s.Geometry, OriginalGeometry: s.OriginalGeometry, RadiusM: s.RadiusM,
 		Detection: s.Detection, Version: s.Version, UpdatedAt: s.UpdatedAt.UTC(),
 	}
 }

@@ -16,7 +16,6 @@ import (
 var readOnly = map[string]string{
 	"version":           "read-only: the server sets it; send the version you read as If-Match instead",
 	"original_geometry": "read-only: the server keeps the geometry as given; send geometry with coord_system gcj02",
-	"geometry_wgs84":    "read-only: the server derives it from geometry; send geometry (with coord_system wgs84 for a shape drawn on a WGS84 map)",
 	"updated_at":        "read-only: the server sets it",
 	"inside":            "read-only: the vehicles inside are not part of a station's definition",
 }

@@ -7,22 +7,56 @@ SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 BILLING_VENV := .venv/billing
 BILLING := $(BILLING_VENV)/installed
 
-.PHONY: run build test test-hostile test-short bench fuzz vet fmt
+.PHONY: run build test test-hostile test-short bench fuzz vet fmt web no-web
+
+# The dashboard (web/, docs/dashboard.md): Vite builds it into
+# adapters/dashboard/static/app/, which the tms binary embeds. A binary
+# built without it serves a page saying how to build it.
+WEB_BUILD := adapters/dashboard/static/app/index.html
+WEB_INSTALLED := web/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find web -path web/node_modules -prune -o -type f -print 2>/dev/null)
+NODE := $(shell command -v node 2>/dev/null)
+# run and build make the dashboard when Node is there, and say why not
+# otherwise; test always does (CI has Node).
+DASHBOARD := $(if $(NODE),web,no-web)
 
 ## run: the whole service on this machine, nothing to configure (embedded
 ## Kafka, MQTT broker and a local Postgres, state under ./data).
-run:
+run: $(DASHBOARD)
 	$(GO) run ./cmd/tms serve
 
 ## build: the tms binary, in ./bin.
-build:
+build: $(DASHBOARD)
 	$(GO) build -o bin/tms ./cmd/tms
 
-## test: every test, against a real Postgres, Mosquitto and Apache Kafka
+## web: the dashboard, built again only when a file under web/ (but
+## web/node_modules) is newer than the build; its packages installed
+## again (npm ci) only when web/package-lock.json is newer than them.
+ifneq ($(wildcard web/package.json),)
+web: $(WEB_BUILD)
+else
+web:
+	@echo "web: there is no web/package.json: no dashboard to build"
+endif
+
+$(WEB_INSTALLED): web/package-lock.json
+	npm --prefix web ci
+	@test ! -f $@ || touch $@
+
+$(WEB_BUILD): $(WEB_INSTALLED) $(WEB_SOURCES)
+	npm --prefix web run build
+	@test ! -f $@ || touch $@
+
+no-web:
+	@echo "dashboard not built: node is not on the PATH (install Node.js 20 or newer, then make web); tms serves a page saying so"
+
+## test: every test: the dashboard's unit tests (npm test in web/, after
+## make web), then the Go tests against a real Postgres, Mosquitto and Apache Kafka
 ## that this target starts and stops (deploy/test/services.sh), Schemathesis
 ## included (it fuzzes the API from its OpenAPI document), and the Python
 ## billing consumer (examples/billing) on a simulated day of jobs.
-test: vet $(SCHEMATHESIS) $(BILLING)
+test: vet web $(SCHEMATHESIS) $(BILLING)
+	$(if $(wildcard web/package.json),npm --prefix web test)
 	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) TMS_BILLING_PYTHON=$(abspath $(BILLING_VENV)/bin/python) \
 		$(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
 

@@ -65,6 +65,14 @@ type Config struct {
 	// authenticated; RoleFrom gives it the caller's role. Nil answers that
 	// route with 404, for instances that do not run the hub.
 	WebSocket http.Handler
+	// Dashboard, when set, serves the web dashboard's files
+	// (adapters/dashboard): GET and HEAD of the paths it Serves, outside
+	// /api/, without a token (they are the same for everyone and hold no
+	// data). Nil answers them with 404, as any unknown path.
+	Dashboard StaticFiles
+	// Session is how clients should show the fleet: GET /api/v1/session
+	// hands it out (with the caller's role).
+	Session SessionSettings
 	// Registerer receives the HTTP metrics (tms_http_*). Default: a
 	// registry of the API's own, which then also serves as the Gatherer.
 	Registerer prometheus.Registerer
@@ -164,6 +172,15 @@ func (r *RateLimit) validate() []error {
 	return errs
 }
 
+// StaticFiles serves files outside the API: cmd/ passes a
+// *dashboard.Handler.
+type StaticFiles interface {
+	http.Handler
+	// Serves reports whether ServeHTTP has a file for a request of method
+	// at the URL path p. The API never asks about paths under /api/.
+	Serves(method, p string) bool
+}
+
 // Check is one readiness check. Name labels it in /readyz's answer; Check
 // reports whether the dependency answers. Check must return when its
 // context is done: one that does not is reported as failed at the deadline
@@ -188,6 +205,7 @@ func (c *Config) setDefaults() {
 	}
 	c.RateLimit.setDefaults()
 	c.History.setDefaults()
+	c.Session.setDefaults()
 	if c.Registerer == nil && c.Gatherer == nil {
 		reg := prometheus.NewRegistry()
 		c.Registerer, c.Gatherer = reg, reg
@@ -261,6 +279,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.RateLimit.validate()...)
 	errs = append(errs, c.History.validate()...)
+	errs = append(errs, c.Session.validate()...)
 	if c.Gatherer == nil && c.Registerer != nil {
 		if _, ok := c.Registerer.(prometheus.Gatherer); !ok {
 			errs = append(errs, errors.New("no Gatherer, and the Registerer is not one: /metrics would have nothing to serve"))

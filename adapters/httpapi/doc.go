@@ -5,8 +5,9 @@
 // # Resources
 //
 // GET /api/v1/vehicles lists vehicles with their latest position, keyset
-// paginated by plate (limit, opaque cursor) and filtered by plate and by a
-// bounding box that may cross the antimeridian. GET /api/v1/vehicles/{plate}
+// paginated by plate (limit, opaque cursor) and filtered by plate, by a
+// plate search (search: plates containing the text, matched literally) and
+// by a bounding box that may cross the antimeridian. GET /api/v1/vehicles/{plate}
 // returns one vehicle; GET /api/v1/vehicles/{plate}/track returns its fixes
 // in fix-time order over a window of any length, as JSON or GeoJSON,
 // paginated by fix time, or with max_points the whole window simplified
@@ -39,6 +40,10 @@
 // replay resource carries "kind": "replay" and a note saying so, and none
 // of it is ever mixed into /api/v1/visits or tms.geofence, which billing
 // consumes.
+//
+// Outside /api/, GET and HEAD of the web dashboard's files
+// (Config.Dashboard, adapters/dashboard) are served without a token, at
+// the paths no route takes; every other path keeps the 404 problem.
 //
 // GET /api/v1/openapi.json is the OpenAPI document of every
 // endpoint; it is hand-written, embedded, and a test checks that it and the

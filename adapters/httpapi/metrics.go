@@ -66,14 +66,22 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
 	return nil
 }
 
+// routeLabelKey is where a handler outside gin's routes names its route
+// for the metrics (the dashboard's files are all "dashboard").
+const routeLabelKey = "httpapi.route"
+
 // instrument counts and times every request, including 404s and those
 // refused by auth. Labels are bounded: route is gin's template
-// (/api/v1/vehicles/:plate, never the plate itself), "unmatched" for
-// unknown paths, and methods outside the standard set are "other".
+// (/api/v1/vehicles/:plate, never the plate itself), "dashboard" for the
+// dashboard's files, "unmatched" for unknown paths, and methods outside
+// the standard set are "other".
 func (s *server) instrument(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	route := c.FullPath()
+	if label := c.GetString(routeLabelKey); label != "" {
+		route = label
+	}
 	if route == "" {
 		route = "unmatched"
 	}

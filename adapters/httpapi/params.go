@@ -173,6 +173,17 @@ func (p *params) stationTypes() []string {
 	return out
 }
 
+// search returns the plate search text, normalised as plates are
+// (trimmed, Latin letters upper-cased, at most 16 letters, digits or
+// '-'); "" when absent or blank, which searches nothing away.
+func (p *params) search() string {
+	v, ok := p.single("search")
+	if !ok || strings.TrimSpace(v) == "" {
+		return ""
+	}
+	return p.plate("search", v)
+}
+
 // plates returns the repeatable plate filter, normalised, at most max.
 func (p *params) plates(max int) []string {
 	vs := p.values["plate"]

@@ -81,7 +81,7 @@ func (s *server) engine() *gin.Engine {
 	// No gin.Logger: it would log query strings, and /api/v1/ws carries
 	// tokens in its query string.
 	e.Use(s.instrument, s.renderErrors, s.recover, s.rateLimit)
-	e.NoRoute(func(c *gin.Context) { fail(c, errNoRoute) })
+	e.NoRoute(s.dashboard, func(c *gin.Context) { fail(c, errNoRoute) })
 	e.NoMethod(func(c *gin.Context) { fail(c, errNoMethod) })
 
 	e.GET("/healthz", s.healthz)
@@ -92,6 +92,7 @@ func (s *server) engine() *gin.Engine {
 
 	api := e.Group(apiPrefix, s.authenticate)
 	api.GET("/openapi.json", s.openAPI)
+	api.GET("/session", s.session)
 	api.GET("/vehicles", s.listVehicles)
 	api.GET("/vehicles/:plate", s.getVehicle)
 	api.GET("/vehicles/:plate/track", s.track)
@@ -119,6 +120,19 @@ func (s *server) engine() *gin.Engine {
 	api.POST("/jobs/:id/cancel", write, s.cancelJob)
 	api.GET("/ws", s.websocket)
 	return e
+}
+
+// dashboard serves the dashboard's files (Config.Dashboard) at the paths
+// no route takes; it leaves every other request, and anything under /api/,
+// to the 404 problem.
+func (s *server) dashboard(c *gin.Context) {
+	p := c.Request.URL.Path
+	if s.cfg.Dashboard == nil || p == "/api" || strings.HasPrefix(p, "/api/") || !s.cfg.Dashboard.Serves(c.Request.Method, p) {
+		return
+	}
+	c.Set(routeLabelKey, "dashboard")
+	s.cfg.Dashboard.ServeHTTP(c.Writer, c.Request)
+	c.Abort()
 }
 
 // websocket hands an authenticated request to the configured hub.

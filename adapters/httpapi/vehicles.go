@@ -97,6 +97,7 @@ func (s *server) listVehicles(c *gin.Context) {
 		Plates: p.plates(maxVehiclesLimit),
 		BBox:   p.bbox(),
 		After:  p.plateCursor(),
+		Search: p.search(),
 	}
 	if err := p.err(); err != nil {
 		fail(c, err)

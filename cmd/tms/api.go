@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tmsfleet/tms/adapters/dashboard"
 	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/ws"
@@ -115,13 +116,17 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	if err != nil {
 		return nil, err
 	}
+	dash, err := dashboard.New(dashboard.Config{Files: dashboard.Build(), TileURL: e.cfg.DashboardTileURL})
+	if err != nil {
+		return nil, fmt.Errorf("TMS_DASHBOARD_TILE_URL: %w", err)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.New(httpapi.Config{
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
 		Rebuilds:        rebuild.NewStore(pool),
 		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands, Trips: trips.NewStore(pool),
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
-		ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,
+		Dashboard: dash, Session: e.cfg.session(), ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})
 	if err != nil {
@@ -132,7 +137,11 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	base := "http://" + displayAddr(ln.Addr().String())
-	e.notes = append(e.notes,
+	dashNote := "Dashboard: " + base + "/"
+	if dashboard.Build() == nil {
+		dashNote += "   (not built into this binary: make web, then build again; make run does both)"
+	}
+	e.notes = append(e.notes, dashNote,
 		"API:       "+base+"/api/v1/vehicles   (OpenAPI: "+base+"/api/v1/openapi.json)",
 		"WebSocket: "+strings.Replace(base, "http", "ws", 1)+"/api/v1/ws",
 		"Health:    "+base+"/healthz  "+base+"/readyz  "+base+"/metrics")

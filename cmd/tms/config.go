@@ -156,6 +156,13 @@ type config struct {
 	RebuildProgressInterval  time.Duration `env:"TMS_REBUILD_PROGRESS_INTERVAL" envDefault:"1s"`
 	RebuildLogInterval       time.Duration `env:"TMS_REBUILD_LOG_INTERVAL" envDefault:"10s"`
 
+	// The web dashboard (docs/dashboard.md, "Serving and settings"). Set
+	// to the empty string, TMS_DASHBOARD_TILE_URL means no tiles (see
+	// loadConfig).
+	DashboardTileURL         string        `env:"TMS_DASHBOARD_TILE_URL" envDefault:"https://tile.openstreetmap.org/{z}/{x}/{y}.png"`
+	DashboardTileAttribution string        `env:"TMS_DASHBOARD_TILE_ATTRIBUTION" envDefault:"© OpenStreetMap contributors"`
+	DashboardOfflineAfter    time.Duration `env:"TMS_DASHBOARD_OFFLINE_AFTER" envDefault:"10m"`
+
 	// The original system's names for its G7 feed, accepted as they were.
 	G7Host     string `env:"G7_MQTT_HOST"`
 	G7Port     int    `env:"G7_MQTT_PORT" envDefault:"1883"`
@@ -175,6 +182,12 @@ func loadConfig() (config, error) {
 	var c config
 	if err := env.Parse(&c); err != nil {
 		return config{}, fmt.Errorf("environment: %w", err)
+	}
+	// env gives a variable set to "" its default; an empty tile URL is a
+	// choice (no tiles: an installation without internet, or that must
+	// not send its users' map views to a third party), so it is kept.
+	if v, ok := os.LookupEnv("TMS_DASHBOARD_TILE_URL"); ok && strings.TrimSpace(v) == "" {
+		c.DashboardTileURL = ""
 	}
 	return c, nil
 }
@@ -276,6 +289,13 @@ func (c *config) httpServer(log *slog.Logger) httpapi.ServerConfig {
 		ReadHeaderTimeout: c.HTTPReadHeaderTimeout, ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout,
 		IdleTimeout: c.HTTPIdleTimeout, MaxHeaderBytes: c.HTTPMaxHeaderBytes, MaxConnections: c.HTTPMaxConnections,
 		Logger: log,
+	}
+}
+
+// session returns what GET /api/v1/session tells dashboards.
+func (c *config) session() httpapi.SessionSettings {
+	return httpapi.SessionSettings{
+		TileURL: c.DashboardTileURL, TileAttribution: c.DashboardTileAttribution, OfflineAfter: c.DashboardOfflineAfter,
 	}
 }
 

@@ -160,3 +160,18 @@ func TestTripSettingsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardTileURLEmptyMeansNoTiles: env gives a variable set to ""
+// its default, but an empty tile URL is a choice (no tiles) and is kept.
+func TestDashboardTileURLEmptyMeansNoTiles(t *testing.T) {
+	t.Setenv("TMS_DASHBOARD_TILE_URL", " ")
+	c, err := loadConfig()
+	if err != nil || c.DashboardTileURL != "" {
+		t.Errorf("TMS_DASHBOARD_TILE_URL set empty: %q, %v; want no tiles", c.DashboardTileURL, err)
+	}
+	os.Unsetenv("TMS_DASHBOARD_TILE_URL") // t.Setenv restores it afterwards
+	c, err = loadConfig()
+	if want := "https://tile.openstreetmap.org/{z}/{x}/{y}.png"; err != nil || c.DashboardTileURL != want {
+		t.Errorf("TMS_DASHBOARD_TILE_URL unset: %q, %v; want %s", c.DashboardTileURL, err, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +65,10 @@ type ListQuery struct {
 	Plates []string
 	// BBox, when set, keeps only vehicles whose latest fix is inside it.
 	BBox *BBox
+	// Search, when not empty, keeps only vehicles whose plate contains it,
+	// matched literally and case-sensitively (LIKE's %, _ and \ in it are
+	// escaped): callers normalise it as plates are.
+	Search string
 }
 
 // TrackQuery selects one vehicle's fixes in [From, To), in fix-time order.
@@ -89,22 +94,30 @@ const vehicleColumns = `plate, fix_time, received_at, lat, lng, speed_kmh, cours
 
 // List returns the vehicles q selects.
 func (s *Store) List(ctx context.Context, q ListQuery) ([]Vehicle, error) {
-	args := []any{q.After, q.Plates}
+	plates := q.Plates
+	if plates == nil {
+		plates = []string{}
+	}
+	args := []any{q.After, plates}
 	sql := `SELECT ` + vehicleColumns + ` FROM vehicles
 		WHERE plate > $1 AND (cardinality($2::text[]) = 0 OR plate = ANY($2))`
+	if q.Search != "" {
+		// A substring is found by scanning the vehicles table (one row a
+		// vehicle); the plate order of the scan lets a page stop early.
+		args = append(args, "%"+escapeLike(q.Search)+"%")
+		sql += fmt.Sprintf(` AND plate LIKE $%d ESCAPE '\'`, len(args))
+	}
 	if q.BBox != nil {
-		b := q.BBox
+		b, n := q.BBox, len(args)
 		args = append(args, b.MinLat, b.MaxLat, b.MinLng, b.MaxLng)
-		sql += ` AND lat BETWEEN $3 AND $4
-			AND CASE WHEN $5::float8 <= $6::float8 THEN lng BETWEEN $5 AND $6 ELSE lng >= $5 OR lng <= $6 END`
+		sql += fmt.Sprintf(` AND lat BETWEEN $%[1]d AND $%[2]d
+			AND CASE WHEN $%[3]d::float8 <= $%[4]d::float8 THEN lng BETWEEN $%[3]d AND $%[4]d ELSE lng >= $%[3]d OR lng <= $%[4]d END`,
+			n+1, n+2, n+3, n+4)
 	}
 	sql += ` ORDER BY plate`
 	if q.Limit > 0 {
 		args = append(args, q.Limit)
 		sql += fmt.Sprintf(` LIMIT $%d`, len(args))
-	}
-	if q.Plates == nil {
-		args[1] = []string{}
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -116,6 +129,12 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]Vehicle, error) {
 	}
 	return out, nil
 }
+
+// likeEscaper escapes LIKE's wildcards and its escape character.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// escapeLike makes s match itself only in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string { return likeEscaper.Replace(s) }
 
 // Get returns one vehicle, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, plate string) (Vehicle, error) {

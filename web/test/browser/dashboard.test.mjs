@@ -56,6 +56,7 @@ describe('operator', () => {
   const stationId = `e2e.drawn-${Date.now()}`;
   const plate = '沪Z00001';
   let centre;
+  let definedAt;
 
   before(async () => {
     page = await newPage(browser);
@@ -114,15 +115,20 @@ describe('operator', () => {
     assert.equal(g.type, 'Point');
     assert.ok(st.radius_m >= 10);
     centre = g.coordinates;
+    definedAt = Date.parse(st.updated_at);
   });
 
   test('a vehicle driven into it appears in the feed and the station panel', { timeout: 60_000 }, async () => {
     assert.ok(centre, 'needs the station drawn above');
     const [lng, lat] = centre;
     const points = [];
-    for (let i = 6; i >= 1; i--) points.push([lng + i * 0.0006, lat]);
+    for (let i = 4; i >= 1; i--) points.push([lng + i * 0.0008, lat]);
     for (let i = 0; i < 4; i++) points.push([lng, lat]);
-    await control('/drive', { plate, points, interval_s: 2 });
+    // The fixes end now, one a second: a station applies to fixes taken
+    // after it was defined, so wait until the first one is.
+    const span = (points.length - 1) * 1000;
+    await page.waitForFunction((t) => Date.now() > t, definedAt + span + 1000, { polling: 200 });
+    await control('/drive', { plate, points, interval_s: 1 });
     await page.getByTestId(`inside-${stationId}-${plate}`).waitFor();
     await page.getByTestId('tab-events').click();
     await page.locator(`[data-testid="event-item"][data-station="${stationId}"][data-vehicle="${plate}"][data-type="tms.vehicle.entered_station.v1"]`).waitFor();

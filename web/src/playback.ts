@@ -235,7 +235,11 @@ export class PlaybackPanel {
         const t = Date.parse((d.fix_time as string) ?? e.time);
         if (e.type === T.position && typeof d.lat === 'number' && typeof d.lng === 'number') {
           const p = L.latLng(d.lat, d.lng);
-          if (!this.marker) this.marker = L.circleMarker(p, { radius: 9, color: '#000', weight: 3, fillColor: '#ffcc00', fillOpacity: 1, interactive: false }).addTo(this.map);
+          if (!this.marker) {
+            // Above the vehicles' canvas (z-index 450), so the replayed vehicle is never hidden.
+            if (!this.map.getPane('replay')) this.map.createPane('replay').style.zIndex = '460';
+            this.marker = L.circleMarker(p, { radius: 9, color: '#000', weight: 3, fillColor: '#ffcc00', fillOpacity: 1, interactive: false, pane: 'replay', renderer: L.svg({ pane: 'replay' }) }).addTo(this.map);
+          }
           else this.marker.setLatLng(p);
           if (!this.map.getBounds().pad(-0.1).contains(p)) this.map.panTo(p);
           this.showAt(t, p);

@@ -160,6 +160,15 @@ describe('operator', () => {
     await page.getByTestId('station-cancel').click();
   });
 
+  test('deletes the station after a confirmation', { timeout }, async () => {
+    await page.getByTestId(`station-${stationId}`).click();
+    await page.getByTestId('station-delete').click();
+    await page.getByTestId('station-delete-confirm').click();
+    await page.getByTestId('stations-status').filter({ hasText: 'Deleted' }).waitFor();
+    await page.getByTestId(`station-${stationId}`).waitFor({ state: 'detached' });
+    assert.equal((await api(op(), `/api/v1/stations/${stationId}`)).status, 404);
+  });
+
   test('playback plays, pauses and seeks', { timeout: 60_000 }, async () => {
     const target = (await page.evaluate(() => window.__tms.plates())).filter((p) => p !== plate).sort()[0];
     await page.getByTestId('tab-playback').click();

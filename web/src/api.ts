@@ -34,6 +34,7 @@ export interface Station {
 }
 export interface StationInput {
   id?: string; name: string; type: StationType; coord_system: 'wgs84'; geometry: Geometry; radius_m?: number;
+  detection?: Record<string, unknown>;
 }
 export interface Visit {
   visit_id: string; vehicle: string; station_id: string; station_type: string;

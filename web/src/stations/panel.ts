@@ -186,6 +186,9 @@ export class StationsPanel {
     const d = this.draft;
     if (!d || !f.name) return;
     const input: StationInput = { ...f, coord_system: 'wgs84', ...geometryOf(d.layer) };
+    // A PUT replaces the definition: keep the detection settings the form does not show.
+    const det = d.editing?.station.detection;
+    if (det && Object.keys(det).length) input.detection = det;
     try {
       let id: string;
       if (d.editing) {

@@ -124,8 +124,8 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
   feedBus.on((e) => {
     const d = e.data;
     const plate = d.vehicle ?? e.subject ?? '';
-    if (e.type === T.entered && d.station_id) store.entered(plate, d.station_id, Date.parse(d.fix_time ?? e.time));
-    else if (e.type === T.exited && d.station_id) store.exited(plate, d.station_id);
+    if (e.type === T.entered && d.station_id && d.visit_id) store.entered(plate, d.station_id, Date.parse(d.fix_time ?? e.time), d.visit_id);
+    else if (e.type === T.exited && d.station_id && d.visit_id) store.exited(plate, d.station_id, d.visit_id);
     else if (e.type === T.stationUpserted && e.subject) void spanel.refresh(e.subject);
     else if (e.type === T.stationDeleted && e.subject) slayer.remove(e.subject);
     events.add(e);
@@ -170,11 +170,10 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
 
   async function loadState(): Promise<void> {
     try {
+      const mark = store.mark();
       const [stations, visits] = await Promise.all([api.stations(), api.openVisits()]);
       slayer.set(stations);
-      store.visits.clear();
-      for (const v of visits) store.entered(v.vehicle, v.station_id, Date.parse(v.entered_at), false);
-      store.flush();
+      store.loadVisits(visits, mark);
       if (!loaded && stations.length) {
         const b = stations.map((s) => slayer.bounds(s.id)).filter((x) => !!x).reduce((a, x) => a!.extend(x!));
         if (b) map.fitBounds(b, { maxZoom: 17, padding: [20, 20] });

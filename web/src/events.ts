@@ -21,7 +21,7 @@ export const jobTypes = [T.jobCreated, T.jobStarted, T.jobArrived, T.jobDeparted
 
 export interface CloudEvent {
   id: string; type: string; subject?: string; time: string; source?: string;
-  data: Record<string, unknown> & { vehicle?: string; lat?: number; lng?: number; station_id?: string; fix_time?: string };
+  data: Record<string, unknown> & { vehicle?: string; lat?: number; lng?: number; station_id?: string; visit_id?: string; fix_time?: string };
 }
 
 export class Bus<E> {

@@ -119,7 +119,7 @@ export class VehiclesPanel {
       b.addEventListener('click', () => this.select(v.plate));
       return h('li', {}, b);
     });
-    clear(this.list, h('li', { class: 'list-head', text: recs.length > maxListed ? `${heading} (first ${maxListed})` : heading }), ...items);
+    clear(this.list, h('li', { class: 'list-head', 'data-testid': 'vehicle-count', text: recs.length > maxListed ? `${heading} (first ${maxListed})` : heading }), ...items);
   }
 
   async select(plate: string): Promise<void> {

@@ -21,13 +21,30 @@ describe('VehicleStore', () => {
     const s = new VehicleStore(600_000, () => now);
     s.fix('M', { lat: 0, lng: 0, speed_kmh: 30, fix_time: new Date(0).toISOString() });
     s.fix('P', { lat: 0, lng: 0, speed_kmh: 0, fix_time: new Date(0).toISOString() });
-    s.entered('P', 'S1', 0);
+    s.entered('P', 'S1', 0, 'v1');
     const m = s.byPlate.get('M')!, p = s.byPlate.get('P')!;
     expect(s.state(m)).toBe('moving');
     expect(s.state(p)).toBe('station');
-    s.exited('P', 'S1');
+    s.exited('P', 'S1', 'v1');
     expect(s.state(p)).toBe('parked');
     now = 600_001;
     expect(s.state(m)).toBe('offline');
+  });
+
+  it('decides a visits list read behind the live events by visit id', () => {
+    const s = new VehicleStore(600_000, () => 0);
+    s.entered('A', 'S1', 0, 'a1');
+    s.entered('B', 'S1', 0, 'b1'); // B's exit was missed while away
+    const mark = s.mark();
+    s.exited('A', 'S1', 'a1'); // live, before the read model has it
+    s.entered('C', 'S2', 5, 'c1'); // live, not in the read model yet
+    s.loadVisits([
+      { visit_id: 'a1', vehicle: 'A', station_id: 'S1', entered_at: new Date(0).toISOString() },
+      { visit_id: 'd1', vehicle: 'D', station_id: 'S2', entered_at: new Date(3).toISOString() },
+    ], mark);
+    expect([...s.stationsOf('A').keys()]).toEqual([]);
+    expect([...s.stationsOf('B').keys()]).toEqual([]);
+    expect([...s.stationsOf('C').keys()]).toEqual(['S2']);
+    expect([...s.stationsOf('D').entries()]).toEqual([['S2', 3]]);
   });
 });

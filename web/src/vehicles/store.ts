@@ -22,6 +22,11 @@ export interface VehicleRec {
   fromLat: number; fromLng: number; animStart: number; animDur: number;
 }
 
+/** How many exited visit ids the store remembers (see VehicleStore.exited). */
+export const maxClosedVisits = 20_000;
+
+interface OpenVisit { plate: string; station: string; at: number; seq: number }
+
 export class VehicleStore {
   readonly byPlate = new Map<string, VehicleRec>();
   /** open visits: plate -> station id -> entered at (ms), also for vehicles not yet seen. */
@@ -29,6 +34,15 @@ export class VehicleStore {
   /** bumped on every change, for views that redraw when it moves. */
   version = 0;
   private listeners = new Set<() => void>();
+  // The open visits by visit id, each with the order it was learnt in,
+  // and the ids of visits seen to end. Live events reach the page before
+  // the read model has them (the socket reads the topic, the visits
+  // list the projection), so a visits list loaded while events arrive may
+  // still hold a visit the page saw end, or lack one it saw begin: both
+  // are decided by visit id (see loadVisits).
+  private open = new Map<string, OpenVisit>();
+  private closed = new Set<string>();
+  private seq = 0;
 
   constructor(public offlineAfterMs: number, private readonly now: () => number = Date.now) {}
 
@@ -59,17 +73,44 @@ export class VehicleStore {
   /** flush notifies listeners after fixes recorded with notify=false. */
   flush(): void { this.changed(); }
 
-  entered(plate: string, station: string, at: number, notify = true): void {
+  /** entered records that plate entered station at (ms) in visit visitId. */
+  entered(plate: string, station: string, at: number, visitId: string, notify = true): void {
+    if (this.closed.has(visitId)) return;
+    this.open.set(visitId, { plate, station, at, seq: ++this.seq });
     let m = this.visits.get(plate);
     if (!m) { m = new Map(); this.visits.set(plate, m); }
     m.set(station, at);
     if (notify) this.changed();
   }
 
-  exited(plate: string, station: string): void {
+  /** exited records that visit visitId (plate in station) ended; the id is remembered so that a visits list read before the end cannot open it again. */
+  exited(plate: string, station: string, visitId: string, notify = true): void {
+    this.closed.add(visitId);
+    if (this.closed.size > maxClosedVisits) this.closed.delete(this.closed.values().next().value as string);
+    this.open.delete(visitId);
     const m = this.visits.get(plate);
     if (!m || !m.delete(station)) return;
     if (m.size === 0) this.visits.delete(plate);
+    if (notify) this.changed();
+  }
+
+  /** mark is where loadVisits starts from: take it before asking the API for the open visits. */
+  mark(): number { return this.seq; }
+
+  /**
+   * loadVisits makes list (GET /visits?open=true, asked for after mark) the
+   * open visits, keeping what live events said since: a visit seen to end
+   * stays ended, and a visit learnt after mark stays open even when the
+   * list (read from a read model a little behind the socket) lacks it.
+   */
+  loadVisits(list: { visit_id: string; vehicle: string; station_id: string; entered_at: string }[], mark: number): void {
+    const listed = new Set(list.map((v) => v.visit_id));
+    for (const [id, v] of this.open) {
+      if (v.seq <= mark && !listed.has(id)) this.exited(v.plate, v.station, id, false);
+    }
+    for (const v of list) {
+      if (!this.open.has(v.visit_id)) this.entered(v.vehicle, v.station_id, Date.parse(v.entered_at), v.visit_id, false);
+    }
     this.changed();
   }
 

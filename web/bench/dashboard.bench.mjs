@@ -24,9 +24,10 @@
 //     consecutive requestAnimationFrame callbacks, collected in the page
 //     and read at the end (frame_p50_ms, frame_p95_ms, ...), and every
 //     10 s the page's JS heap (CDP Performance.getMetrics JSHeapUsedSize,
-//     and performance.memory) and the resident memory (VmRSS) of
-//     Chromium's renderer processes; the figures reported are those at the
-//     end (heap_MB, rss_MB; MB = 2^20 bytes), with the peaks beside them.
+//     and performance.memory) and the resident memory (VmRSS) of the
+//     page's renderer process (see renderers); the figures reported are
+//     those at the end (heap_MB, rss_MB; MB = 2^20 bytes), with the peaks
+//     beside them.
 //     It also counts what reached the page over its WebSockets, to show the
 //     stream the page had to keep up with.
 //
@@ -132,34 +133,43 @@ function pageProbe() {
   requestAnimationFrame(tick);
 }
 
-/** rendererRSS sums VmRSS of the Chromium renderer processes this process started. */
-function rendererRSS() {
+/**
+ * renderers lists the Chromium renderer processes this process started,
+ * with their resident memory (VmRSS) and CPU time, and picks the page's:
+ * of those that are not Chromium's own UI (--top-chrome-webui), the one
+ * that has used the most CPU (the others idle: a spare renderer Chromium
+ * keeps ready for the next navigation).
+ */
+function renderers() {
   const children = new Map(); // ppid -> pids
-  const cmd = new Map();
+  const info = new Map();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(f[1]);
       if (!children.has(ppid)) children.set(ppid, []);
       children.get(ppid).push(Number(d));
-      cmd.set(Number(d), readFileSync(`/proc/${d}/cmdline`, 'utf8'));
+      info.set(Number(d), { cmd: readFileSync(`/proc/${d}/cmdline`, 'utf8'), cpu_s: (Number(f[11]) + Number(f[12])) / 100 });
     } catch { /* gone meanwhile */ }
   }
-  const out = [];
+  const all = [];
   const walk = (pid) => {
     for (const c of children.get(pid) ?? []) {
-      if ((cmd.get(c) ?? '').includes('--type=renderer')) {
+      const i = info.get(c);
+      if (i && i.cmd.includes('--type=renderer')) {
         try {
           const m = readFileSync(`/proc/${c}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-          if (m) out.push({ pid: c, rss_MB: (Number(m[1]) * 1024) / MB });
+          if (m) all.push({ pid: c, rss_MB: (Number(m[1]) * 1024) / MB, cpu_s: i.cpu_s, ui: i.cmd.includes('--top-chrome-webui') });
         } catch { /* gone meanwhile */ }
       }
       walk(c);
     }
   };
   walk(process.pid);
-  return out;
+  const page = all.filter((r) => !r.ui).sort((a, b) => b.cpu_s - a.cpu_s)[0] ?? null;
+  return { all, page };
 }
 
 function percentile(sorted, p) {
@@ -207,7 +217,11 @@ async function main() {
       if (!ws.on) return;
       ws.frames++;
       ws.bytes += payload.length;
-      if (typeof payload === 'string') ws.positions += payload.split(positionType).length - 1;
+      if (typeof payload !== 'string') return;
+      try {
+        const f = JSON.parse(payload); // one event a frame (adapters/ws)
+        if (f.type === 'event' && f.event?.type === positionType) ws.positions++;
+      } catch { /* not ours to judge */ }
     }));
 
     // 1. First load.
@@ -255,14 +269,14 @@ async function main() {
       const { metrics } = await cdp.send('Performance.getMetrics');
       const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
       const mem = await page.evaluate(() => performance.memory ? { used: performance.memory.usedJSHeapSize, total: performance.memory.totalJSHeapSize } : null);
-      const rss = rendererRSS();
+      const r = renderers();
       return {
         at_s: 0,
         heap_MB: round(m.JSHeapUsedSize / MB),
         heap_total_MB: round(m.JSHeapTotalSize / MB),
         performance_memory_MB: mem ? round(mem.used / MB) : null,
-        rss_MB: round(rss.reduce((a, r) => a + r.rss_MB, 0)),
-        renderers: rss.map((r) => ({ pid: r.pid, rss_MB: round(r.rss_MB) })),
+        rss_MB: r.page ? round(r.page.rss_MB) : null,
+        renderers: r.all.map((x) => ({ pid: x.pid, rss_MB: round(x.rss_MB), cpu_s: x.cpu_s, ui: x.ui, page: x === r.page })),
         dom_nodes: m.Nodes,
         count: await counted(),
       };
@@ -277,7 +291,8 @@ async function main() {
       const s = await sample();
       s.at_s = round((Date.now() - began) / 1000, 0);
       samples.push(s);
-      log(`${s.at_s} s: heap ${s.heap_MB} MB, renderers' RSS ${s.rss_MB} MB, ${s.count} vehicles counted, ` +
+      log(`${s.at_s} s: heap ${s.heap_MB} MB, the page's renderer's RSS ${s.rss_MB} MB (renderers: ` +
+        `${s.renderers.map((r) => `${r.rss_MB} MB${r.page ? ' page' : r.ui ? ' ui' : ''}`).join(', ')}), ${s.count} vehicles counted, ` +
         `${ws.positions} positions received so far`);
     }
     const deltas = await page.evaluate(() => { window.__bench.on = false; return window.__bench.deltas; });
@@ -304,7 +319,7 @@ async function main() {
       heap_MB: last.heap_MB,
       heap_peak_MB: Math.max(...samples.map((s) => s.heap_MB)),
       rss_MB: last.rss_MB,
-      rss_peak_MB: Math.max(...samples.map((s) => s.rss_MB)),
+      rss_peak_MB: Math.max(...samples.map((s) => s.rss_MB ?? NaN)),
       performance_memory_MB: last.performance_memory_MB,
       ws_frames_per_s: round(ws.frames / elapsed),
       ws_KB_per_s: round(ws.bytes / 1024 / elapsed),

@@ -23,6 +23,13 @@
 // the latency from each position's publish instant (its gps_time) to its
 // arrival at a WebSocket client subscribed to everything.
 //
+// BenchmarkDashboard runs `tms serve` fed by `tms simulate` (10,000
+// vehicles, a fix each every 5 s) and one dashboard page in Debian's
+// Chromium, driven by web/bench/dashboard.bench.mjs (playwright-core) for
+// TMS_DASH_BENCH_DURATION (default 10m) with the map fitted to the fleet,
+// and reports the page's frame times, JS heap, renderer memory and first
+// load (docs/dashboard.md, "Tests and benchmark").
+//
 // Rates are reported as positions/s, latencies in milliseconds, with the
 // machine's core count as the "cores" metric; each benchmark also logs its
 // setup and how the machine's CPU time was shared between the benchmark

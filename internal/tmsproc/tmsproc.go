@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -71,9 +72,12 @@ type Deployment struct {
 	// HTTPAddr is where its API listens.
 	HTTPAddr string
 	env      []string
-	proc     *exec.Cmd
-	exited   chan struct{}
 	logs     *lockedBuffer
+	// mu guards the process: Start, Stop and Kill may be called from a
+	// control server's goroutines as well as the test's.
+	mu     sync.Mutex
+	proc   *exec.Cmd
+	exited chan struct{}
 }
 
 // New prepares a deployment of binary on svc's services; Start runs it.
@@ -120,33 +124,58 @@ func New(t testing.TB, svc testenv.Services, binary string, extraEnv ...string) 
 	return d
 }
 
-// Start runs `tms serve` and waits until /readyz says it is ready.
+// Start runs `tms serve` and waits until /readyz says it is ready. A
+// deployment may be started again after Stop or Kill: on the same address,
+// database, Kafka namespace, topic and data dir.
 func (d *Deployment) Start() {
 	d.t.Helper()
+	if err := d.TryStart(context.Background()); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// startTimeout bounds a start, from exec to /readyz's 200.
+const startTimeout = 60 * time.Second
+
+// TryStart is Start for callers on other goroutines than the test's (a
+// control server's handlers, say), where the test cannot be failed: it
+// returns what went wrong instead, the process's output included, and
+// gives up when ctx ends. Starting a running deployment is an error.
+func (d *Deployment) TryStart(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc != nil {
+		return errors.New("tmsproc: tms serve is already running")
+	}
 	cmd := exec.Command(d.binary, "serve")
 	cmd.Env = d.env
 	cmd.Stdout, cmd.Stderr = d.logs, d.logs
 	if err := cmd.Start(); err != nil {
-		d.t.Fatal(err)
+		return fmt.Errorf("tmsproc: start tms serve: %w", err)
 	}
-	d.proc, d.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(d.exited) }()
-	deadline := time.Now().Add(60 * time.Second)
+	exited := make(chan struct{})
+	d.proc, d.exited = cmd, exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: 5 * time.Second}
 	for {
-		resp, err := http.Get("http://" + d.HTTPAddr + "/readyz")
+		resp, err := client.Get("http://" + d.HTTPAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
-		case <-d.exited:
-			d.t.Fatalf("tms exited during start-up:\n%s", d.logs.String())
+		case <-exited:
+			d.proc = nil
+			return fmt.Errorf("tmsproc: tms exited during start-up:\n%s", d.logs.String())
+		case <-ctx.Done():
+			// Left running, the process is Kill's (and the test
+			// cleanup's) to end.
+			return fmt.Errorf("tmsproc: tms not ready within %s (%w):\n%s", startTimeout, context.Cause(ctx), d.logs.String())
 		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("tms not ready after 60 s:\n%s", d.logs.String())
 		}
 	}
 }
@@ -166,6 +195,8 @@ func (d *Deployment) Command(ctx context.Context, args ...string) *exec.Cmd {
 // Exited reports whether the process Start ran has ended since, by
 // itself or killed: a test that must prove tms never stopped asks it.
 func (d *Deployment) Exited() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	select {
 	case <-d.exited:
 		return true
@@ -176,6 +207,8 @@ func (d *Deployment) Exited() bool {
 
 // Kill ends the process with SIGKILL: no shutdown code runs.
 func (d *Deployment) Kill() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.proc == nil {
 		return
 	}
@@ -187,23 +220,48 @@ func (d *Deployment) Kill() {
 // Stop ends the process with SIGTERM and expects a clean exit.
 func (d *Deployment) Stop() {
 	d.t.Helper()
-	if err := d.proc.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.TryStop(context.Background()); err != nil {
 		d.t.Fatal(err)
 	}
+}
+
+// stopTimeout bounds a stop, from SIGTERM to the process's exit.
+const stopTimeout = 30 * time.Second
+
+// TryStop is Stop for callers on other goroutines than the test's: it
+// returns what went wrong instead of failing the test. Stopping a
+// deployment that is not running is an error. When ctx ends first, the
+// process is killed.
+func (d *Deployment) TryStop(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc == nil {
+		return errors.New("tmsproc: tms serve is not running")
+	}
+	proc := d.proc
+	d.proc = nil
+	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("tmsproc: SIGTERM to tms: %w", err)
+	}
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
 	select {
 	case <-d.exited:
-	case <-time.After(30 * time.Second):
+	case <-timer.C:
 		// SIGQUIT makes the Go runtime print every goroutine's stack to the
 		// logs that the test prints when it fails: what tms was stuck on.
-		_ = d.proc.Process.Signal(syscall.SIGQUIT)
+		_ = proc.Process.Signal(syscall.SIGQUIT)
 		<-d.exited
-		d.proc = nil
-		d.t.Fatal("tms did not stop within 30 s of SIGTERM (its goroutines are in the output below)")
+		return fmt.Errorf("tmsproc: tms did not stop within %s of SIGTERM (its goroutines are in its output)", stopTimeout)
+	case <-ctx.Done():
+		_ = proc.Process.Signal(syscall.SIGKILL)
+		<-d.exited
+		return fmt.Errorf("tmsproc: stopping tms: %w", context.Cause(ctx))
 	}
-	if code := d.proc.ProcessState.ExitCode(); code != 0 {
-		d.t.Fatalf("tms exited with %d after SIGTERM:\n%s", code, d.logs.String())
+	if code := proc.ProcessState.ExitCode(); code != 0 {
+		return fmt.Errorf("tmsproc: tms exited with %d after SIGTERM:\n%s", code, d.logs.String())
 	}
-	d.proc = nil
+	return nil
 }
 
 // Get calls the API with the viewer token, decodes a 200 answer into

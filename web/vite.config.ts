@@ -13,6 +13,7 @@ export default defineConfig({
   build: {
     outDir: '../adapters/dashboard/static/app',
     emptyOutDir: true,
+    sourcemap: true,
     assetsDir: 'assets',
     chunkSizeWarningLimit: 600,
   },

@@ -29,3 +29,18 @@ export class Bus<E> {
   on(fn: (e: E) => void): () => void { this.fns.add(fn); return () => this.fns.delete(fn); }
   emit(e: E): void { for (const fn of this.fns) fn(e); }
 }
+
+// The data member that says when each event happened; the envelope's time
+// (when tms decided it) stands in for one that is missing or unreadable.
+const timeMembers: Record<string, string> = {
+  [T.position]: 'fix_time', [T.entered]: 'fix_time', [T.exited]: 'fix_time', [T.alert]: 'fix_time',
+  [T.jobCreated]: 'created_at', [T.jobStarted]: 'started_at', [T.jobArrived]: 'arrived_at',
+  [T.jobDeparted]: 'departed_at', [T.jobCompleted]: 'completed_at', [T.jobCancelled]: 'cancelled_at',
+};
+
+/** eventTime is when e happened, in ms. */
+export function eventTime(e: CloudEvent): number {
+  const member = timeMembers[e.type];
+  const t = member ? Date.parse(String(e.data[member] ?? '')) : NaN;
+  return Number.isFinite(t) ? t : Date.parse(e.time);
+}

@@ -7,7 +7,7 @@
 import L from 'leaflet';
 import { Api, type Visit } from './api';
 import { clear, clock, h, toLocalInput } from './dom';
-import { T, type CloudEvent } from './events';
+import { T, eventTime, type CloudEvent } from './events';
 import { TmsSocket, wsURL, type ConnState, type Frame } from './ws/client';
 
 const speeds = [1, 10, 60, 300, 1000];
@@ -232,7 +232,7 @@ export class PlaybackPanel {
       case 'replay': {
         const e = f.event as CloudEvent;
         const d = e.data;
-        const t = Date.parse((d.fix_time as string) ?? e.time);
+        const t = eventTime(e);
         if (e.type === T.position && typeof d.lat === 'number' && typeof d.lng === 'number') {
           const p = L.latLng(d.lat, d.lng);
           if (!this.marker) {

@@ -5,7 +5,7 @@
 
 import L from 'leaflet';
 import { clear, clock, h } from '../dom';
-import { T, type CloudEvent } from '../events';
+import { T, eventTime, type CloudEvent } from '../events';
 import type { StationsLayer } from '../stations/layer';
 
 const maxItems = 300;
@@ -40,7 +40,7 @@ export class EventsPanel {
     const d = e.data;
     const plate = (d.vehicle ?? e.subject ?? '') as string;
     const station = d.station_id ? (this.stations.stations.get(d.station_id)?.name ?? d.station_id) : ((d.station_name as string) ?? '');
-    const when = Date.parse((d.fix_time as string) ?? (d.at as string) ?? e.time);
+    const when = eventTime(e);
     let text: string;
     let cls = 'ev';
     switch (e.type) {
@@ -89,3 +89,4 @@ export class EventsPanel {
     }
   }
 }
+

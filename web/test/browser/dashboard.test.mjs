@@ -63,7 +63,7 @@ describe('operator', () => {
     await login(page, op());
   });
   after(async () => {
-    assert.deepEqual(page.errors.map(String), []);
+    assert.deepEqual(page.errors.map((e) => e.stack ?? String(e)), []);
     await page.context().close();
   });
 
@@ -219,7 +219,7 @@ describe('offline', () => {
     await page.waitForFunction(() => window.__tms.plates().some((p) => window.__tms.drawn(p)));
     await page.getByTestId('tab-stations').click();
     await page.locator('[data-testid^="station-sim.lingang-yard."]').first().waitFor();
-    assert.deepEqual(page.errors.map(String), []);
+    assert.deepEqual(page.errors.map((e) => e.stack ?? String(e)), []);
     await page.context().close();
   });
 });

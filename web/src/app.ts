@@ -132,10 +132,10 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
   });
 
   const tabDefs = [
-    { id: 'vehicles', label: 'Vehicles', el: vpanel.el },
-    { id: 'events', label: 'Events', el: events.el },
-    { id: 'stations', label: 'Stations', el: spanel.el },
-    { id: 'playback', label: 'Playback', el: playback.el },
+    { id: 'vehicles', label: 'Vehicles', el: vpanel.el, shown: () => vpanel.shown() },
+    { id: 'events', label: 'Events', el: events.el, shown: () => {} },
+    { id: 'stations', label: 'Stations', el: spanel.el, shown: () => spanel.shown() },
+    { id: 'playback', label: 'Playback', el: playback.el, shown: () => {} },
   ];
   const buttons: HTMLButtonElement[] = [];
   function show(id: string): void {
@@ -143,7 +143,9 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
       const on = t.id === id;
       buttons[i].setAttribute('aria-selected', String(on));
       buttons[i].tabIndex = on ? 0 : -1;
+      const opening = on && t.el.hidden;
       t.el.hidden = !on;
+      if (opening) t.shown();
     }
   }
   for (const [i, t] of tabDefs.entries()) {

@@ -78,8 +78,17 @@ export class VehiclesPanel {
   private soon(): void {
     if (this.pending) return;
     this.pending = true;
-    setTimeout(() => { this.pending = false; this.renderList(); this.renderDetails(); this.follow(); }, 500);
+    setTimeout(() => {
+      this.pending = false;
+      // A hidden panel is not drawn (a list rebuilt twice a second for a
+      // fleet nobody looks at costs frames); shown() draws it when it opens.
+      if (!this.el.hidden) { this.renderList(); this.renderDetails(); }
+      this.follow();
+    }, 500);
   }
+
+  /** shown draws the panel as it opens. */
+  shown(): void { this.renderList(); this.renderDetails(); }
 
   private async doSearch(selectSingle = false): Promise<void> {
     const q = this.search.value.trim();

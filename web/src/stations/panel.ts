@@ -17,6 +17,10 @@ interface Draft {
   editing?: { station: Station; etag: string };
 }
 
+/** Vehicles listed inside a station, and inside the selected one. */
+const maxInside = 10;
+const maxInsideSelected = 200;
+
 export class StationsPanel {
   readonly el: HTMLElement;
   private readonly list: HTMLElement;
@@ -68,8 +72,12 @@ export class StationsPanel {
   private renderSoon(): void {
     if (this.renderPending) return;
     this.renderPending = true;
-    setTimeout(() => { this.renderPending = false; this.render(); }, 300);
+    // A hidden panel is not drawn; shown() draws it when it opens.
+    setTimeout(() => { this.renderPending = false; if (!this.el.hidden) this.render(); }, 300);
   }
+
+  /** shown draws the panel as it opens. */
+  shown(): void { this.render(); }
 
   /** inside lists, per station, the plates in it now and since when. */
   private inside(): Map<string, [string, number][]> {
@@ -97,11 +105,16 @@ export class StationsPanel {
       head.setAttribute('aria-expanded', String(this.selected === s.id));
       const li = h('li', { class: `station${this.selected === s.id ? ' selected' : ''}${s.type === 'hazard' ? ' hazard' : ''}`, 'data-station': s.id }, head);
       if (who.length) {
-        li.append(h('ul', { class: 'inside', 'data-testid': `inside-${s.id}` }, ...who.map(([plate, at]) => {
+        // The longest stays first; a busy depot lists a few unless it is
+        // the selected station (a list of thousands helps nobody and
+        // costs the page its frame budget).
+        const shown = who.slice(0, this.selected === s.id ? maxInsideSelected : maxInside);
+        const more = who.length - shown.length;
+        li.append(h('ul', { class: 'inside', 'data-testid': `inside-${s.id}` }, ...shown.map(([plate, at]) => {
           const b = this.button('', `inside-${s.id}-${plate}`, () => this.selectVehicle(plate), 'link');
           b.append(h('span', { text: plate }), ' since ', h('span', { class: 'since', 'data-since': at, text: duration((now - at) / 1000) }));
           return h('li', {}, b);
-        })));
+        }), more > 0 ? h('li', { class: 'more', text: `and ${more} more` }) : null));
       }
       if (this.selected === s.id && this.operator && !this.draft) {
         li.append(h('div', { class: 'row' },
@@ -115,6 +128,7 @@ export class StationsPanel {
   }
 
   private tick(): void {
+    if (this.el.hidden) return;
     const now = Date.now();
     for (const e of this.list.querySelectorAll<HTMLElement>('[data-since]')) {
       e.textContent = duration((now - Number(e.dataset.since)) / 1000);

@@ -23,13 +23,27 @@ export interface LayerOptions {
 
 const defaults: LayerOptions = { clusterBelowZoom: 14, labelZoom: 16, smoothLimit: 1500 };
 
+/**
+ * How often new fixes alone redraw the layer when it is not animating:
+ * four times a second. Redrawing a full-screen canvas every frame because
+ * some of ten thousand vehicles moved costs a software renderer most of
+ * its frame budget (it rasterises and composites the whole canvas again);
+ * a fix is shown at most a quarter of a second late. Moving the map
+ * redraws at once.
+ */
+export const dataRedrawMs = 250;
+
 interface Drawn { plate: string; x: number; y: number }
 interface DrawnCluster { id: number; x: number; y: number; r: number }
 
 export class VehiclesLayer {
   private readonly canvas: HTMLCanvasElement;
   private readonly ctx: CanvasRenderingContext2D;
+  /** the view changed (pan, zoom, resize, selection): redraw at the next frame. */
   private dirty = true;
+  /** fixes arrived: redraw within dataRedrawMs. */
+  private dataDirty = false;
+  private lastDraw = 0;
   private raf = 0;
   private drawn: Drawn[] = [];
   private drawnByPlate = new Map<string, Drawn>();
@@ -55,7 +69,7 @@ export class VehiclesLayer {
     map.on('move zoom resize viewreset', redraw);
     map.on('resize', () => this.resize());
     map.on('click', (e: L.LeafletMouseEvent) => this.click(e.containerPoint));
-    store.onChange(redraw);
+    store.onChange(() => { this.dataDirty = true; });
     this.resize();
     const loop = () => { this.frame(); this.raf = requestAnimationFrame(loop); };
     this.raf = requestAnimationFrame(loop);
@@ -84,9 +98,12 @@ export class VehiclesLayer {
 
   private frame(): void {
     const now = Date.now();
-    if (!this.dirty && !this.anyAnimating(now)) return;
     const t0 = performance.now();
+    const dataDue = this.dataDirty && t0 - this.lastDraw >= dataRedrawMs;
+    if (!this.dirty && !dataDue && !this.anyAnimating(now)) return;
     this.dirty = false;
+    this.dataDirty = false;
+    this.lastDraw = t0;
     const size = this.map.getSize();
     this.ctx.clearRect(0, 0, size.x, size.y);
     this.drawn = [];
@@ -170,9 +187,8 @@ export class VehiclesLayer {
       this.index.load(pts);
       this.indexVersion = this.store.version;
       this.indexBuilt = now;
-      if (this.indexVersion !== this.store.version) this.dirty = true;
     } else if (this.indexVersion !== this.store.version) {
-      this.dirty = true; // draw again once the index may be rebuilt
+      this.dataDirty = true; // draw again once the index may be rebuilt
     }
     const b = this.map.getBounds();
     const feats = this.index.getClusters([b.getWest(), b.getSouth(), b.getEast(), b.getNorth()], Math.floor(this.map.getZoom()));

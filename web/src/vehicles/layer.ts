@@ -183,7 +183,7 @@ export class VehiclesLayer {
         if (!this.shown(v)) continue;
         pts.push({ type: 'Feature', properties: { plate: v.plate }, geometry: { type: 'Point', coordinates: [v.lng, v.lat] } });
       }
-      this.index = new Supercluster({ radius: 50, maxZoom: this.opts.clusterBelowZoom - 1 });
+      this.index = new Supercluster({ radius: 60, maxZoom: this.opts.clusterBelowZoom - 1 });
       this.index.load(pts);
       this.indexVersion = this.store.version;
       this.indexBuilt = now;
@@ -199,7 +199,7 @@ export class VehiclesLayer {
       const props = f.properties as { cluster?: boolean; point_count?: number; cluster_id?: number; plate?: string };
       if (props.cluster) {
         const n = props.point_count ?? 0;
-        const r = 12 + Math.min(18, Math.log2(n) * 3);
+        const r = 10 + Math.min(14, Math.log2(n) * 2);
         ctx.beginPath(); ctx.arc(p.x, p.y, r, 0, Math.PI * 2);
         ctx.fillStyle = 'rgba(31,95,170,0.8)'; ctx.fill();
         ctx.strokeStyle = '#fff'; ctx.lineWidth = 2; ctx.stroke();

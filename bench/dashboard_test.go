@@ -46,6 +46,8 @@ type dashResult struct {
 	FrameP99Ms     float64 `json:"frame_p99_ms"`
 	HeapMB         float64 `json:"heap_MB"`
 	RSSMB          float64 `json:"rss_MB"`
+	PSSMB          float64 `json:"pss_MB"`
+	PrivateMB      float64 `json:"private_MB"`
 	PositionsPerS  float64 `json:"positions_per_s"`
 	Counted        int     `json:"counted"`
 	Frames         int     `json:"frames"`
@@ -92,6 +94,8 @@ func BenchmarkDashboard(b *testing.B) {
 	b.ReportMetric(r.FrameP95Ms, "frame_p95_ms")
 	b.ReportMetric(r.FrameP50Ms, "frame_p50_ms")
 	b.ReportMetric(r.HeapMB, "heap_MB")
+	b.ReportMetric(r.PrivateMB, "private_MB")
+	b.ReportMetric(r.PSSMB, "pss_MB")
 	b.ReportMetric(r.RSSMB, "rss_MB")
 	b.ReportMetric(r.FirstLoadMs, "first_load_ms")
 }

@@ -24,9 +24,10 @@
 //     consecutive requestAnimationFrame callbacks, collected in the page
 //     and read at the end (frame_p50_ms, frame_p95_ms, ...), and every
 //     10 s the page's JS heap (CDP Performance.getMetrics JSHeapUsedSize,
-//     and performance.memory) and the resident memory (VmRSS) of the
-//     page's renderer process (see renderers); the figures reported are
-//     those at the end (heap_MB, rss_MB; MB = 2^20 bytes), with the peaks
+//     and performance.memory) and the memory of the page's renderer
+//     process (see renderers): private (its own pages), PSS and RSS; the
+//     figures reported are those at the end (heap_MB, private_MB, pss_MB,
+//     rss_MB; MB = 2^20 bytes), with the peaks
 //     beside them.
 //     It also counts what reached the page over its WebSockets, to show the
 //     stream the page had to keep up with.
@@ -160,8 +161,14 @@ function renderers() {
       const i = info.get(c);
       if (i && i.cmd.includes('--type=renderer')) {
         try {
-          const m = readFileSync(`/proc/${c}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-          if (m) all.push({ pid: c, rss_MB: (Number(m[1]) * 1024) / MB, cpu_s: i.cpu_s, ui: i.cmd.includes('--top-chrome-webui') });
+          // smaps_rollup: Rss counts the pages of Chromium's own binary and
+          // libraries that every renderer shares (about 190 MB here); Pss
+          // divides shared pages among their sharers; Anonymous is the
+          // process's private memory (its heaps, DOM, canvases), what
+          // Chromium's task manager calls its memory footprint.
+          const roll = readFileSync(`/proc/${c}/smaps_rollup`, 'utf8');
+          const kB = (k) => Number(roll.match(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm'))?.[1] ?? NaN) * 1024 / MB;
+          all.push({ pid: c, rss_MB: kB('Rss'), pss_MB: kB('Pss'), private_MB: kB('Anonymous'), cpu_s: i.cpu_s, ui: i.cmd.includes('--top-chrome-webui') });
         } catch { /* gone meanwhile */ }
       }
       walk(c);
@@ -276,6 +283,8 @@ async function main() {
         heap_total_MB: round(m.JSHeapTotalSize / MB),
         performance_memory_MB: mem ? round(mem.used / MB) : null,
         rss_MB: r.page ? round(r.page.rss_MB) : null,
+        pss_MB: r.page ? round(r.page.pss_MB) : null,
+        private_MB: r.page ? round(r.page.private_MB) : null,
         renderers: r.all.map((x) => ({ pid: x.pid, rss_MB: round(x.rss_MB), cpu_s: x.cpu_s, ui: x.ui, page: x === r.page })),
         dom_nodes: m.Nodes,
         count: await counted(),
@@ -291,7 +300,7 @@ async function main() {
       const s = await sample();
       s.at_s = round((Date.now() - began) / 1000, 0);
       samples.push(s);
-      log(`${s.at_s} s: heap ${s.heap_MB} MB, the page's renderer's RSS ${s.rss_MB} MB (renderers: ` +
+      log(`${s.at_s} s: heap ${s.heap_MB} MB, the page's renderer's private ${s.private_MB} MB, PSS ${s.pss_MB} MB, RSS ${s.rss_MB} MB (renderers' RSS: ` +
         `${s.renderers.map((r) => `${r.rss_MB} MB${r.page ? ' page' : r.ui ? ' ui' : ''}`).join(', ')}), ${s.count} vehicles counted, ` +
         `${ws.positions} positions received so far`);
     }
@@ -320,6 +329,10 @@ async function main() {
       heap_peak_MB: Math.max(...samples.map((s) => s.heap_MB)),
       rss_MB: last.rss_MB,
       rss_peak_MB: Math.max(...samples.map((s) => s.rss_MB ?? NaN)),
+      pss_MB: last.pss_MB,
+      pss_peak_MB: Math.max(...samples.map((s) => s.pss_MB ?? NaN)),
+      private_MB: last.private_MB,
+      private_peak_MB: Math.max(...samples.map((s) => s.private_MB ?? NaN)),
       performance_memory_MB: last.performance_memory_MB,
       ws_frames_per_s: round(ws.frames / elapsed),
       ws_KB_per_s: round(ws.bytes / 1024 / elapsed),

@@ -1,6 +1,6 @@
 // The page once logged in: header (connection, role, logout), the map,
 // and the panels in tabs. Two live sockets: "live" follows the map's
-// bounding box (positions and the station events of what is in view),
+// bounding box (the positions of what is in view; in a worker),
 // "feed" takes the fleet-wide events the feed and the stations panel need
 // whatever the map shows. Playback opens a third, for replays.
 
@@ -16,11 +16,14 @@ import { StationsPanel } from './stations/panel';
 import { VehiclesLayer } from './vehicles/layer';
 import { VehicleStore, type Fix } from './vehicles/store';
 import { BBoxSubscriber } from './ws/bbox';
-import { TmsSocket, wsURL, type ConnState, type Frame } from './ws/client';
+import { TmsSocket, wsURL, type ConnState } from './ws/client';
 
 declare global {
-  interface Window { __tms?: { drawn(plate: string): { x: number; y: number } | null; plates(): string[]; frameMs(): number } }
+  interface Window { __tms?: { drawn(plate: string): { x: number; y: number } | null; plates(): string[]; version(): number; frameMs(): number } }
 }
+
+/** How often the live worker hands its gathered fixes to the page. */
+const liveEveryMs = 200;
 
 export function startApp(root: HTMLElement, token: string, session: Session, logout: (msg?: string) => void): void {
   const api = new Api(token);
@@ -47,6 +50,7 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
   window.__tms = {
     drawn: (p) => vlayer.drawnPoint(p),
     plates: () => [...store.byPlate.keys()],
+    version: () => store.version,
     frameMs: () => vlayer.lastFrameMs,
   };
 
@@ -77,25 +81,19 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
     } catch { return 'unreachable' as const; }
   };
 
-  // --- the live socket: positions and station events in view ---
-  const live = new TmsSocket({
-    url: wsURL('/api/v1/ws'), token, checkToken,
-    onState: (s) => showConn('live', s),
-    onFrame: (f) => liveFrame(f),
-  });
-  const sub = new BBoxSubscriber((bbox) => live.subscribe({ bbox, types: [T.position, T.entered, T.exited, T.alert] }));
-  const liveFrame = (f: Frame) => {
-    if (f.type === 'snapshot') {
-      for (const v of f.vehicles as (Fix & { plate: string })[]) store.fix(v.plate, v, false);
+  // --- the live socket: positions in view, in a worker (ws/live.ts) ---
+  const live = new Worker(new URL('./ws/live.worker.ts', import.meta.url), { type: 'module' });
+  live.onmessage = (ev: MessageEvent<{ state?: ConnState; fixes?: [string, Fix][] }>) => {
+    if (ev.data.state) showConn('live', ev.data.state);
+    if (ev.data.fixes) {
+      for (const [plate, fix] of ev.data.fixes) store.fix(plate, fix, false);
       store.flush();
-    } else if (f.type === 'event') {
-      const e = f.event as CloudEvent;
-      if (e.type === T.position) store.fix(e.data.vehicle ?? e.subject ?? '', e.data as unknown as Fix);
     }
   };
+  live.postMessage({ start: { url: wsURL('/api/v1/ws'), token, everyMs: liveEveryMs } });
+  const sub = new BBoxSubscriber((bbox) => live.postMessage({ subscribe: { bbox, types: [T.position] } }));
   map.on('moveend zoomend', () => sub.view(bboxOf(map), map.getZoom()));
   sub.view(bboxOf(map), map.getZoom());
-  live.start();
 
   // --- the feed socket: fleet-wide events (no positions, so no snapshot) ---
   const feedBus = new Bus<CloudEvent>();

@@ -188,7 +188,11 @@ describe('operator', () => {
     await page.getByTestId('playback-play').click();
     await page.locator('[data-testid="playback-play"][data-state="paused"]').waitFor();
     const paused = await at.getAttribute('data-time');
-    await new Promise((r) => setTimeout(r, 1500)); // at 10x, 1.5 s would be 15 s of history
+    // While the live fleet moves on by a dozen fixes (two seconds of the
+    // simulator's six vehicles, twenty of history at 10x), the paused
+    // replay stays put.
+    const v0 = await page.evaluate(() => window.__tms.version());
+    await page.waitForFunction((v0) => window.__tms.version() >= v0 + 12, v0);
     assert.equal(await at.getAttribute('data-time'), paused);
     // Seek back to the start: the replay jumps back.
     await page.getByTestId('playback-scrubber').fill('0');

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -33,6 +34,10 @@ type Config struct {
 	Partitions int32
 	// ReplicationFactor of created topics; -1 takes the broker's default.
 	ReplicationFactor int16
+	// MinInsyncReplicas is the min.insync.replicas of created topics: how
+	// many replicas must have a write before it is acknowledged (tms
+	// produces with acks=all). Zero leaves the broker's default.
+	MinInsyncReplicas int16
 	// Logger receives the client's warnings and errors. Default: slog's.
 	Logger *slog.Logger
 	// Registerer receives the client metrics (connections, bytes,
@@ -66,13 +71,24 @@ func (c *Config) SetDefaults() {
 
 // Validate reports a config that cannot work.
 func (c *Config) Validate() error {
+	var errs []error
 	if len(c.Brokers) == 0 {
-		return errors.New("kafka: no brokers")
+		errs = append(errs, errors.New("kafka: no brokers"))
 	}
 	if c.Partitions < 1 {
-		return errors.New("kafka: partitions must be at least 1")
+		errs = append(errs, errors.New("kafka: partitions must be at least 1"))
 	}
-	return nil
+	if c.ReplicationFactor < -1 {
+		errs = append(errs, fmt.Errorf("kafka: the replication factor must be -1 (the broker's default) or at least 1, not %d", c.ReplicationFactor))
+	}
+	if c.MinInsyncReplicas < 0 {
+		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas must be 0 (the broker's default) or at least 1, not %d", c.MinInsyncReplicas))
+	}
+	if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
+		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas %d is more than the replication factor %d: no write would ever be acknowledged",
+			c.MinInsyncReplicas, c.ReplicationFactor))
+	}
+	return errors.Join(errs...)
 }
 
 // Options returns the client options every tms client shares, named by

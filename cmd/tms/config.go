@@ -35,6 +35,7 @@ type config struct {
 	KafkaNamespace    string   `env:"TMS_KAFKA_NAMESPACE"`
 	KafkaPartitions   int32    `env:"TMS_KAFKA_PARTITIONS" envDefault:"12"`
 	KafkaReplication  int16    `env:"TMS_KAFKA_REPLICATION_FACTOR" envDefault:"-1"`
+	KafkaMinInsync    int16    `env:"TMS_KAFKA_MIN_INSYNC_REPLICAS" envDefault:"0"`
 	KafkaListen       string   `env:"TMS_KAFKA_LISTEN" envDefault:"127.0.0.1:9092"`
 	InstanceID        string   `env:"TMS_INSTANCE_ID"`
 	DataDir           string   `env:"TMS_DATA_DIR" envDefault:"./data"`

@@ -101,6 +101,7 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 		InstanceID:        e.cfg.InstanceID,
 		Partitions:        e.cfg.KafkaPartitions,
 		ReplicationFactor: e.cfg.KafkaReplication,
+		MinInsyncReplicas: e.cfg.KafkaMinInsync,
 		Logger:            e.log,
 		Registerer:        e.registry,
 	}
@@ -115,7 +116,7 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 	defer adm.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := kc.EnsureTopics(ctx, adm); err != nil {
+	if _, err := kc.EnsureTopics(ctx, adm); err != nil {
 		return nil, err
 	}
 	return kc, nil

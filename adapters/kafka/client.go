@@ -38,6 +38,14 @@ type Config struct {
 	// many replicas must have a write before it is acknowledged (tms
 	// produces with acks=all). Zero leaves the broker's default.
 	MinInsyncReplicas int16
+	// RetryBackoff is the first wait after a Kafka error a component waits
+	// out (an unreachable group coordinator, a transaction that cannot
+	// end); it doubles at each further error, up to RetryBackoffMax.
+	// Defaults 250ms and 10s.
+	RetryBackoff, RetryBackoffMax time.Duration
+	// Health, when set, is told which components wait for Kafka, for
+	// readiness. Shared by every copy of the config.
+	Health *Health
 	// Logger receives the client's warnings and errors. Default: slog's.
 	Logger *slog.Logger
 	// Registerer receives the client metrics (connections, bytes,
@@ -67,6 +75,12 @@ func (c *Config) SetDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 250 * time.Millisecond
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = 10 * time.Second
+	}
 }
 
 // Validate reports a config that cannot work.
@@ -80,6 +94,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplicationFactor < -1 {
 		errs = append(errs, fmt.Errorf("kafka: the replication factor must be -1 (the broker's default) or at least 1, not %d", c.ReplicationFactor))
+	}
+	if c.RetryBackoff <= 0 || c.RetryBackoffMax < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("kafka: the retry backoff must be positive and its maximum no less (%s, %s)", c.RetryBackoff, c.RetryBackoffMax))
 	}
 	if c.MinInsyncReplicas < 0 {
 		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas must be 0 (the broker's default) or at least 1, not %d", c.MinInsyncReplicas))

@@ -215,7 +215,7 @@ func CoPartitioned(ctx context.Context, adm *kadm.Client, topics ...string) (int
 	n := len(details[topics[0]].Partitions)
 	for _, t := range topics[1:] {
 		if m := len(details[t].Partitions); m != n {
-			return 0, fmt.Errorf("%s has %d partitions and %s %d: co-partitioned topics must have as many", topics[0], n, t, m)
+			return 0, fmt.Errorf("%w: %s has %d partitions and %s %d", ErrNotCoPartitioned, topics[0], n, t, m)
 		}
 	}
 	return n, nil

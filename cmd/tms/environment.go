@@ -102,6 +102,9 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 		Partitions:        e.cfg.KafkaPartitions,
 		ReplicationFactor: e.cfg.KafkaReplication,
 		MinInsyncReplicas: e.cfg.KafkaMinInsync,
+		RetryBackoff:      e.cfg.KafkaRetryBackoff,
+		RetryBackoffMax:   e.cfg.KafkaRetryBackoffMax,
+		Health:            &kafka.Health{},
 		Logger:            e.log,
 		Registerer:        e.registry,
 	}
@@ -119,6 +122,7 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 	if _, err := kc.EnsureTopics(ctx, adm); err != nil {
 		return nil, err
 	}
+	e.readiness = append(e.readiness, readiness{"kafka-consumers", kc.Health.Err})
 	return kc, nil
 }
 

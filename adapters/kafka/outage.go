@@ -61,6 +61,14 @@ func (h *Health) Outage(name string, cfg *Config) *Outage {
 	return o
 }
 
+// NewOutage returns an outage tracker that no Health follows, with the
+// default backoff, for a component used without one (tests).
+func NewOutage(name string, log *slog.Logger) *Outage {
+	c := Config{Logger: log}
+	c.SetDefaults()
+	return (*Health)(nil).Outage(name, &c)
+}
+
 // Err returns nil when no component waits for Kafka, else what each
 // waiting one last met and since when.
 func (h *Health) Err() error {

@@ -43,7 +43,8 @@ type Config struct {
 	Metrics *Metrics
 	// Outage is told of the Kafka errors Run waits out (the group
 	// coordinator unreachable, a partition's leader gone) and of their
-	// end; it backs off between polls meanwhile. Required.
+	// end; it backs off between polls meanwhile. Default: one nobody
+	// follows.
 	Outage *kafka.Outage
 }
 
@@ -58,6 +59,9 @@ type Config struct {
 // partitions taken away, and all of it after an abort. sess must have
 // been made with parts.Options().
 func Run[S any](ctx context.Context, sess *kgo.GroupTransactSession, parts *Partitions[S], cfg Config) error {
+	if cfg.Outage == nil {
+		cfg.Outage = kafka.NewOutage(cfg.Name, cfg.Logger)
+	}
 	for {
 		fetches := poll(ctx, sess, cfg.MaxBatch, cfg.PollTimeout)
 		if ctx.Err() != nil {

@@ -51,6 +51,18 @@ func (c cluster) node(what string, i int32) {
 	if err != nil {
 		c.t.Fatalf("services.sh kafka-%s %d: %v\n%s", what, i, err, out)
 	}
+	if what != "start" {
+		// A test that fails half-way leaves the cluster whole for the next.
+		c.t.Cleanup(func() {
+			if _, err := os.Stat(filepath.Join(c.state, fmt.Sprintf("kafka%d.pid", i))); err == nil {
+				return // started again by the test
+			}
+			if out, err := exec.Command("bash", filepath.Join("..", "deploy", "test", "services.sh"),
+				"kafka-start", c.state, fmt.Sprint(i)).CombinedOutput(); err != nil {
+				c.t.Errorf("starting node %d again: %v\n%s", i, err, out)
+			}
+		})
+	}
 }
 
 // positionsLeaders counts the partitions of the deployment's positions
@@ -299,9 +311,8 @@ func TestClusterTwoNodesDown(t *testing.T) {
 		t.Fatalf("%d stored of %d published while two nodes were down: Kafka did not refuse writes, the test proves nothing",
 			storedDuring, publishedDuring)
 	}
-	if l := deadLetterCount(t, d); l != 0 {
-		t.Errorf("%d dead letters while Kafka refused writes; want none (acknowledgements held instead)", l)
-	}
+	// Whatever ingest dead-lettered meanwhile would be in the topic once
+	// the nodes are back: checked at the end.
 	c.node("start", 2)
 	c.node("start", 3)
 	upAt := time.Now()

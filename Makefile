@@ -7,7 +7,7 @@ SCHEMATHESIS := $(SCHEMATHESIS_VENV)/bin/schemathesis
 BILLING_VENV := .venv/billing
 BILLING := $(BILLING_VENV)/installed
 
-.PHONY: run build test test-hostile test-short bench fuzz vet fmt web no-web
+.PHONY: run build test test-hostile test-short chaos bench fuzz vet fmt web no-web
 
 # The dashboard (web/, docs/dashboard.md): Vite builds it into
 # adapters/dashboard/static/app/, which the tms binary embeds. A binary
@@ -64,6 +64,14 @@ test: vet web $(SCHEMATHESIS) $(BILLING)
 ## TestHostile... test, on the same real services.
 test-hostile: $(SCHEMATHESIS)
 	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) $(SERVICES) $(GO) test -count=1 -race -timeout 25m -run Hostile ./...
+
+## chaos: the fault tests (docs/reliability.md) on a three-node Kafka
+## cluster (services.sh --cluster): every TestCluster... test, one at a time
+## (they stop and start the cluster's nodes). They take about 4 minutes,
+## too long for make test. CHAOS selects some: make chaos CHAOS=LeaderKilled.
+CHAOS ?= Cluster
+chaos:
+	bash deploy/test/services.sh run --cluster -- $(GO) test -count=1 -p 1 -timeout 30m -v -run 'Test$(CHAOS)' ./e2e/
 
 # Schemathesis comes from PyPI, at the versions the requirements file pins,
 # into a virtual environment of its own; it is made again only when that

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -33,6 +34,18 @@ type Config struct {
 	Partitions int32
 	// ReplicationFactor of created topics; -1 takes the broker's default.
 	ReplicationFactor int16
+	// MinInsyncReplicas is the min.insync.replicas of created topics: how
+	// many replicas must have a write before it is acknowledged (tms
+	// produces with acks=all). Zero leaves the broker's default.
+	MinInsyncReplicas int16
+	// RetryBackoff is the first wait after a Kafka error a component waits
+	// out (an unreachable group coordinator, a transaction that cannot
+	// end); it doubles at each further error, up to RetryBackoffMax.
+	// Defaults 250ms and 10s.
+	RetryBackoff, RetryBackoffMax time.Duration
+	// Health, when set, is told which components wait for Kafka, for
+	// readiness. Shared by every copy of the config.
+	Health *Health
 	// Logger receives the client's warnings and errors. Default: slog's.
 	Logger *slog.Logger
 	// Registerer receives the client metrics (connections, bytes,
@@ -62,17 +75,37 @@ func (c *Config) SetDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 250 * time.Millisecond
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = 10 * time.Second
+	}
 }
 
 // Validate reports a config that cannot work.
 func (c *Config) Validate() error {
+	var errs []error
 	if len(c.Brokers) == 0 {
-		return errors.New("kafka: no brokers")
+		errs = append(errs, errors.New("kafka: no brokers"))
 	}
 	if c.Partitions < 1 {
-		return errors.New("kafka: partitions must be at least 1")
+		errs = append(errs, errors.New("kafka: partitions must be at least 1"))
 	}
-	return nil
+	if c.ReplicationFactor < -1 {
+		errs = append(errs, fmt.Errorf("kafka: the replication factor must be -1 (the broker's default) or at least 1, not %d", c.ReplicationFactor))
+	}
+	if c.RetryBackoff <= 0 || c.RetryBackoffMax < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("kafka: the retry backoff must be positive and its maximum no less (%s, %s)", c.RetryBackoff, c.RetryBackoffMax))
+	}
+	if c.MinInsyncReplicas < 0 {
+		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas must be 0 (the broker's default) or at least 1, not %d", c.MinInsyncReplicas))
+	}
+	if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
+		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas %d is more than the replication factor %d: no write would ever be acknowledged",
+			c.MinInsyncReplicas, c.ReplicationFactor))
+	}
+	return errors.Join(errs...)
 }
 
 // Options returns the client options every tms client shares, named by

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,6 +22,12 @@ type TopicSpec struct {
 	// Compacted topics are read whole and are small: one partition is
 	// enough and keeps them in a single total order.
 	SinglePartition bool
+	// CoPartitioned topics are keyed by plate (or, for the processors'
+	// state, by positions partition) and joined by key: the geofence reads
+	// positions with its state, the jobs processor positions, geofence
+	// events and job commands with its state, each by partition number.
+	// They must all have as many partitions.
+	CoPartitioned bool
 }
 
 func ptr(s string) *string { return &s }
@@ -32,14 +41,14 @@ func ptr(s string) *string { return &s }
 func Topics() []TopicSpec {
 	forever := map[string]*string{"retention.ms": ptr("-1"), "retention.bytes": ptr("-1")}
 	return []TopicSpec{
-		{Name: event.TopicPositions, Configs: forever},
+		{Name: event.TopicPositions, Configs: forever, CoPartitioned: true},
 		{Name: event.TopicStations, SinglePartition: true, Configs: map[string]*string{
 			"cleanup.policy": ptr("compact"), "min.compaction.lag.ms": ptr("7776000000"),
 		}},
-		{Name: event.TopicGeofence, Configs: forever},
-		{Name: event.TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
-		{Name: event.TopicJobs, Configs: forever},
-		{Name: event.TopicJobsState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}},
+		{Name: event.TopicGeofence, Configs: forever, CoPartitioned: true},
+		{Name: event.TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}, CoPartitioned: true},
+		{Name: event.TopicJobs, Configs: forever, CoPartitioned: true},
+		{Name: event.TopicJobsState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}, CoPartitioned: true},
 		{Name: event.TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
 	}
 }
@@ -56,21 +65,136 @@ func SinglePartition(topic string) bool {
 	return false
 }
 
+// TopicState is what EnsureTopics found of one topic.
+type TopicState struct {
+	// Name is the topic's name in the cluster (namespace included).
+	Name string
+	// Created is set when EnsureTopics created it, unset when it existed.
+	Created bool
+	// Partitions is its partition count.
+	Partitions int
+	// ReplicationFactor is the replica count of its first partition.
+	ReplicationFactor int
+	// MinInsyncReplicas is its min.insync.replicas, "" when the cluster
+	// did not say (the embedded broker has no such setting).
+	MinInsyncReplicas string
+}
+
 // EnsureTopics creates the topics tms uses that do not exist yet, in the
 // config's namespace, with its partition count (one for single-partition
-// topics) and replication factor. Existing topics are left as they are.
-func (c *Config) EnsureTopics(ctx context.Context, adm *kadm.Client) error {
+// topics), replication factor and min.insync.replicas. Existing topics
+// are left as they are. It then logs what it found of each, and returns
+// an error when the co-partitioned topics (TopicSpec.CoPartitioned) do not
+// all have as many partitions: the processors that join them by partition
+// would put one vehicle's records in different partitions, so tms refuses
+// to run rather than mix vehicles up.
+func (c *Config) EnsureTopics(ctx context.Context, adm *kadm.Client) ([]TopicState, error) {
+	var states []TopicState
 	for _, s := range Topics() {
 		p := c.Partitions
 		if s.SinglePartition {
 			p = 1
 		}
-		resp, err := adm.CreateTopic(ctx, p, c.ReplicationFactor, s.Configs, c.Topic(s.Name))
+		configs := s.Configs
+		if c.MinInsyncReplicas > 0 {
+			configs = maps.Clone(configs)
+			configs["min.insync.replicas"] = ptr(strconv.Itoa(int(c.MinInsyncReplicas)))
+		}
+		resp, err := adm.CreateTopic(ctx, p, c.ReplicationFactor, configs, c.Topic(s.Name))
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", s.Name, err)
+			return nil, fmt.Errorf("create topic %s: %w", c.Topic(s.Name), err)
+		}
+		states = append(states, TopicState{Name: c.Topic(s.Name), Created: err == nil})
+	}
+	if err := c.describe(ctx, adm, states); err != nil {
+		return nil, err
+	}
+	var co []TopicState
+	for i, s := range Topics() {
+		st := states[i]
+		c.Logger.Info("kafka topic", "topic", st.Name, "created", st.Created, "partitions", st.Partitions,
+			"replication_factor", st.ReplicationFactor, "min_insync_replicas", st.MinInsyncReplicas)
+		if want := c.MinInsyncReplicas; !st.Created && want > 0 && st.MinInsyncReplicas != "" && st.MinInsyncReplicas != strconv.Itoa(int(want)) {
+			c.Logger.Warn("an existing topic has another min.insync.replicas than TMS_KAFKA_MIN_INSYNC_REPLICAS; tms leaves it as it is",
+				"topic", st.Name, "has", st.MinInsyncReplicas, "want", want)
+		}
+		if s.CoPartitioned {
+			co = append(co, st)
+		}
+	}
+	for _, st := range co[1:] {
+		if st.Partitions != co[0].Partitions {
+			var counts []string
+			for _, st := range co {
+				counts = append(counts, fmt.Sprintf("%s %d", st.Name, st.Partitions))
+			}
+			return nil, fmt.Errorf("%w: %s (a vehicle's records must be in the same partition of each: "+
+				"add partitions to the smaller ones, or recreate them)", ErrNotCoPartitioned, strings.Join(counts, ", "))
+		}
+	}
+	return states, nil
+}
+
+// ErrNotCoPartitioned is EnsureTopics' error for co-partitioned topics
+// with different partition counts: a configuration error, not a fault
+// that retrying cures.
+var ErrNotCoPartitioned = errors.New("the topics that must be co-partitioned have different partition counts")
+
+// describe fills in the partitions, replication factor and min ISR of
+// states. Topics just created can take a moment to be known to every
+// broker: it asks again, once a second, for up to 30 s.
+func (c *Config) describe(ctx context.Context, adm *kadm.Client, states []TopicState) error {
+	names := make([]string, len(states))
+	for i, st := range states {
+		names[i] = st.Name
+	}
+	details, err := listTopics(ctx, adm, names...)
+	if err != nil {
+		return err
+	}
+	for i := range states {
+		d := details[states[i].Name]
+		states[i].Partitions = len(d.Partitions)
+		if p, ok := d.Partitions[0]; ok {
+			states[i].ReplicationFactor = len(p.Replicas)
+		}
+	}
+	// A topic just created may be unknown yet to the broker that answers
+	// (as in listTopics): ask again, once a second, for up to 30 s.
+	for attempt := 0; ; attempt++ {
+		configs, err := adm.DescribeTopicConfigs(ctx, names...)
+		if err != nil {
+			// Not every Kafka-protocol broker answers this (and the counts
+			// are what matters): say so and go on.
+			c.Logger.Warn("could not read the topics' min.insync.replicas", "err", err)
+			return nil
+		}
+		unknown := false
+		for i := range states {
+			rc, err := configs.On(states[i].Name, nil)
+			if err == nil {
+				err = rc.Err
+			}
+			if err != nil {
+				unknown = true
+				continue
+			}
+			for _, cf := range rc.Configs {
+				if cf.Key == "min.insync.replicas" && cf.Value != nil {
+					states[i].MinInsyncReplicas = *cf.Value
+				}
+			}
+		}
+		if !unknown || attempt == 30 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
 	return nil
@@ -84,11 +208,26 @@ func (c *Config) EnsureTopics(ctx context.Context, adm *kadm.Client) error {
 // relies on. Topics just created can take a moment to be known to every
 // broker: it asks again, once a second, for up to 30 s.
 func CoPartitioned(ctx context.Context, adm *kadm.Client, topics ...string) (int, error) {
-	var details kadm.TopicDetails
+	details, err := listTopics(ctx, adm, topics...)
+	if err != nil {
+		return 0, err
+	}
+	n := len(details[topics[0]].Partitions)
+	for _, t := range topics[1:] {
+		if m := len(details[t].Partitions); m != n {
+			return 0, fmt.Errorf("%w: %s has %d partitions and %s %d", ErrNotCoPartitioned, topics[0], n, t, m)
+		}
+	}
+	return n, nil
+}
+
+// listTopics describes topics, asking again once a second for up to 30 s
+// while some are not known (yet) to the broker that answers.
+func listTopics(ctx context.Context, adm *kadm.Client, topics ...string) (kadm.TopicDetails, error) {
 	for attempt := 0; ; attempt++ {
-		var err error
-		if details, err = adm.ListTopics(ctx, topics...); err != nil {
-			return 0, err
+		details, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return nil, err
 		}
 		var missing []error
 		for _, t := range topics {
@@ -99,22 +238,15 @@ func CoPartitioned(ctx context.Context, adm *kadm.Client, topics ...string) (int
 			}
 		}
 		if len(missing) == 0 {
-			break
+			return details, nil
 		}
 		if attempt == 30 {
-			return 0, errors.Join(missing...)
+			return nil, errors.Join(missing...)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
-	n := len(details[topics[0]].Partitions)
-	for _, t := range topics[1:] {
-		if m := len(details[t].Partitions); m != n {
-			return 0, fmt.Errorf("%s has %d partitions and %s %d: co-partitioned topics must have as many", topics[0], n, t, m)
-		}
-	}
-	return n, nil
 }

@@ -121,22 +121,24 @@ func (f *Feed) Run(ctx context.Context) error {
 	}
 	defer cl.Close()
 	close(f.positioned)
+	outage := f.cfg.Kafka.Health.Outage(feedRole, f.cfg.Kafka)
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
-		failed := false
+		var failed error
 		fetches.EachError(func(topic string, partition int32, err error) {
-			failed = true
-			f.log.Warn("fetch failed", "topic", topic, "partition", partition, "err", err)
-		})
-		if failed && fetches.NumRecords() == 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(errorBackoff):
+			if failed == nil {
+				failed = fmt.Errorf("ws feed: fetch %s[%d]: %w", topic, partition, err)
 			}
+		})
+		if failed != nil && fetches.NumRecords() == 0 {
+			outage.Failed(ctx, failed)
+			continue
+		}
+		if failed == nil && fetches.NumRecords() > 0 {
+			outage.Recovered()
 		}
 		fetches.EachRecord(f.publish)
 	}

@@ -30,22 +30,27 @@ import (
 // file when present); flags override it. .env.example lists each variable
 // with its default.
 type config struct {
-	DatabaseURL       string   `env:"DATABASE_URL"`
-	KafkaBrokers      []string `env:"KAFKA_BROKERS" envSeparator:","`
-	KafkaNamespace    string   `env:"TMS_KAFKA_NAMESPACE"`
-	KafkaPartitions   int32    `env:"TMS_KAFKA_PARTITIONS" envDefault:"12"`
-	KafkaReplication  int16    `env:"TMS_KAFKA_REPLICATION_FACTOR" envDefault:"-1"`
-	KafkaListen       string   `env:"TMS_KAFKA_LISTEN" envDefault:"127.0.0.1:9092"`
-	InstanceID        string   `env:"TMS_INSTANCE_ID"`
-	DataDir           string   `env:"TMS_DATA_DIR" envDefault:"./data"`
-	MQTTURL           string   `env:"MQTT_URL"`
-	MQTTListen        string   `env:"TMS_MQTT_LISTEN" envDefault:"127.0.0.1:1883"`
-	HTTPAddr          string   `env:"TMS_HTTP_ADDR" envDefault:":8080"`
-	Roles             string   `env:"TMS_ROLES" envDefault:"all"`
-	APITokens         string   `env:"TMS_API_TOKENS"`
-	LocalPostgresPort int      `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
-	LogLevel          string   `env:"TMS_LOG_LEVEL" envDefault:"info"`
-	ProjectorMembers  int      `env:"TMS_PROJECTOR_MEMBERS" envDefault:"3"`
+	DatabaseURL      string   `env:"DATABASE_URL"`
+	KafkaBrokers     []string `env:"KAFKA_BROKERS" envSeparator:","`
+	KafkaNamespace   string   `env:"TMS_KAFKA_NAMESPACE"`
+	KafkaPartitions  int32    `env:"TMS_KAFKA_PARTITIONS" envDefault:"12"`
+	KafkaReplication int16    `env:"TMS_KAFKA_REPLICATION_FACTOR" envDefault:"-1"`
+	KafkaMinInsync   int16    `env:"TMS_KAFKA_MIN_INSYNC_REPLICAS" envDefault:"0"`
+	// How the roles wait out Kafka errors (docs/reliability.md).
+	KafkaRetryBackoff    time.Duration `env:"TMS_KAFKA_RETRY_BACKOFF" envDefault:"250ms"`
+	KafkaRetryBackoffMax time.Duration `env:"TMS_KAFKA_RETRY_BACKOFF_MAX" envDefault:"10s"`
+	KafkaProduceStall    time.Duration `env:"TMS_KAFKA_PRODUCE_STALL" envDefault:"5s"`
+	KafkaListen          string        `env:"TMS_KAFKA_LISTEN" envDefault:"127.0.0.1:9092"`
+	InstanceID           string        `env:"TMS_INSTANCE_ID"`
+	DataDir              string        `env:"TMS_DATA_DIR" envDefault:"./data"`
+	MQTTURL              string        `env:"MQTT_URL"`
+	MQTTListen           string        `env:"TMS_MQTT_LISTEN" envDefault:"127.0.0.1:1883"`
+	HTTPAddr             string        `env:"TMS_HTTP_ADDR" envDefault:":8080"`
+	Roles                string        `env:"TMS_ROLES" envDefault:"all"`
+	APITokens            string        `env:"TMS_API_TOKENS"`
+	LocalPostgresPort    int           `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
+	LogLevel             string        `env:"TMS_LOG_LEVEL" envDefault:"info"`
+	ProjectorMembers     int           `env:"TMS_PROJECTOR_MEMBERS" envDefault:"3"`
 
 	// The HTTP server's limits (httpapi.ServerConfig, httpapi.RateLimit)
 	// and the database pools, one per purpose.

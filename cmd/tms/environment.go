@@ -101,6 +101,10 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 		InstanceID:        e.cfg.InstanceID,
 		Partitions:        e.cfg.KafkaPartitions,
 		ReplicationFactor: e.cfg.KafkaReplication,
+		MinInsyncReplicas: e.cfg.KafkaMinInsync,
+		RetryBackoff:      e.cfg.KafkaRetryBackoff,
+		RetryBackoffMax:   e.cfg.KafkaRetryBackoffMax,
+		Health:            &kafka.Health{},
 		Logger:            e.log,
 		Registerer:        e.registry,
 	}
@@ -115,9 +119,10 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 	defer adm.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := kc.EnsureTopics(ctx, adm); err != nil {
+	if _, err := kc.EnsureTopics(ctx, adm); err != nil {
 		return nil, err
 	}
+	e.readiness = append(e.readiness, readiness{"kafka-consumers", kc.Health.Err})
 	return kc, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tmsfleet/tms/adapters/kafka"
@@ -138,10 +139,15 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
-	producer, err := kc.NewClient("ingest")
+	if e.cfg.KafkaProduceStall <= 0 {
+		return nil, fmt.Errorf("TMS_KAFKA_PRODUCE_STALL: must be positive, not %s", e.cfg.KafkaProduceStall)
+	}
+	progress := kafka.NewProduceProgress()
+	producer, err := kc.NewClient("ingest", kgo.WithHooks(progress))
 	if err != nil {
 		return nil, err
 	}
+	e.readiness = append(e.readiness, readiness{"ingest-produce", func() error { return progress.Err(e.cfg.KafkaProduceStall) }})
 	e.onClose(producer.Close)
 	in, err := ingest.New(ingest.Config{
 		Subscriber: sub, Producer: producer,

@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
-# Test services for the tms integration tests: PostgreSQL 15, Mosquitto and a
-# single-node Apache Kafka 4.x (KRaft, broker+controller in one JVM), all on
-# 127.0.0.1 with ports picked at run time so several runs can coexist.
+# Test services for the tms integration tests: PostgreSQL 15, Mosquitto and
+# Apache Kafka 4.x in KRaft mode: by default a single node (broker+controller
+# in one JVM), in cluster mode three (docs/reliability.md), all on 127.0.0.1
+# with ports picked at run time so several runs can coexist.
 #
 # Usage:
-#   services.sh start <statedir>    start all three; prints `export ...` lines
-#                                   on stdout (also written to <statedir>/env)
+#   services.sh start [--cluster] <statedir>
+#                                   start them; prints `export ...` lines on
+#                                   stdout (also written to <statedir>/env)
 #   services.sh stop <statedir>     stop everything started in <statedir>
 #                                   (safe to call twice)
-#   services.sh run -- <cmd...>     fresh temp statedir, start, export the
+#   services.sh run [--cluster] -- <cmd...>
+#                                   fresh temp statedir, start, export the
 #                                   addresses, run <cmd>, then ALWAYS stop and
 #                                   remove the statedir; exits with <cmd>'s code
+#   services.sh kafka-stop|kafka-kill|kafka-start <statedir> <node>
+#                                   cluster mode: stop (SIGTERM), kill
+#                                   (SIGKILL) or start again node 1, 2 or 3
 #
 # Exported variables: DATABASE_URL, MQTT_URL, KAFKA_BROKERS,
-# TMS_TEST_REQUIRE_SERVICES=1.
+# TMS_TEST_REQUIRE_SERVICES=1; in cluster mode also TMS_SERVICES_KAFKA_NODES=3,
+# TMS_KAFKA_NODE_1..3 (each node's host:port) and TMS_SERVICES_STATE (the
+# statedir, for kafka-stop|kill|start).
+#
+# Cluster mode (--cluster, or TMS_SERVICES_KAFKA_NODES=3): three combined
+# broker+controller nodes (see start_kafka_node for why combined), with
+# default.replication.factor=3, min.insync.replicas=2 and the internal
+# topics (offsets, transactions) replicated three times, min ISR 2.
 #
 # Optional environment:
 #   PG_BIN              PostgreSQL bin dir (default /usr/lib/postgresql/15/bin)
-#   KAFKA_HEAP_OPTS     JVM heap flags for the broker (default -Xms256m -Xmx1g)
+#   KAFKA_HEAP_OPTS     JVM heap flags of each Kafka node (default
+#                       -Xms256m -Xmx1g, in cluster mode -Xms128m -Xmx512m)
+#   TMS_SERVICES_KAFKA_NODES  1 (default) or 3 (cluster mode)
 #   TMS_SERVICES_KEEP=1 `run` keeps the (stopped) statedir with its logs
 set -euo pipefail
 
@@ -226,7 +241,8 @@ start_mosquitto() {
 
 # ---------------------------------------------------------------- Kafka
 
-# Format the storage and launch the broker in the background (see wait_kafka).
+# Format the storage and launch the single broker in the background (see
+# wait_kafka).
 start_kafka() {
     local dir=$1 port=$2 cport=$3 kdir="$1/kafka"
     mkdir -p "$kdir/data"
@@ -258,10 +274,69 @@ group.share.enable=false
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 EOF
+    echo "$port" >"$kdir/port"
+    write_log4j "$kdir"
+    # --standalone: this node is the sole voter of a dynamic (KIP-853) quorum,
+    # matching controller.quorum.bootstrap.servers above.
+    format_kafka "$kdir" "$(new_cluster_id)" --standalone
+    launch_kafka "$dir" "" "${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+}
 
-    # Without a configuration log4j2 logs only ERRORs, and we need the INFO
-    # "Kafka Server started" line to detect readiness.
-    cat >"$kdir/log4j2.properties" <<'EOF'
+# Cluster mode (--cluster, or TMS_SERVICES_KAFKA_NODES=3): node $2 of three.
+# Each JVM is both a broker and one of the three controllers ("combined"
+# nodes). Three dedicated controllers beside three brokers would need six
+# JVMs on a two-core test machine; combined nodes are what Kafka documents
+# for development and test clusters, and they make the fault tests harsher,
+# not softer: killing a node takes a broker and a controller away at once,
+# and stopping two of three also loses the controller quorum (no leader can
+# be elected until one comes back), which a production cluster with
+# dedicated controllers would not suffer from a broker outage alone.
+# $3: the node's PLAINTEXT port; $4: the quorum's voters (id@host:port,...);
+# $5: the node's controller port; $6: the cluster id.
+start_kafka_node() {
+    local dir=$1 i=$2 port=$3 voters=$4 cport=$5 cid=$6 kdir="$1/kafka$2"
+    mkdir -p "$kdir/data"
+    cat >"$kdir/server.properties" <<EOF
+# Node $i of a three-node KRaft cluster: broker and controller in one JVM
+# (see start_kafka_node in services.sh for why).
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$kdir/data
+num.partitions=3
+auto.create.topics.enable=false
+# What a replicated production cluster runs with: every partition on all
+# three nodes, a write acknowledged (acks=all) once two of them have it.
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+offsets.topic.num.partitions=3
+transaction.state.log.num.partitions=3
+group.initial.rebalance.delay.ms=0
+group.share.enable=false
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+EOF
+    echo "$port" >"$kdir/port"
+    write_log4j "$kdir"
+    # With a static quorum (controller.quorum.voters) every node is
+    # formatted alike, with the same cluster id.
+    format_kafka "$kdir" "$cid"
+    # A modest heap each, so that three nodes fit beside the tests.
+    launch_kafka "$dir" "$i" "${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+}
+
+# Without a configuration log4j2 logs only ERRORs, and we need the INFO
+# "Kafka Server started" line to detect readiness.
+write_log4j() {
+    cat >"$1/log4j2.properties" <<'EOF'
 rootLogger.level=INFO
 rootLogger.appenderRef.stdout.ref=STDOUT
 appender.stdout.type=Console
@@ -272,51 +347,65 @@ appender.stdout.layout.pattern=[%d] %p %m (%c)%n
 logger.config.name=org.apache.kafka.common.config.AbstractConfig
 logger.config.level=WARN
 EOF
+}
 
-    local java_opts=(-Djava.awt.headless=true
-        "-Dlog4j2.configurationFile=$kdir/log4j2.properties"
-        -cp "$KAFKA_LIB/*")
-
-    # Random cluster id: 16 random bytes, URL-safe base64 without padding
-    # (Kafka's Uuid format). Avoid a leading '-', which the CLI would parse
-    # as an option (Kafka's own Uuid.randomUuid() avoids it for that reason).
+# Random cluster id: 16 random bytes, URL-safe base64 without padding
+# (Kafka's Uuid format). Avoid a leading '-', which the CLI would parse as
+# an option (Kafka's own Uuid.randomUuid() avoids it for that reason).
+new_cluster_id() {
     local cid
     while :; do
         cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
         [ "${cid:0:1}" != "-" ] && break
     done
-    # --standalone: this node is the sole voter of a dynamic (KIP-853) quorum,
-    # matching controller.quorum.bootstrap.servers above.
-    java "${java_opts[@]}" kafka.tools.StorageTool format --standalone \
-        -t "$cid" -c "$kdir/server.properties" >"$kdir/format.log" 2>&1 ||
-        { tail -n 30 "$kdir/format.log" >&2; die "Kafka storage format failed"; }
+    echo "$cid"
+}
 
-    # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of flags
-    java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g} "${java_opts[@]}" \
-        kafka.Kafka "$kdir/server.properties" </dev/null >"$dir/kafka.log" 2>&1 &
-    echo $! >"$dir/kafka.pid"
+# format_kafka <kdir> <cluster id> [StorageTool flags...]
+format_kafka() {
+    local kdir=$1 cid=$2
+    shift 2
+    java -Djava.awt.headless=true "-Dlog4j2.configurationFile=$kdir/log4j2.properties" \
+        -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format "$@" \
+        -t "$cid" -c "$kdir/server.properties" >"$kdir/format.log" 2>&1 ||
+        { tail -n 30 "$kdir/format.log" >&2; die "Kafka storage format failed ($kdir)"; }
+}
+
+# launch_kafka <statedir> <node: "" for the single broker, else 1..3>
+# <heap flags>: start the JVM of a formatted node in the background; its pid
+# goes to <statedir>/kafka<node>.pid, its output is appended to
+# <statedir>/kafka<node>.log (a restarted node adds to it).
+launch_kafka() {
+    local dir=$1 i=$2 heap=$3 kdir="$1/kafka$2"
+    echo "$heap" >"$kdir/heap"
+    # shellcheck disable=SC2086 # the heap flags are a list
+    java $heap -Djava.awt.headless=true "-Dlog4j2.configurationFile=$kdir/log4j2.properties" \
+        -cp "$KAFKA_LIB/*" kafka.Kafka "$kdir/server.properties" </dev/null >>"$dir/kafka$i.log" 2>&1 &
+    echo $! >"$dir/kafka$i.pid"
     disown $!
 }
 
+# wait_kafka <statedir> <port> [node] [starts logged before]: the node is
+# ready once its PLAINTEXT port accepts connections AND it logged that it
+# finished starting (it is unfenced, i.e. RUNNING, by then) more often than
+# before this start.
 wait_kafka() {
-    local dir=$1 port=$2
-    # Ready = the PLAINTEXT port accepts connections AND the broker logged
-    # that it finished starting (it is unfenced, i.e. RUNNING, by then).
-    local pid
-    pid=$(cat "$dir/kafka.pid")
+    local dir=$1 port=$2 i=${3:-} before=${4:-0}
+    local pid logf="$dir/kafka$i.log"
+    pid=$(cat "$dir/kafka$i.pid")
     local deadline=$((SECONDS + 120))
     while [ "$SECONDS" -lt "$deadline" ]; do
-        if port_open "$port" && grep -q 'Kafka Server started' "$dir/kafka.log"; then
+        if port_open "$port" && [ "$(grep -c 'Kafka Server started' "$logf")" -gt "$before" ]; then
             return 0
         fi
         if ! alive "$pid"; then
-            tail -n 40 "$dir/kafka.log" >&2
-            die "Kafka exited during start-up"
+            tail -n 40 "$logf" >&2
+            die "Kafka${i:+ node $i} exited during start-up"
         fi
         sleep 0.1
     done
-    tail -n 40 "$dir/kafka.log" >&2
-    die "Kafka did not become ready within 120 s"
+    tail -n 40 "$logf" >&2
+    die "Kafka${i:+ node $i} did not become ready within 120 s"
 }
 
 # Kill the process recorded in a pid file: SIGTERM, up to $2 seconds grace,
@@ -345,8 +434,16 @@ kill_pidfile() {
 
 # ---------------------------------------------------------------- commands
 
+# kafka_nodes: how many Kafka nodes to start (1, or 3 in cluster mode).
+kafka_nodes() {
+    local n=${TMS_SERVICES_KAFKA_NODES:-1}
+    [ "$n" = 1 ] || [ "$n" = 3 ] || die "TMS_SERVICES_KAFKA_NODES must be 1 or 3, not $n"
+    echo "$n"
+}
+
 cmd_start() {
-    local dir=$1
+    local dir=$1 nodes
+    nodes=$(kafka_nodes)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     # The postgres user must be able to reach its directory under here.
@@ -355,33 +452,106 @@ cmd_start() {
     ensure_mosquitto
     ensure_kafka_jars
 
-    local ports pg_port mq_port k_port kc_port
-    ports=$(free_ports 4)
-    { read -r pg_port; read -r mq_port; read -r k_port; read -r kc_port; } <<<"$ports"
+    local ports pg_port mq_port
+    ports=$(free_ports $((2 + 2 * nodes)))
+    pg_port=$(sed -n 1p <<<"$ports")
+    mq_port=$(sed -n 2p <<<"$ports")
 
     # Kafka's JVM start-up is the slowest part: launch it first and bring up
     # Postgres and Mosquitto while it boots.
-    start_kafka "$dir" "$k_port" "$kc_port"
+    local brokers="" nodes_env="" i
+    if [ "$nodes" = 1 ]; then
+        local k_port kc_port
+        k_port=$(sed -n 3p <<<"$ports")
+        kc_port=$(sed -n 4p <<<"$ports")
+        start_kafka "$dir" "$k_port" "$kc_port"
+        brokers="127.0.0.1:$k_port"
+    else
+        local kports=() cports=() voters="" cid
+        for i in 1 2 3; do
+            kports[i]=$(sed -n "$((1 + 2 * i))p" <<<"$ports")
+            cports[i]=$(sed -n "$((2 + 2 * i))p" <<<"$ports")
+            voters+="${voters:+,}$i@127.0.0.1:${cports[i]}"
+            brokers+="${brokers:+,}127.0.0.1:${kports[i]}"
+            nodes_env+="export TMS_KAFKA_NODE_$i='127.0.0.1:${kports[i]}'"$'\n'
+        done
+        cid=$(new_cluster_id)
+        for i in 1 2 3; do
+            start_kafka_node "$dir" "$i" "${kports[i]}" "$voters" "${cports[i]}" "$cid"
+        done
+        nodes_env+="export TMS_SERVICES_KAFKA_NODES=3"$'\n'"export TMS_SERVICES_STATE='$dir'"$'\n'
+    fi
     start_postgres "$dir" "$pg_port"
     start_mosquitto "$dir" "$mq_port"
-    wait_kafka "$dir" "$k_port"
+    if [ "$nodes" = 1 ]; then
+        wait_kafka "$dir" "$k_port"
+    else
+        for i in 1 2 3; do wait_kafka "$dir" "${kports[i]}" "$i"; done
+    fi
 
-    cat >"$dir/env" <<EOF
-export DATABASE_URL='postgres://postgres@127.0.0.1:$pg_port/tms?sslmode=disable'
-export MQTT_URL='tcp://127.0.0.1:$mq_port'
-export KAFKA_BROKERS='127.0.0.1:$k_port'
-export TMS_TEST_REQUIRE_SERVICES=1
-EOF
-    log "postgres=127.0.0.1:$pg_port mqtt=127.0.0.1:$mq_port kafka=127.0.0.1:$k_port (state: $dir)"
+    {
+        echo "export DATABASE_URL='postgres://postgres@127.0.0.1:$pg_port/tms?sslmode=disable'"
+        echo "export MQTT_URL='tcp://127.0.0.1:$mq_port'"
+        echo "export KAFKA_BROKERS='$brokers'"
+        echo "export TMS_TEST_REQUIRE_SERVICES=1"
+        printf '%s' "$nodes_env"
+    } >"$dir/env"
+    log "postgres=127.0.0.1:$pg_port mqtt=127.0.0.1:$mq_port kafka=$brokers (state: $dir)"
 }
 
 # $2: seconds Kafka gets for a clean shutdown (about 2 s) before SIGKILL.
 cmd_stop() {
-    local dir=$1 kafka_grace=${2:-10}
+    local dir=$1 kafka_grace=${2:-10} f
     [ -d "$dir" ] || return 0
-    kill_pidfile "$dir/kafka.pid" "$kafka_grace"
+    for f in "$dir"/kafka.pid "$dir"/kafka[0-9].pid; do
+        [ -f "$f" ] && kill_pidfile "$f" "$kafka_grace"
+    done
     kill_pidfile "$dir/mosquitto.pid" 5
     stop_postgres "$dir"
+}
+
+# The fault tests' handles on one node of a cluster (<statedir> as
+# exported in TMS_SERVICES_STATE, <i> 1..3):
+#   kafka-stop   SIGTERM, a controlled shutdown (leaders moved away first),
+#                up to 60 s before SIGKILL; returns once the JVM is gone
+#   kafka-kill   SIGKILL at once (a crash); returns once the JVM is gone
+#   kafka-start  start the node again on its old ports and data; returns
+#                once it is RUNNING
+# Stopping or killing a stopped node, or starting a running one, is an
+# error: a test that does so has lost track of the cluster.
+cmd_node() {
+    local what=$1 dir=$2 i=$3
+    [[ "$i" =~ ^[123]$ ]] || die "node must be 1, 2 or 3, not $i"
+    dir=$(cd "$dir" && pwd)
+    local kdir="$dir/kafka$i" pidfile="$dir/kafka$i.pid"
+    [ -f "$kdir/server.properties" ] || die "no Kafka node $i in $dir (not started in cluster mode?)"
+    case "$what" in
+    stop | kill)
+        [ -f "$pidfile" ] && alive "$(cat "$pidfile")" || die "Kafka node $i is not running"
+        if [ "$what" = kill ]; then
+            local pid
+            pid=$(cat "$pidfile")
+            kill -KILL "$pid" 2>/dev/null || true
+            for _ in $(seq 1 100); do
+                alive "$pid" || break
+                sleep 0.1
+            done
+            alive "$pid" && die "Kafka node $i (pid $pid) survived SIGKILL"
+            rm -f "$pidfile"
+        else
+            kill_pidfile "$pidfile" 60
+        fi
+        log "Kafka node $i ${what/stop/stopp}ed"
+        ;;
+    start)
+        if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then die "Kafka node $i is running"; fi
+        local before
+        before=$(grep -c 'Kafka Server started' "$dir/kafka$i.log" || true)
+        launch_kafka "$dir" "$i" "$(cat "$kdir/heap")"
+        wait_kafka "$dir" "$(cat "$kdir/port")" "$i" "$before"
+        log "Kafka node $i started"
+        ;;
+    esac
 }
 
 cmd_run() {
@@ -421,22 +591,32 @@ cleanup_run() {
     exit "$rc"
 }
 
+usage="services.sh start [--cluster] <statedir> | stop <statedir> | run [--cluster] -- <command...> | kafka-stop|kafka-kill|kafka-start <statedir> <node>"
 case "${1:-}" in
 start)
-    [ $# -eq 2 ] || die "usage: services.sh start <statedir>"
-    cmd_start "$2"
-    cat "$(cd "$2" && pwd)/env"
+    shift
+    # --cluster is TMS_SERVICES_KAFKA_NODES=3.
+    if [ "${1:-}" = --cluster ]; then export TMS_SERVICES_KAFKA_NODES=3 && shift; fi
+    [ $# -eq 1 ] || die "usage: $usage"
+    cmd_start "$1"
+    cat "$(cd "$1" && pwd)/env"
     ;;
 stop)
-    [ $# -eq 2 ] || die "usage: services.sh stop <statedir>"
+    [ $# -eq 2 ] || die "usage: $usage"
     cmd_stop "$2"
     ;;
 run)
     shift
+    # --cluster is TMS_SERVICES_KAFKA_NODES=3.
+    if [ "${1:-}" = --cluster ]; then export TMS_SERVICES_KAFKA_NODES=3 && shift; fi
     [ "${1:-}" = "--" ] && shift
     cmd_run "$@"
     ;;
+kafka-stop | kafka-kill | kafka-start)
+    [ $# -eq 3 ] || die "usage: $usage"
+    cmd_node "${1#kafka-}" "$2" "$3"
+    ;;
 *)
-    die "usage: services.sh start <statedir> | stop <statedir> | run -- <command...>"
+    die "usage: $usage"
     ;;
 esac

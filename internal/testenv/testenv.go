@@ -17,6 +17,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -121,7 +122,10 @@ func (s Services) Kafka(t testing.TB) *kafka.Config {
 		t.Cleanup(e.Close)
 		brokers = e.Addrs()
 	}
-	cfg := &kafka.Config{Brokers: brokers, Namespace: Name("t"), Partitions: 3, ReplicationFactor: 1}
+	// The broker's default replication factor: 1 on the single test broker,
+	// 3 in cluster mode, where a topic of one replica would refuse every
+	// acks=all write (min.insync.replicas=2).
+	cfg := &kafka.Config{Brokers: brokers, Namespace: Name("t"), Partitions: 3, ReplicationFactor: -1}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -131,7 +135,10 @@ func (s Services) Kafka(t testing.TB) *kafka.Config {
 		t.Fatalf("testenv: %v", err)
 	}
 	defer adm.Close()
-	if err := cfg.EnsureTopics(context.Background(), adm); err != nil {
+	// What it found of each topic would be logged for every test.
+	quiet := *cfg
+	quiet.Logger = slog.New(slog.DiscardHandler)
+	if _, err := quiet.EnsureTopics(context.Background(), adm); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	awaitTopics(t, cfg, adm)

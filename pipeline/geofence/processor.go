@@ -34,7 +34,10 @@ type Processor struct {
 	parts *txloop.Partitions[*partitionState]
 	// ready is closed once the catalogue holds every station there was
 	// at start and processing can begin.
-	ready chan struct{}
+	ready     chan struct{}
+	readyOnce sync.Once
+	// outage follows the Kafka errors the geofence waits out.
+	outage *kafka.Outage
 	// forgetWarned is when vehicles being forgotten was last logged
 	// (Unix nanoseconds).
 	forgetWarned atomic.Int64
@@ -64,6 +67,7 @@ func New(cfg Config) (*Processor, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "geofence"), metrics: newMetrics(cfg.Registerer),
 		catalog: catalog, ready: make(chan struct{}),
 	}
+	p.outage = cfg.Kafka.Health.Outage("geofence", cfg.Kafka)
 	p.feed = newStationFeed(&p.cfg, p.log, p.metrics.stationsSkipped)
 	p.topics.positions = cfg.Kafka.Topic(event.TopicPositions)
 	p.topics.geofence = cfg.Kafka.Topic(event.TopicGeofence)
@@ -105,6 +109,14 @@ func (p *Processor) run(ctx context.Context) error {
 	p.drainStations()
 	p.log.Info("station catalogue loaded", "stations", p.catalog.Stations())
 
+	// Kafka errors are waited out, with a new session when the old one
+	// cannot go on (txloop.Keep): only a permanent one ends the geofence.
+	return txloop.Keep(ctx, p.parts, p.outage, p.session)
+}
+
+// session runs one transact session of the geofence until ctx ends or
+// the session fails.
+func (p *Processor) session(ctx context.Context) error {
 	partitions, err := p.checkPartitions(ctx)
 	if err != nil {
 		return err
@@ -114,7 +126,7 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 	defer sess.Close()
-	close(p.ready)
+	p.readyOnce.Do(func() { close(p.ready) })
 	// Markers go to the state partition they name.
 	aux, err := p.cfg.Kafka.NewClient("geofence-aux", kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -130,7 +142,7 @@ func (p *Processor) run(ctx context.Context) error {
 		},
 		// Stations changed meanwhile apply from their event time on.
 		Polled: p.drainStations,
-		Logger: p.log, Metrics: p.metrics.Metrics,
+		Logger: p.log, Metrics: p.metrics.Metrics, Outage: p.outage,
 	})
 }
 

@@ -36,6 +36,10 @@ type Processor struct {
 	parts   *txloop.Partitions[*partitionState]
 	barrier *barrier
 	ready   chan struct{}
+	// readyOnce closes ready at the first session; outage follows the
+	// Kafka errors the processor waits out.
+	readyOnce sync.Once
+	outage    *kafka.Outage
 }
 
 // New validates cfg and builds the processor.
@@ -45,6 +49,7 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p := &Processor{cfg: cfg, log: cfg.Logger.With("component", "jobs"), metrics: newMetrics(cfg.Registerer), ready: make(chan struct{})}
+	p.outage = cfg.Kafka.Health.Outage("jobs", cfg.Kafka)
 	k := cfg.Kafka
 	p.topics.positions, p.topics.geofence, p.topics.jobs = k.Topic(event.TopicPositions), k.Topic(event.TopicGeofence), k.Topic(event.TopicJobs)
 	p.topics.state, p.topics.deadletter = k.Topic(event.TopicJobsState), k.Topic(event.TopicDeadLetter)
@@ -76,15 +81,27 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 	defer adm.Close()
-	partitions, err := p.checkPartitions(ctx, adm)
-	if err != nil {
-		return err
-	}
-	p.capacity = max(p.cfg.MaxVehicles/partitions, 1)
-	p.barrier = &barrier{adm: adm, group: p.cfg.Kafka.Group(p.cfg.GeofenceGroup), topic: p.topics.positions,
-		geofence: p.topics.geofence, interval: p.cfg.BarrierInterval}
-	go p.barrier.run(ctx)
+	// Kafka errors are waited out, with a new session when the old one
+	// cannot go on (txloop.Keep): only a permanent one ends the processor.
+	var started sync.Once
+	return txloop.Keep(ctx, p.parts, p.outage, func(ctx context.Context) error {
+		partitions, err := p.checkPartitions(ctx, adm)
+		if err != nil {
+			return err
+		}
+		started.Do(func() {
+			p.capacity = max(p.cfg.MaxVehicles/partitions, 1)
+			p.barrier = &barrier{adm: adm, group: p.cfg.Kafka.Group(p.cfg.GeofenceGroup), topic: p.topics.positions,
+				geofence: p.topics.geofence, interval: p.cfg.BarrierInterval}
+			go p.barrier.run(ctx)
+		})
+		return p.session(ctx)
+	})
+}
 
+// session runs one transact session of the job processor until ctx ends
+// or the session fails.
+func (p *Processor) session(ctx context.Context) error {
 	sess, err := p.newSession()
 	if err != nil {
 		return err
@@ -95,7 +112,7 @@ func (p *Processor) run(ctx context.Context) error {
 		return err
 	}
 	defer aux.Close()
-	close(p.ready)
+	p.readyOnce.Do(func() { close(p.ready) })
 	return txloop.Run(ctx, sess, p.parts, txloop.Config{
 		Name: "jobs", CommitInterval: p.cfg.CommitInterval, MaxBatch: p.cfg.MaxBatch,
 		// The poll returns at least every barrier interval: the
@@ -105,7 +122,7 @@ func (p *Processor) run(ctx context.Context) error {
 			return p.process(ctx, sess, aux, fetches)
 		},
 		Due:    func() bool { return p.barrierMoved() || p.unrestored() || p.quietDue() },
-		Logger: p.log, Metrics: p.metrics.Metrics,
+		Logger: p.log, Metrics: p.metrics.Metrics, Outage: p.outage,
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/kafka"
 )
 
 // Config configures Run.
@@ -39,21 +41,42 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics counts the transactions.
 	Metrics *Metrics
+	// Outage is told of the Kafka errors Run waits out (the group
+	// coordinator unreachable, a partition's leader gone) and of their
+	// end; it backs off between polls meanwhile. Default: one nobody
+	// follows.
+	Outage *kafka.Outage
 }
 
 // Run polls sess and processes what it brings in transactions until ctx
-// ends (then nil) or a transaction cannot begin or end (then the error).
+// ends (then nil) or a transaction cannot begin or end (then the error:
+// the session cannot be used any more, see Keep). A fetch error does not
+// end it unless it is kafka.Permanent: franz-go reports a group it cannot
+// join (its coordinator down) or a partition it cannot fetch as a fetch
+// error and goes on retrying, and so does Run, backing off while polls
+// bring nothing.
 // parts is the processor's state of its partitions: Run drops that of
 // partitions taken away, and all of it after an abort. sess must have
 // been made with parts.Options().
 func Run[S any](ctx context.Context, sess *kgo.GroupTransactSession, parts *Partitions[S], cfg Config) error {
+	if cfg.Outage == nil {
+		cfg.Outage = kafka.NewOutage(cfg.Name, cfg.Logger)
+	}
 	for {
 		fetches := poll(ctx, sess, cfg.MaxBatch, cfg.PollTimeout)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err := FetchError(fetches); err != nil {
-			return fmt.Errorf("%s: %w", cfg.Name, err)
+			if kafka.Permanent(err) {
+				return fmt.Errorf("%s: %w", cfg.Name, err)
+			}
+			if fetches.NumRecords() == 0 {
+				cfg.Outage.Failed(ctx, fmt.Errorf("%s: %w", cfg.Name, err))
+				continue
+			}
+		} else if fetches.NumRecords() > 0 {
+			cfg.Outage.Recovered()
 		}
 		polled(&cfg, parts)
 		if fetches.NumRecords() == 0 && (cfg.Due == nil || !cfg.Due()) {
@@ -85,11 +108,37 @@ func Run[S any](ctx context.Context, sess *kgo.GroupTransactSession, parts *Part
 			return fmt.Errorf("%s: end a transaction: %w", cfg.Name, err)
 		}
 		cfg.Metrics.transaction(committed)
+		if committed {
+			cfg.Outage.Recovered()
+		}
 		if !committed {
 			cfg.Logger.Warn("a transaction was aborted; restoring the partitions' state from what was committed")
 			// Offsets are back at the last commit; so must the state be.
 			parts.forget()
 		}
+	}
+}
+
+// Keep runs session, which makes a transact session and Runs it, again
+// and again until ctx ends (then nil) or it fails with a
+// kafka.Permanent error (then that error). A transaction that cannot end
+// leaves its session unusable ("no returned error is retryable", says
+// franz-go): Keep drops the state of every partition, waits the outage's
+// backoff and starts a new session, which fences the old transactional
+// producer, aborts what it left open and takes the partitions back from
+// their committed offsets and state, as after a crash, without the
+// process exiting.
+func Keep[S any](ctx context.Context, parts *Partitions[S], outage *kafka.Outage, session func(context.Context) error) error {
+	for {
+		err := session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil || kafka.Permanent(err) {
+			return err
+		}
+		parts.reset()
+		outage.Failed(ctx, err)
 	}
 }
 

@@ -84,3 +84,12 @@ func (p *Partitions[S]) dropRevoked() {
 
 // forget drops the state of every partition, after an abort.
 func (p *Partitions[S]) forget() { clear(p.Held) }
+
+// reset forgets everything, assignments included, for a new session.
+func (p *Partitions[S]) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.Held)
+	clear(p.assigned)
+	clear(p.revoked)
+}

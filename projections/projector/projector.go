@@ -192,6 +192,7 @@ func (p *Projector[T]) runMember(ctx context.Context, member int) error {
 	if err != nil {
 		return fmt.Errorf("projector %s: %w", p.cfg.Spec.Name, err)
 	}
+	outage := p.cfg.Kafka.Health.Outage(role, p.cfg.Kafka)
 
 	// The decode stage runs one batch ahead of the apply stage. A batch
 	// polled before the previous one let a rebalance through may hold
@@ -220,8 +221,20 @@ func (p *Projector[T]) runMember(ctx context.Context, member int) error {
 				return
 			}
 			if err := fatalFetchError(fetches); err != nil {
-				fatal <- fmt.Errorf("projector %s: %w", p.cfg.Spec.Name, err)
-				return
+				if kafka.Permanent(err) {
+					fatal <- fmt.Errorf("projector %s: %w", p.cfg.Spec.Name, err)
+					return
+				}
+				// franz-go reports a group coordinator it cannot reach, or a
+				// partition it cannot fetch, and goes on retrying: so does
+				// the projector, backing off while nothing comes.
+				if fetches.NumRecords() == 0 {
+					cl.AllowRebalance()
+					outage.Failed(ctx, fmt.Errorf("projector %s: %w", p.cfg.Spec.Name, err))
+					continue
+				}
+			} else if fetches.NumRecords() > 0 {
+				outage.Recovered()
 			}
 			records := fetches.Records()
 			if len(records) == 0 {
@@ -402,8 +415,9 @@ func partitionsOf(records []*kgo.Record) map[string][]int32 {
 	return out
 }
 
-// fatalFetchError returns the first fetch error that retrying will not
-// cure; franz-go retries the others itself.
+// fatalFetchError returns the first fetch error but the poll's own
+// context ending; the caller tells a permanent one (kafka.Permanent) from
+// one it waits out.
 func fatalFetchError(fetches kgo.Fetches) error {
 	var fatal error
 	fetches.EachError(func(topic string, partition int32, err error) {

@@ -49,6 +49,13 @@ type ServerConfig struct {
 	// descriptors (keep it under the process's RLIMIT_NOFILE, less what
 	// Kafka, Postgres and MQTT need). Default 4,096.
 	MaxConnections int
+	// ShutdownTimeout is how long a shutdown waits for the requests in
+	// progress. It must outlast the longest wait a request may make for
+	// its command to show in the read model (cmd/ checks it against the
+	// command timeouts): a write cut short by the shutdown would leave its
+	// client without the answer to a command Kafka already has. Default
+	// 30 s.
+	ShutdownTimeout time.Duration
 	// Logger receives the server's own errors (TLS handshakes, panics
 	// outside handlers). Default: slog's.
 	Logger *slog.Logger
@@ -73,6 +80,9 @@ func (c *ServerConfig) setDefaults() {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = 4096
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -82,7 +92,7 @@ func (c *ServerConfig) setDefaults() {
 // setDefaults fills in are accepted; no limit can be switched off.
 func (c *ServerConfig) Validate() error {
 	var errs []error
-	if c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 {
+	if c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
 	}
 	if c.ReadTimeout > 0 && c.ReadHeaderTimeout > c.ReadTimeout {
@@ -102,9 +112,9 @@ func (c *ServerConfig) Validate() error {
 }
 
 // Serve serves h on ln within cfg's limits until ctx ends, then shuts
-// down gracefully: it stops accepting, and waits up to 10 s for the
-// requests in progress (hijacked connections, the WebSockets, are their
-// hub's to close).
+// down gracefully: it stops accepting, and waits up to cfg.ShutdownTimeout
+// for the requests in progress (hijacked connections, the WebSockets, are
+// their hub's to close).
 func Serve(ctx context.Context, cfg ServerConfig, ln net.Listener, h http.Handler) error {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -126,7 +136,7 @@ func Serve(ctx context.Context, cfg ServerConfig, ln net.Listener, h http.Handle
 		return fmt.Errorf("http: %w", err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("http shutdown: %w", err)

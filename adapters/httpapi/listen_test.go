@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +213,72 @@ func TestServerConfigValidate(t *testing.T) {
 	var zero ServerConfig
 	if err := zero.Validate(); err != nil {
 		t.Errorf("the zero config (all defaults): %v", err)
+	}
+}
+
+// TestShutdownWaitsForRequestsInProgress: a request under way when the
+// shutdown begins gets its answer (a command waiting for its read model
+// is answered, not cut), and one that outlasts ShutdownTimeout makes
+// Serve say so.
+func TestShutdownWaitsForRequestsInProgress(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		timeout  time.Duration
+		answered bool
+	}{
+		{"released within the timeout", time.Minute, true},
+		{"held past the timeout", 50 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			entered, release := make(chan struct{}), make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(entered)
+				<-release
+				_, _ = io.WriteString(w, "done")
+			})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- Serve(ctx, ServerConfig{ShutdownTimeout: tc.timeout}, ln, h) }()
+			answer := make(chan error, 1)
+			go func() {
+				res, err := http.Get("http://" + addr + "/")
+				if err == nil {
+					res.Body.Close()
+				}
+				answer <- err
+			}()
+			<-entered
+			cancel()
+			if !tc.answered {
+				if err := <-served; err == nil || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Serve = %v, want the shutdown's deadline exceeded", err)
+				}
+				close(release)
+				return
+			}
+			// The shutdown has begun once the listener refuses connections.
+			for {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					break
+				}
+				c.Close()
+				runtime.Gosched()
+			}
+			close(release)
+			if err := <-answer; err != nil {
+				t.Fatalf("the request in progress was not answered: %v", err)
+			}
+			if err := <-served; err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		})
 	}
 }

@@ -60,6 +60,7 @@ type config struct {
 	HTTPIdleTimeout       time.Duration `env:"TMS_HTTP_IDLE_TIMEOUT" envDefault:"90s"`
 	HTTPMaxHeaderBytes    int           `env:"TMS_HTTP_MAX_HEADER_BYTES" envDefault:"262144"`
 	HTTPMaxConnections    int           `env:"TMS_HTTP_MAX_CONNECTIONS" envDefault:"4096"`
+	HTTPShutdownTimeout   time.Duration `env:"TMS_HTTP_SHUTDOWN_TIMEOUT" envDefault:"30s"`
 	HTTPTokenRate         float64       `env:"TMS_HTTP_TOKEN_RATE" envDefault:"100"`
 	HTTPTokenBurst        int           `env:"TMS_HTTP_TOKEN_BURST" envDefault:"200"`
 	HTTPAddressRate       float64       `env:"TMS_HTTP_ADDRESS_RATE" envDefault:"10"`
@@ -293,7 +294,7 @@ func (c *config) httpServer(log *slog.Logger) httpapi.ServerConfig {
 	return httpapi.ServerConfig{
 		ReadHeaderTimeout: c.HTTPReadHeaderTimeout, ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout,
 		IdleTimeout: c.HTTPIdleTimeout, MaxHeaderBytes: c.HTTPMaxHeaderBytes, MaxConnections: c.HTTPMaxConnections,
-		Logger: log,
+		ShutdownTimeout: c.HTTPShutdownTimeout, Logger: log,
 	}
 }
 
@@ -383,6 +384,12 @@ func (c *config) jobCommands() (jobcmd.Config, error) {
 	if c.JobCommandTimeout <= c.JobsDecisionDelay {
 		errs = append(errs, fmt.Errorf("TMS_JOB_COMMAND_TIMEOUT (%s) must be longer than TMS_JOBS_DECISION_DELAY (%s)",
 			c.JobCommandTimeout, c.JobsDecisionDelay))
+	}
+	if c.HTTPShutdownTimeout <= c.JobCommandTimeout {
+		// A create waits up to the command timeout for its job; a
+		// shutdown that cut it short would exit with the request unanswered.
+		errs = append(errs, fmt.Errorf("TMS_HTTP_SHUTDOWN_TIMEOUT (%s) must be longer than TMS_JOB_COMMAND_TIMEOUT (%s)",
+			c.HTTPShutdownTimeout, c.JobCommandTimeout))
 	}
 	if c.JobCommandDecide <= 0 {
 		errs = append(errs, fmt.Errorf("TMS_JOB_COMMAND_DECIDE_TIMEOUT (%s) must be positive", c.JobCommandDecide))

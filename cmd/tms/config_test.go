@@ -129,14 +129,15 @@ func TestIngestLimitsRefuseZeroAndNegatives(t *testing.T) {
 func TestJobCommandSettings(t *testing.T) {
 	t.Parallel()
 	ok := config{JobCommandTimeout: 20 * time.Second, JobsDecisionDelay: 8 * time.Second, JobCommandDecide: 5 * time.Second,
-		JobCommandMaxWaiting: 64, HTTPPlaybackMaxFixes: 100_000}
+		JobCommandMaxWaiting: 64, HTTPPlaybackMaxFixes: 100_000, HTTPShutdownTimeout: 30 * time.Second}
 	if cfg, err := ok.jobCommands(); err != nil || cfg.Timeout != 20*time.Second || cfg.MaxWaiting != 64 {
 		t.Fatalf("%+v, %v", cfg, err)
 	}
 	bad := config{JobCommandTimeout: 8 * time.Second, JobsDecisionDelay: 8 * time.Second, JobCommandDecide: 0,
-		JobCommandMaxWaiting: 0, HTTPPlaybackMaxFixes: -1}
+		JobCommandMaxWaiting: 0, HTTPPlaybackMaxFixes: -1, HTTPShutdownTimeout: 8 * time.Second}
 	_, err := bad.jobCommands()
-	for _, name := range []string{"TMS_JOB_COMMAND_TIMEOUT", "TMS_JOB_COMMAND_DECIDE_TIMEOUT", "TMS_JOB_COMMAND_MAX_WAITING", "TMS_HTTP_PLAYBACK_MAX_FIXES"} {
+	for _, name := range []string{"TMS_JOB_COMMAND_TIMEOUT", "TMS_JOB_COMMAND_DECIDE_TIMEOUT", "TMS_JOB_COMMAND_MAX_WAITING",
+		"TMS_HTTP_PLAYBACK_MAX_FIXES", "TMS_HTTP_SHUTDOWN_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s not named in %v", name, err)
 		}

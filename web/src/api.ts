@@ -94,6 +94,11 @@ export class Api {
 
   stations(): Promise<Station[]> { return this.all('/api/v1/stations?limit=500', 'stations'); }
   openVisits(): Promise<Visit[]> { return this.all('/api/v1/visits?open=true&limit=500', 'visits'); }
+  /** recentVisits is the newest visits begun or ended since since (one page). */
+  async recentVisits(since: Date): Promise<Visit[]> {
+    const page = await this.get<{ visits: Visit[] }>(`/api/v1/visits?from=${since.toISOString()}&limit=200`);
+    return page.visits;
+  }
   vehicle(plate: string): Promise<Vehicle> { return this.get(`/api/v1/vehicles/${encodeURIComponent(plate)}`); }
   async searchVehicles(text: string): Promise<Vehicle[]> {
     const page = await this.get<{ vehicles: Vehicle[] }>(`/api/v1/vehicles?limit=50&search=${encodeURIComponent(text)}`);

@@ -174,6 +174,7 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
       const [stations, visits] = await Promise.all([api.stations(), api.openVisits()]);
       slayer.set(stations);
       store.loadVisits(visits, mark);
+      if (!loaded) void api.recentVisits(new Date(Date.now() - 3_600_000)).then((v) => events.backfill(v)).catch(() => {});
       if (!loaded && stations.length) {
         const b = stations.map((s) => slayer.bounds(s.id)).filter((x) => !!x).reduce((a, x) => a!.extend(x!));
         if (b) map.fitBounds(b, { maxZoom: 17, padding: [20, 20] });

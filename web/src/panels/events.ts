@@ -4,6 +4,7 @@
 // time.
 
 import L from 'leaflet';
+import type { Visit } from '../api';
 import { clear, clock, h } from '../dom';
 import { T, eventTime, type CloudEvent } from '../events';
 import type { StationsLayer } from '../stations/layer';
@@ -33,9 +34,27 @@ export class EventsPanel {
     clear(this.list, h('li', { class: 'empty', text: 'Waiting for events…' }));
   }
 
-  add(e: CloudEvent): void {
-    if (this.seen.has(e.id)) return;
-    this.seen.add(e.id);
+  /**
+   * backfill puts the last hour's station entries and exits (from the
+   * visits read model) into the feed when the page opens, so that a
+   * dispatcher sees what just happened, not an empty list. They are the
+   * same entries and exits the live feed brings (one item per visit and
+   * kind, whichever comes first), and ring no alarm.
+   */
+  backfill(visits: Visit[]): void {
+    for (const v of visits) {
+      const data = { vehicle: v.vehicle, station_id: v.station_id, visit_id: v.visit_id };
+      this.add({ id: `${v.visit_id}:in`, type: T.entered, subject: v.vehicle, time: v.entered_at, data: { ...data, fix_time: v.entered_at } }, true);
+      if (v.exited_at) this.add({ id: `${v.visit_id}:out`, type: T.exited, subject: v.vehicle, time: v.exited_at, data: { ...data, fix_time: v.exited_at } }, true);
+    }
+  }
+
+  add(e: CloudEvent, quiet = false): void {
+    // An entry or exit is known by its visit, so that the backfill and
+    // the live feed show it once.
+    const key = e.data.visit_id && (e.type === T.entered || e.type === T.exited || e.type === T.alert) ? `${e.type}:${e.data.visit_id}` : e.id;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
     if (this.seen.size > maxItems * 4) this.seen = new Set([...this.seen].slice(-maxItems));
     const d = e.data;
     const plate = (d.vehicle ?? e.subject ?? '') as string;
@@ -65,11 +84,14 @@ export class EventsPanel {
     });
     const play = h('button', { type: 'button', class: 'ev-play', 'data-testid': 'play-from-here', text: 'Play from here' });
     play.addEventListener('click', () => this.playback(plate, new Date(when - 60_000), new Date(Math.min(Date.now(), when + 10 * 60_000))));
-    const li = h('li', { class: cls, 'data-testid': 'event-item', 'data-type': e.type, 'data-vehicle': plate, 'data-station': (d.station_id as string) ?? '' }, go, plate ? play : null);
+    const li = h('li', { class: cls, 'data-testid': 'event-item', 'data-type': e.type, 'data-vehicle': plate, 'data-station': (d.station_id as string) ?? '', 'data-when': when }, go, plate ? play : null);
     this.list.querySelector('.empty')?.remove();
-    this.list.prepend(li);
+    // Newest first, by when it happened: a late or backfilled item takes its place.
+    let before: Element | null = this.list.firstElementChild;
+    while (before && Number((before as HTMLElement).dataset.when) > when) before = before.nextElementSibling;
+    this.list.insertBefore(li, before);
     while (this.list.children.length > maxItems) this.list.lastElementChild?.remove();
-    if (e.type === T.alert) this.alert(text, when);
+    if (e.type === T.alert && !quiet) this.alert(text, when);
   }
 
   private bannerTimer: ReturnType<typeof setTimeout> | undefined;

@@ -70,20 +70,31 @@ type fleet struct {
 
 func (f *fleet) plate(v int) string { return fmt.Sprintf("沪F%05d", v) }
 
-// createStation creates the fleet's station through api and waits until
-// every geofence instance has it in its catalogue.
-func createStation(t *testing.T, api *tmsproc.Deployment, geofences ...*tmsproc.Deployment) {
+// createStation creates the fleet's station through api.
+func createStation(t *testing.T, api *tmsproc.Deployment) {
 	t.Helper()
 	body := fmt.Sprintf(`{"id":%q,"name":"chaos","type":"loading","geometry":{"type":"Point","coordinates":[%v,%v]},"radius_m":300}`,
 		fleetStation, fleetLng, fleetLat)
 	if status, answer := call(t, api, http.MethodPost, "/api/v1/stations", body, nil); status != http.StatusCreated {
 		t.Fatalf("POST station: %d %s", status, answer)
 	}
+}
+
+// stationKnown waits until every geofence instance has the station in its
+// catalogue (it applies station changes between batches of fixes, so the
+// gauge moves once fixes flow), and asserts the premise of the expected
+// events: that was before any vehicle came near it (the first block of
+// fixes is outside).
+func stationKnown(t *testing.T, f *fleet, geofences ...*tmsproc.Deployment) {
+	t.Helper()
 	for _, g := range geofences {
 		tmsproc.Eventually(t, time.Minute, "the station in the geofence's catalogue", func() bool {
 			v, ok := scrape(g, "tms_geofence_stations")
 			return ok && v >= 1
 		})
+	}
+	if k := f.ticks.Load(); k >= fleetBlock {
+		t.Fatalf("the geofence learnt of the station only after fix %d, when vehicles had entered it: the expected events do not hold", k)
 	}
 }
 
@@ -401,9 +412,10 @@ func (c *wsCounter) counts() (frames, distinct int) {
 func TestClusterInstances(t *testing.T) {
 	needCluster(t)
 	d, s := startInstances(t)
-	createStation(t, s.a, s.all()...)
+	createStation(t, s.a)
 	clients := []*wsCounter{countEvents(t, s.a), countEvents(t, s.b)}
 	f := startFleet(t, d, 100) // 200 positions/s
+	stationKnown(t, f, s.all()...)
 
 	// Two updates of the station at once, one to each API instance,
 	// both made against version 1.
@@ -522,10 +534,11 @@ func watchExits(t *testing.T, ds []*tmsproc.Deployment, ignore *atomic.Pointer[t
 func TestClusterInstanceKilled(t *testing.T) {
 	needCluster(t)
 	d, s := startInstances(t)
-	createStation(t, s.a, s.all()...)
+	createStation(t, s.a)
 	var killed atomic.Pointer[tmsproc.Deployment]
 	stopWatch := watchExits(t, s.all(), &killed)
 	f := startFleet(t, d, 100)
+	stationKnown(t, f, s.all()...)
 	tmsproc.Eventually(t, time.Minute, "positions flowing", func() bool { return d.Count(`SELECT count(*) FROM positions`) >= 400 })
 	for _, victim := range s.all() {
 		killed.Store(victim)
@@ -559,9 +572,10 @@ func serviceRestart(t *testing.T, what string) {
 	c := needCluster(t)
 	d := newDeployment(t, "TMS_HTTP_ADDRESS_RATE=1000", "TMS_HTTP_ADDRESS_BURST=1000", "TMS_PROJECTOR_MEMBERS=1")
 	d.Start()
-	createStation(t, d, d)
+	createStation(t, d)
 	stopWatch := watchExit(t, d)
 	f := startFleet(t, d, 100)
+	stationKnown(t, f, d)
 	tmsproc.Eventually(t, time.Minute, "positions flowing", func() bool { return d.Count(`SELECT count(*) FROM positions`) >= 400 })
 	restartAt := time.Now()
 	c.service(what)

@@ -180,7 +180,7 @@ type config struct {
 	// MQTTShareGroup, when set, makes the position subscription a shared
 	// one ($share/<group>/<topic>): the ingest instances with the same
 	// group split the feed, each message going to one of them
-	// (docs/scaling.md, "Several instances").
+	// (docs/reliability.md, "Several instances").
 	MQTTShareGroup string `env:"TMS_MQTT_SHARE_GROUP"`
 	// How long a role waits between attempts to reach Postgres at start
 	// (migrations, the pools' first connection): doubling from the first

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -203,6 +204,7 @@ func (e *environment) health(kc *kafka.Config) (func(context.Context) error, err
 			return nil
 		}})
 	}
+	gin.SetMode(gin.ReleaseMode)
 	handler, err := httpapi.NewHealth(httpapi.HealthConfig{
 		Checks: checks, ReadinessInterval: e.cfg.HTTPReadyzInterval, Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
 	})

@@ -270,9 +270,15 @@ func checkOutcome(t *testing.T, d *tmsproc.Deployment, f *fleet, n int64) outcom
 	}
 	visits := f.visits()
 	wantEvents := 2 * visits * int64(f.vehicles)
-	tmsproc.Eventually(t, 2*time.Minute, "the geofence's events in the visits read model", func() bool {
-		return d.Count(`SELECT count(*) FROM visits WHERE station_id = $1 AND exited_at IS NOT NULL`, fleetStation) >= visits*int64(f.vehicles)
-	})
+	closed := func() int64 {
+		return d.Count(`SELECT count(*) FROM visits WHERE station_id = $1 AND exited_at IS NOT NULL`, fleetStation)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); closed() < visits*int64(f.vehicles); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_, _, types := topicRecords(t, d, event.TopicGeofence)
+			t.Fatalf("after 2m: %d closed visits in the read model, want %d; tms.geofence holds %v", closed(), visits*int64(f.vehicles), types)
+		}
+	}
 	geoRecords, geoIDs, geoTypes := topicRecords(t, d, event.TopicGeofence)
 	entered, exited := int64(geoTypes[event.TypeEnteredStation]), int64(geoTypes[event.TypeExitedStation])
 	if entered+exited != wantEvents || entered != exited || geoRecords != len(geoIDs) {

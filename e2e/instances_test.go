@@ -151,7 +151,7 @@ func startFleet(t *testing.T, d *tmsproc.Deployment, vehicles int) *fleet {
 				default:
 				}
 			}
-			if stopping && k%(2*fleetBlock) == 0 {
+			if stopping && k%(2*fleetBlock) == fleetBlock {
 				f.done <- nil
 				return
 			}

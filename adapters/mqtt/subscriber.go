@@ -157,8 +157,9 @@ type Handler func(Message)
 type Subscriber struct {
 	cfg    Config
 	client paho.Client
-	// connected is read by readiness checks.
-	connected atomic.Bool
+	// connected is whether a connection is up; active, whether the
+	// broker confirmed the subscription on it. Readiness reads active.
+	connected, active atomic.Bool
 	// subscribed is closed once the broker has confirmed the first
 	// subscription: from then on nothing published to the topic is lost.
 	subscribed     chan struct{}
@@ -186,8 +187,59 @@ func NewSubscriber(cfg Config) (*Subscriber, error) {
 // even across disconnections; before it, the broker drops them.
 func (s *Subscriber) Subscribed() <-chan struct{} { return s.subscribed }
 
-// Connected reports whether the subscriber is connected to the broker now.
-func (s *Subscriber) Connected() bool { return s.connected.Load() }
+// Connected reports whether the subscriber is connected to the broker now
+// and the broker has confirmed the subscription on this connection.
+func (s *Subscriber) Connected() bool { return s.connected.Load() && s.active.Load() }
+
+// subscribe subscribes on a new connection c. The broker refusing the
+// subscription (SUBACK 0x80: not allowed, or a filter it does not take,
+// such as a $share filter on a broker without shared subscriptions) is a
+// configuration error: it is sent to fatal and ends Run. Anything else
+// (the connection lost before the SUBACK, no SUBACK within the connect
+// timeout) is an outage: the subscription is tried again, backing off,
+// while this connection lasts, and by the next connection's handler once
+// paho has reconnected.
+func (s *Subscriber) subscribe(ctx context.Context, c paho.Client, handle paho.MessageHandler, fatal chan<- error, log *slog.Logger) {
+	backoff := time.Second
+	for {
+		tok := c.Subscribe(s.cfg.Topic, s.cfg.QoS, handle)
+		// A timed-out token carries no error: treat it as a failure.
+		var err error
+		if !tok.WaitTimeout(s.cfg.ConnectTimeout) {
+			err = errors.New("no SUBACK within the connect timeout")
+		} else {
+			err = tok.Error()
+		}
+		if err == nil {
+			if st, ok := tok.(*paho.SubscribeToken); ok {
+				if code, ok := st.Result()[s.cfg.Topic]; ok && code == subackFailure {
+					select {
+					case fatal <- fmt.Errorf("mqtt: the broker refused the subscription to %s (SUBACK 0x80: not allowed, or a filter it does not support)", s.cfg.Topic):
+					default:
+					}
+					return
+				}
+			}
+			s.active.Store(true)
+			s.subscribedOnce.Do(func() { close(s.subscribed) })
+			return
+		}
+		if !c.IsConnectionOpen() {
+			log.Warn("subscription not confirmed before the connection was lost; subscribing again on the next connection", "err", err)
+			return
+		}
+		log.Warn("subscription not confirmed; trying again", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, s.cfg.MaxReconnectInterval)
+	}
+}
+
+// subackFailure is the SUBACK return code of a refused subscription.
+const subackFailure = 0x80
 
 // Run connects, subscribes and delivers messages to h until ctx ends; it
 // reconnects by itself whenever the broker goes away. On return the
@@ -195,8 +247,8 @@ func (s *Subscriber) Connected() bool { return s.connected.Load() }
 // redelivered to the next session.
 func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	log := s.cfg.Logger.With("component", "mqtt", "broker", redact(s.cfg.URL), "topic", s.cfg.Topic)
-	// A failed subscription is fatal: a session that receives nothing
-	// must not look healthy.
+	// A subscription the broker refuses is fatal: a session that
+	// receives nothing must not look healthy (see subscribe).
 	fatal := make(chan error, 1)
 	handle := func(_ paho.Client, m paho.Message) {
 		o, _ := marker(m.Payload(), s.secret)
@@ -230,27 +282,11 @@ func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 		SetOnConnectHandler(func(c paho.Client) {
 			s.connected.Store(true)
 			log.Info("connected")
-			tok := c.Subscribe(s.cfg.Topic, s.cfg.QoS, handle)
-			go func() {
-				// A timed-out token carries no error: treat it as a failure.
-				var err error
-				if !tok.WaitTimeout(s.cfg.ConnectTimeout) {
-					err = errors.New("no SUBACK within the connect timeout")
-				} else {
-					err = tok.Error()
-				}
-				if err != nil {
-					select {
-					case fatal <- fmt.Errorf("mqtt: subscribe to %s: %w", s.cfg.Topic, err):
-					default:
-					}
-					return
-				}
-				s.subscribedOnce.Do(func() { close(s.subscribed) })
-			}()
+			go s.subscribe(ctx, c, handle, fatal, log)
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			s.connected.Store(false)
+			s.active.Store(false)
 			log.Warn("connection lost; reconnecting", "err", err)
 		})
 	if s.cfg.TLS != nil {

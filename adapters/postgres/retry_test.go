@@ -2,12 +2,20 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tmsfleet/tms/adapters/postgres"
 	"github.com/tmsfleet/tms/internal/testenv"
@@ -83,5 +91,49 @@ func TestRetryReadGoesThroughADeadlock(t *testing.T) {
 	}
 	if n := attempts.Load(); n != 2 {
 		t.Errorf("%d attempts, want 2: one ended by the deadlock, one through", n)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
+		{"starting up", &pgconn.PgError{Code: "57P03"}, true},
+		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, true},
+		{"connection failure", &pgconn.PgError{Code: "08006"}, true},
+		{"lost in a migration", database.Error{OrigErr: io.ErrUnexpectedEOF, Err: "try lock failed"}, true},
+		{"wrong password", &pgconn.PgError{Code: "28P01"}, false},
+		{"no such database", &pgconn.PgError{Code: "3D000"}, false},
+		{"syntax error in a migration", database.Error{OrigErr: &pgconn.PgError{Code: "42601"}}, false},
+		{"stopped", context.Canceled, false},
+		{"nil", nil, false},
+	} {
+		if got := postgres.Transient(fmt.Errorf("wrapped: %w", c.err)); got != c.want && c.err != nil {
+			t.Errorf("%s: Transient = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if postgres.Transient(nil) {
+		t.Error("Transient(nil) = true")
+	}
+}
+
+func TestWaitForStopsOnPermanent(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	err := postgres.WaitFor(t.Context(), postgres.Backoff{First: time.Millisecond, Max: 2 * time.Millisecond}, slog.Default(), "test",
+		func(context.Context) error {
+			calls++
+			if calls < 3 {
+				return &pgconn.PgError{Code: "57P03"}
+			}
+			return &pgconn.PgError{Code: "28P01"}
+		})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "28P01" || calls != 3 {
+		t.Errorf("WaitFor: %v after %d calls; want the authentication error after 3", err, calls)
 	}
 }

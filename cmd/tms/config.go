@@ -177,6 +177,16 @@ type config struct {
 	G7ClientID string `env:"G7_MQTT_POSITION_CLIENT_ID" envDefault:"tms-ingest"`
 	G7AccessID string `env:"G7_MQTT_POSITION_ACCESS_ID"`
 	G7Secret   string `env:"G7_MQTT_POSITION_SECRET"`
+	// MQTTShareGroup, when set, makes the position subscription a shared
+	// one ($share/<group>/<topic>): the ingest instances with the same
+	// group split the feed, each message going to one of them
+	// (docs/reliability.md, "Several instances").
+	MQTTShareGroup string `env:"TMS_MQTT_SHARE_GROUP"`
+	// How long a role waits between attempts to reach Postgres at start
+	// (migrations, the pools' first connection): doubling from the first
+	// to the second (docs/reliability.md, "Postgres and MQTT outages").
+	PostgresRetryBackoff    time.Duration `env:"TMS_POSTGRES_RETRY_BACKOFF" envDefault:"250ms"`
+	PostgresRetryBackoffMax time.Duration `env:"TMS_POSTGRES_RETRY_BACKOFF_MAX" envDefault:"10s"`
 }
 
 // loadConfig reads .env (without overriding the real environment) and the
@@ -233,6 +243,22 @@ func (c *config) mqttURL() string {
 		return fmt.Sprintf("%s://%s:%d", scheme, c.G7Host, c.G7Port)
 	}
 	return ""
+}
+
+// positionFilter is the ingest subscription's topic filter:
+// G7_MQTT_POSITION_TOPIC, shared in TMS_MQTT_SHARE_GROUP when that is set.
+func (c *config) positionFilter() (string, error) {
+	g := c.MQTTShareGroup
+	if g == "" {
+		return c.G7Topic, nil
+	}
+	if strings.ContainsAny(g, "/+#") {
+		return "", fmt.Errorf("TMS_MQTT_SHARE_GROUP: %q: a share name has no '/', '+' or '#'", g)
+	}
+	if strings.HasPrefix(c.G7Topic, "$share/") {
+		return "", errors.New("TMS_MQTT_SHARE_GROUP: G7_MQTT_POSITION_TOPIC is a shared filter already; set one or the other")
+	}
+	return "$share/" + g + "/" + c.G7Topic, nil
 }
 
 // Role names, as TMS_ROLES lists them.

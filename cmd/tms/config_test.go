@@ -176,3 +176,22 @@ func TestDashboardTileURLEmptyMeansNoTiles(t *testing.T) {
 		t.Errorf("TMS_DASHBOARD_TILE_URL unset: %q, %v; want %s", c.DashboardTileURL, err, want)
 	}
 }
+
+func TestPositionFilter(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		group, topic, want string
+		bad                bool
+	}{
+		{"", "g7/positions", "g7/positions", false},
+		{"tms", "g7/positions", "$share/tms/g7/positions", false},
+		{"a/b", "g7/positions", "", true},
+		{"tms", "$share/x/g7/positions", "", true},
+	} {
+		cfg := config{MQTTShareGroup: c.group, G7Topic: c.topic}
+		got, err := cfg.positionFilter()
+		if (err != nil) != c.bad || got != c.want {
+			t.Errorf("group %q topic %q: %q, %v; want %q (error: %v)", c.group, c.topic, got, err, c.want, c.bad)
+		}
+	}
+}

@@ -185,8 +185,15 @@ func (e *environment) postgres(ctx context.Context, purpose string) (*pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
+	backoff := postgres.Backoff{First: e.cfg.PostgresRetryBackoff, Max: e.cfg.PostgresRetryBackoffMax}
+	if backoff.First <= 0 || backoff.Max < backoff.First {
+		return nil, fmt.Errorf("TMS_POSTGRES_RETRY_BACKOFF (%s) must be positive and at most TMS_POSTGRES_RETRY_BACKOFF_MAX (%s)",
+			backoff.First, backoff.Max)
+	}
 	if !e.migrated {
-		if err := postgres.Migrate(url); err != nil {
+		// Postgres may be down at start (restarting, not up yet): the role
+		// waits for it rather than exiting (docs/reliability.md).
+		if err := postgres.WaitFor(ctx, backoff, e.log, "migrations", func(context.Context) error { return postgres.Migrate(url) }); err != nil {
 			return nil, err
 		}
 		e.migrated = true
@@ -201,7 +208,11 @@ func (e *environment) postgres(ctx context.Context, purpose string) (*pgxpool.Po
 	if size < 1 {
 		return nil, fmt.Errorf("the %s database pool needs at least 1 connection, not %d", purpose, size)
 	}
-	pool, err := postgres.OpenPool(ctx, url, postgres.PoolConfig{MaxConns: size, Name: purpose})
+	var pool *pgxpool.Pool
+	err = postgres.WaitFor(ctx, backoff, e.log, purpose, func(ctx context.Context) error {
+		pool, err = postgres.OpenPool(ctx, url, postgres.PoolConfig{MaxConns: size, Name: purpose})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/domain/event"
@@ -90,6 +94,11 @@ func serve(ctx context.Context, cfg config) error {
 		if err != nil {
 			return err
 		}
+		env.readiness = append(env.readiness, readiness{"postgres-project", func() error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return pool.Ping(ctx)
+		}})
 		runners, err := env.projectors(kc, pool)
 		if err != nil {
 			return err
@@ -105,6 +114,12 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	if roles[roleAPI] {
 		run, err := env.api(ctx, kc)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return run(gctx) })
+	} else {
+		run, err := env.health(kc)
 		if err != nil {
 			return err
 		}
@@ -132,9 +147,13 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
+	filter, err := e.cfg.positionFilter()
+	if err != nil {
+		return nil, err
+	}
 	sub, err := mqtt.NewSubscriber(mqtt.Config{
 		URL: url, ClientID: e.cfg.G7ClientID, Username: e.cfg.G7AccessID, Password: e.cfg.G7Secret,
-		Topic: e.cfg.G7Topic, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, Logger: e.log,
+		Topic: filter, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, Logger: e.log,
 	})
 	if err != nil {
 		return nil, err
@@ -162,6 +181,47 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	}
 	e.mqttReady = sub.Connected
 	return in.Run, nil
+}
+
+// health serves /healthz, /readyz and /metrics on TMS_HTTP_ADDR for a
+// process without the api role, so that every instance can be probed and
+// scraped.
+func (e *environment) health(kc *kafka.Config) (func(context.Context) error, error) {
+	kafkaPing, err := kc.NewClient("readyz")
+	if err != nil {
+		return nil, err
+	}
+	e.onClose(kafkaPing.Close)
+	checks := []httpapi.Check{{Name: "kafka", Check: kafkaPing.Ping}}
+	for _, r := range e.readiness {
+		checks = append(checks, httpapi.Check{Name: r.name, Check: func(context.Context) error { return r.check() }})
+	}
+	if e.mqttReady != nil {
+		checks = append(checks, httpapi.Check{Name: "mqtt", Check: func(context.Context) error {
+			if !e.mqttReady() {
+				return errors.New("not connected to the MQTT broker")
+			}
+			return nil
+		}})
+	}
+	gin.SetMode(gin.ReleaseMode)
+	handler, err := httpapi.NewHealth(httpapi.HealthConfig{
+		Checks: checks, ReadinessInterval: e.cfg.HTTPReadyzInterval, Registerer: e.registry, Gatherer: e.registry, Logger: e.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	limits := e.cfg.httpServer(e.log)
+	if err := limits.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	base := "http://" + displayAddr(ln.Addr().String())
+	e.notes = append(e.notes, "Health:    "+base+"/healthz  "+base+"/readyz  "+base+"/metrics   (no api role: no API here)")
+	return func(ctx context.Context) error { return httpapi.Serve(ctx, limits, ln, handler) }, nil
 }
 
 // printNotes tells the operator where everything is.

@@ -17,11 +17,19 @@
 #   services.sh kafka-stop|kafka-kill|kafka-start <statedir> <node>
 #                                   cluster mode: stop (SIGTERM), kill
 #                                   (SIGKILL) or start again node 1, 2 or 3
+#   services.sh pg-restart <statedir>
+#                                   pg_ctl restart -m immediate (a crash:
+#                                   every connection cut, crash recovery)
+#   services.sh mosquitto-restart <statedir>
+#                                   stop Mosquitto (SIGTERM: it saves its
+#                                   persistence file) and start it again on
+#                                   the same port
 #
 # Exported variables: DATABASE_URL, MQTT_URL, KAFKA_BROKERS,
 # TMS_TEST_REQUIRE_SERVICES=1; in cluster mode also TMS_SERVICES_KAFKA_NODES=3,
-# TMS_KAFKA_NODE_1..3 (each node's host:port) and TMS_SERVICES_STATE (the
-# statedir, for kafka-stop|kill|start).
+# TMS_KAFKA_NODE_1..3 (each node's host:port); in both modes
+# TMS_SERVICES_STATE (the statedir, for kafka-stop|kill|start, pg-restart
+# and mosquitto-restart).
 #
 # Cluster mode (--cluster, or TMS_SERVICES_KAFKA_NODES=3): three combined
 # broker+controller nodes (see start_kafka_node for why combined), with
@@ -216,10 +224,17 @@ ensure_mosquitto() {
 
 start_mosquitto() {
     local dir=$1 port=$2 conf="$1/mosquitto.conf"
+    mkdir -p "$dir/mosquitto"
     {
         echo "listener $port 127.0.0.1"
         echo "allow_anonymous true"
-        echo "persistence false"
+        # Persistence on, as a production broker runs: the persistent
+        # sessions, their subscriptions and queued QoS 1 messages survive
+        # a restart (mosquitto-restart). Written at shutdown and every
+        # autosave_interval seconds.
+        echo "persistence true"
+        echo "persistence_location $dir/mosquitto/"
+        echo "autosave_interval 5"
         echo "max_queued_messages 200000"
         echo "max_inflight_messages 100"
         echo "log_dest stdout"
@@ -227,7 +242,16 @@ start_mosquitto() {
         # user (or refuses to run when that user does not exist).
         if is_root; then echo "user root"; fi
     } >"$conf"
-    mosquitto -c "$conf" </dev/null >"$dir/mosquitto.log" 2>&1 &
+    echo "$port" >"$dir/mosquitto.port"
+    launch_mosquitto "$dir"
+}
+
+# launch_mosquitto <statedir>: start Mosquitto on its configuration and
+# wait until its port answers.
+launch_mosquitto() {
+    local dir=$1 port
+    port=$(cat "$dir/mosquitto.port")
+    mosquitto -c "$dir/mosquitto.conf" </dev/null >>"$dir/mosquitto.log" 2>&1 &
     echo $! >"$dir/mosquitto.pid"
     disown $! # no "Killed"/"Terminated" job notices from bash at stop time
     for _ in $(seq 1 100); do
@@ -237,6 +261,25 @@ start_mosquitto() {
     done
     tail -n 30 "$dir/mosquitto.log" >&2
     die "mosquitto did not start"
+}
+
+# The fault tests' restarts of Postgres and Mosquitto.
+cmd_pg_restart() {
+    local dir
+    dir=$(cd "$1" && pwd)
+    [ -f "$dir/pg/data/postmaster.pid" ] || die "Postgres is not running in $dir"
+    (cd "$dir" && as_pg "$PG_BIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/postgres.log" -m immediate -w -t 60 restart >/dev/null) ||
+        { tail -n 30 "$dir/pg/postgres.log" >&2; die "pg_ctl restart failed"; }
+    log "Postgres restarted (-m immediate)"
+}
+
+cmd_mosquitto_restart() {
+    local dir
+    dir=$(cd "$1" && pwd)
+    [ -f "$dir/mosquitto.pid" ] && alive "$(cat "$dir/mosquitto.pid")" || die "Mosquitto is not running in $dir"
+    kill_pidfile "$dir/mosquitto.pid" 10
+    launch_mosquitto "$dir"
+    log "Mosquitto restarted"
 }
 
 # ---------------------------------------------------------------- Kafka
@@ -479,8 +522,10 @@ cmd_start() {
         for i in 1 2 3; do
             start_kafka_node "$dir" "$i" "${kports[i]}" "$voters" "${cports[i]}" "$cid"
         done
-        nodes_env+="export TMS_SERVICES_KAFKA_NODES=3"$'\n'"export TMS_SERVICES_STATE='$dir'"$'\n'
+        nodes_env+="export TMS_SERVICES_KAFKA_NODES=3"$'\n'
     fi
+    # For pg-restart, mosquitto-restart and (cluster mode) kafka-*.
+    nodes_env+="export TMS_SERVICES_STATE='$dir'"$'\n'
     start_postgres "$dir" "$pg_port"
     start_mosquitto "$dir" "$mq_port"
     if [ "$nodes" = 1 ]; then
@@ -591,7 +636,7 @@ cleanup_run() {
     exit "$rc"
 }
 
-usage="services.sh start [--cluster] <statedir> | stop <statedir> | run [--cluster] -- <command...> | kafka-stop|kafka-kill|kafka-start <statedir> <node>"
+usage="services.sh start [--cluster] <statedir> | stop <statedir> | run [--cluster] -- <command...> | kafka-stop|kafka-kill|kafka-start <statedir> <node> | pg-restart|mosquitto-restart <statedir>"
 case "${1:-}" in
 start)
     shift
@@ -611,6 +656,14 @@ run)
     if [ "${1:-}" = --cluster ]; then export TMS_SERVICES_KAFKA_NODES=3 && shift; fi
     [ "${1:-}" = "--" ] && shift
     cmd_run "$@"
+    ;;
+pg-restart)
+    [ $# -eq 2 ] || die "usage: $usage"
+    cmd_pg_restart "$2"
+    ;;
+mosquitto-restart)
+    [ $# -eq 2 ] || die "usage: $usage"
+    cmd_mosquitto_restart "$2"
     ;;
 kafka-stop | kafka-kill | kafka-start)
     [ $# -eq 3 ] || die "usage: $usage"

@@ -124,6 +124,35 @@ func New(t testing.TB, svc testenv.Services, binary string, extraEnv ...string) 
 	return d
 }
 
+// Instance returns another `tms serve` process of the same deployment, as
+// a second machine would run it: the same database, Kafka namespace, MQTT
+// broker and feed topic and tokens, with its own HTTP address,
+// TMS_INSTANCE_ID, MQTT client id, data dir and output (printed, prefixed
+// by name, when the test fails). extraEnv (KEY=value) comes on top, e.g.
+// TMS_ROLES=ingest,geofence. Start, Stop and Kill run it as they run d.
+func (d *Deployment) Instance(name string, extraEnv ...string) *Deployment {
+	d.t.Helper()
+	i := &Deployment{
+		t: d.t, binary: d.binary, Kafka: d.Kafka, Pool: d.Pool, MQTTURL: d.MQTTURL, Topic: d.Topic,
+		HTTPAddr: freeAddr(d.t), logs: &lockedBuffer{},
+	}
+	// exec takes the last of duplicate keys: these override d's.
+	i.env = append(slices.Clone(d.env),
+		"TMS_HTTP_ADDR="+i.HTTPAddr,
+		"TMS_INSTANCE_ID="+testenv.Name("tms-"+name),
+		"G7_MQTT_POSITION_CLIENT_ID="+testenv.Name("tms-ingest-"+name),
+		"TMS_DATA_DIR="+d.t.TempDir(),
+	)
+	i.env = append(i.env, extraEnv...)
+	d.t.Cleanup(func() {
+		i.Kill()
+		if d.t.Failed() {
+			d.t.Logf("tms output of instance %s:\n%s", name, i.logs.String())
+		}
+	})
+	return i
+}
+
 // Start runs `tms serve` and waits until /readyz says it is ready. A
 // deployment may be started again after Stop or Kill: on the same address,
 // database, Kafka namespace, topic and data dir.

@@ -73,7 +73,8 @@ func fillGeofence(b *testing.B) (*kafka.Config, int64, string) {
 	kc.Logger = quiet
 	start := time.Now()
 	n := fillStations(b, kc)
-	fillGeofenceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second))
+	_, fixes := geofenceWorkload()
+	produceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second), fixes)
 	end := endOffset(b, kc, kc.Topic(event.TopicPositions))
 	return kc, end, fmt.Sprintf("%d stations and %d position events (%d vehicles, one fix a second) filled in %s before the timer; "+
 		"pipeline/geofence in the benchmark process with the H3 index; Kafka co-located, 3 partitions, warmed up by %d untimed passes",
@@ -216,10 +217,9 @@ func benchStations(b *testing.B) []*station.Station {
 // fixTime is when step's fixes were taken.
 func fixTime(t0 time.Time, step int) time.Time { return t0.Add(time.Duration(step) * time.Second) }
 
-// geofenceFixes produces the workload's fixes to the positions topic as
-// ingest would, and returns how many.
-func fillGeofenceFixes(b *testing.B, kc *kafka.Config, t0 time.Time) {
-	_, fixes := geofenceWorkload()
+// produceFixes produces fixes (geofenceVehicles of them a second from
+// t0) to the positions topic as ingest would.
+func produceFixes(b *testing.B, kc *kafka.Config, t0 time.Time, fixes []geoworkload.Fix) {
 	cl, err := kc.NewClient("bench-fill", kgo.ProducerLinger(20*time.Millisecond), kgo.MaxBufferedRecords(50_000))
 	if err != nil {
 		b.Fatal(err)

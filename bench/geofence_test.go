@@ -218,14 +218,16 @@ func benchStations(b *testing.B) []*station.Station {
 func fixTime(t0 time.Time, step int) time.Time { return t0.Add(time.Duration(step) * time.Second) }
 
 // produceFixes produces fixes (geofenceVehicles of them a second from
-// t0) to the positions topic as ingest would.
-func produceFixes(b *testing.B, kc *kafka.Config, t0 time.Time, fixes []geoworkload.Fix) {
+// t0) to the positions topic as ingest would, and returns the bytes of
+// their keys and values, before compression.
+func produceFixes(b *testing.B, kc *kafka.Config, t0 time.Time, fixes []geoworkload.Fix) int64 {
 	cl, err := kc.NewClient("bench-fill", kgo.ProducerLinger(20*time.Millisecond), kgo.MaxBufferedRecords(50_000))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
 	var failed atomic.Int64
+	var size int64
 	topic := kc.Topic(event.TopicPositions)
 	for i, f := range fixes {
 		at := fixTime(t0, i/geofenceVehicles)
@@ -235,6 +237,7 @@ func produceFixes(b *testing.B, kc *kafka.Config, t0 time.Time, fixes []geoworkl
 			b.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
+		size += int64(len(p.Plate) + len(v))
 		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(p.Plate), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)
@@ -244,6 +247,7 @@ func produceFixes(b *testing.B, kc *kafka.Config, t0 time.Time, fixes []geoworkl
 	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
 		b.Fatalf("producing the fixes: %v (%d failed)", err, failed.Load())
 	}
+	return size
 }
 
 func vehiclePlate(v int32) string { return fmt.Sprintf("沪V%05d", v) }

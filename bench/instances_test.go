@@ -108,6 +108,11 @@ func BenchmarkGeofenceInstances(b *testing.B) {
 // instancesRun is what one pass measured.
 type instancesRun struct {
 	stations int
+	// encoded is the fixes' keys and values in bytes; onDisk the
+	// topics' log segments after the pass (one replica).
+	encoded int64
+	onDisk  map[string]int64
+	fixes   int64
 	// started is from the processes' start to the group's being stable
 	// with every instance; before is what was committed by then.
 	started time.Duration
@@ -154,6 +159,12 @@ func (r instancesRun) log(b *testing.B) {
 			in.cpu, in.cpu/in.done.Seconds(), in.cpuPerFix(), in.peakRSS)
 	}
 	logCPU(b, r.shares, r.wall)
+	b.Logf("bytes per fix: %.0f encoded (key and CloudEvent JSON); on the broker's disk after the pass (lz4 batches of the fill, "+
+		"one replica each): %s %.0f, %s %.0f, %s %.0f",
+		float64(r.encoded)/float64(r.fixes),
+		event.TopicPositions, float64(r.onDisk[event.TopicPositions])/float64(r.fixes),
+		event.TopicGeofence, float64(r.onDisk[event.TopicGeofence])/float64(r.fixes),
+		event.TopicGeofenceState, float64(r.onDisk[event.TopicGeofenceState])/float64(r.fixes))
 }
 
 // runInstances fills topics of their own (12 partitions) with the
@@ -164,7 +175,7 @@ func runInstances(b *testing.B, bin string, n int, fixes []geoworkload.Fix) inst
 	kc := partitionedKafka(b, instancesPartitions)
 	var r instancesRun
 	r.stations = fillStations(b, kc)
-	produceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second), fixes)
+	r.encoded = produceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second), fixes)
 	adm, err := kc.NewAdmin("bench-admin")
 	if err != nil {
 		b.Fatal(err)
@@ -172,6 +183,9 @@ func runInstances(b *testing.B, bin string, n int, fixes []geoworkload.Fix) inst
 	defer adm.Close()
 	topic := kc.Topic(event.TopicPositions)
 	ends := partitionEnds(b, adm, topic)
+	for _, end := range ends {
+		r.fixes += end
+	}
 
 	start := time.Now()
 	procs := make([]*tmsproc.Process, n)
@@ -258,7 +272,31 @@ func runInstances(b *testing.B, bin string, n int, fixes []geoworkload.Fix) inst
 			b.Fatalf("stopping geofence instance %d: %v", i+1, err)
 		}
 	}
+	r.onDisk = topicSizes(b, adm, kc, event.TopicPositions, event.TopicGeofence, event.TopicGeofenceState)
 	return r
+}
+
+// topicSizes returns the size of each topic's log segments on the
+// brokers (every replica), by topic name without the namespace.
+func topicSizes(b *testing.B, adm *kadm.Client, kc *kafka.Config, topics ...string) map[string]int64 {
+	b.Helper()
+	set := kadm.TopicsSet{}
+	for _, t := range topics {
+		set.Add(kc.Topic(t))
+	}
+	dirs, err := adm.DescribeAllLogDirs(context.Background(), set)
+	if err != nil {
+		b.Fatalf("log dirs: %v", err)
+	}
+	out := map[string]int64{}
+	dirs.Each(func(d kadm.DescribedLogDir) {
+		for _, t := range topics {
+			for _, p := range d.Topics[kc.Topic(t)] {
+				out[t] += p.Size
+			}
+		}
+	})
+	return out
 }
 
 // partitionedKafka makes tms's topics under a namespace of their own with

@@ -18,6 +18,12 @@
 // database, for several MaxBatch values, by polling the offsets the
 // projector commits in Postgres.
 //
+// BenchmarkGeofenceInstances runs 1, 2 and 3 real `tms serve` processes
+// with TMS_ROLES=geofence and their own TMS_INSTANCE_IDs over a positions
+// topic of 12 partitions filled before the timer, and reports the
+// aggregate and per-instance fixes/s and each process's CPU per fix
+// (docs/scaling.md, section 1).
+//
 // BenchmarkPublishToPush runs the real `tms serve` binary with all roles,
 // publishes G7 batches at a steady rate with a paho client, and measures
 // the latency from each position's publish instant (its gps_time) to its

@@ -73,7 +73,8 @@ func fillGeofence(b *testing.B) (*kafka.Config, int64, string) {
 	kc.Logger = quiet
 	start := time.Now()
 	n := fillStations(b, kc)
-	fillGeofenceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second))
+	_, fixes := geofenceWorkload()
+	produceFixes(b, kc, time.Now().Add(-24*time.Hour).Truncate(time.Second), fixes)
 	end := endOffset(b, kc, kc.Topic(event.TopicPositions))
 	return kc, end, fmt.Sprintf("%d stations and %d position events (%d vehicles, one fix a second) filled in %s before the timer; "+
 		"pipeline/geofence in the benchmark process with the H3 index; Kafka co-located, 3 partitions, warmed up by %d untimed passes",
@@ -216,16 +217,17 @@ func benchStations(b *testing.B) []*station.Station {
 // fixTime is when step's fixes were taken.
 func fixTime(t0 time.Time, step int) time.Time { return t0.Add(time.Duration(step) * time.Second) }
 
-// geofenceFixes produces the workload's fixes to the positions topic as
-// ingest would, and returns how many.
-func fillGeofenceFixes(b *testing.B, kc *kafka.Config, t0 time.Time) {
-	_, fixes := geofenceWorkload()
+// produceFixes produces fixes (geofenceVehicles of them a second from
+// t0) to the positions topic as ingest would, and returns the bytes of
+// their keys and values, before compression.
+func produceFixes(b *testing.B, kc *kafka.Config, t0 time.Time, fixes []geoworkload.Fix) int64 {
 	cl, err := kc.NewClient("bench-fill", kgo.ProducerLinger(20*time.Millisecond), kgo.MaxBufferedRecords(50_000))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
 	var failed atomic.Int64
+	var size int64
 	topic := kc.Topic(event.TopicPositions)
 	for i, f := range fixes {
 		at := fixTime(t0, i/geofenceVehicles)
@@ -235,6 +237,7 @@ func fillGeofenceFixes(b *testing.B, kc *kafka.Config, t0 time.Time) {
 			b.Fatal(err)
 		}
 		v, _ := json.Marshal(e)
+		size += int64(len(p.Plate) + len(v))
 		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(p.Plate), Value: v}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)
@@ -244,6 +247,7 @@ func fillGeofenceFixes(b *testing.B, kc *kafka.Config, t0 time.Time) {
 	if err := cl.Flush(context.Background()); err != nil || failed.Load() > 0 {
 		b.Fatalf("producing the fixes: %v (%d failed)", err, failed.Load())
 	}
+	return size
 }
 
 func vehiclePlate(v int32) string { return fmt.Sprintf("沪V%05d", v) }

@@ -143,25 +143,32 @@ func processes() []proc {
 		if err != nil {
 			continue
 		}
-		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
+		if p, ok := readProc(pid); ok {
+			out = append(out, p)
 		}
-		s := string(raw)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 13 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		utime, _ := strconv.ParseFloat(f[11], 64)
-		stime, _ := strconv.ParseFloat(f[12], 64)
-		out = append(out, proc{pid: pid, ppid: ppid, comm: s[open+1 : end], cpu: (utime + stime) / clockTicks})
 	}
 	return out
+}
+
+// readProc reads /proc/<pid>/stat; false when the process is gone.
+func readProc(pid int) (proc, bool) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return proc{}, false
+	}
+	s := string(raw)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return proc{}, false
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 13 {
+		return proc{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return proc{pid: pid, ppid: ppid, comm: s[open+1 : end], cpu: (utime + stime) / clockTicks}, true
 }
 
 // groups are the process groups a meter reports, in order.

@@ -59,7 +59,8 @@ func fillJobs(b *testing.B) (*kafka.Config, int64, string) {
 	kc.Logger = quiet
 	start := time.Now()
 	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
-	fillGeofenceFixes(b, kc, t0)
+	_, fixes := geofenceWorkload()
+	produceFixes(b, kc, t0, fixes)
 	visits, commands := fillJobInputs(b, kc, t0)
 	positions := endOffset(b, kc, kc.Topic(event.TopicPositions))
 	// The geofence has decided every position.

@@ -59,6 +59,11 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	defer env.close()
 	env.serving = true
+	if roles[roleAPI] {
+		if err := env.serveStarting(); err != nil {
+			return err
+		}
+	}
 	kc, err := env.kafka(ctx)
 	if err != nil {
 		return err
@@ -132,9 +137,13 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := e.cfg.mqttTLS(e.cfg.mqttURL())
+	if err != nil {
+		return nil, err
+	}
 	sub, err := mqtt.NewSubscriber(mqtt.Config{
 		URL: url, ClientID: e.cfg.G7ClientID, Username: e.cfg.G7AccessID, Password: e.cfg.G7Secret,
-		Topic: e.cfg.G7Topic, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, Logger: e.log,
+		Topic: e.cfg.G7Topic, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, TLS: tlsConfig, Logger: e.log,
 	})
 	if err != nil {
 		return nil, err

@@ -208,6 +208,16 @@ func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
 }
 
+// Handle drops franz-go's "unable to initialize sasl", which it logs at
+// every refused attempt: the refusal reaches the component that made the
+// request, whose Outage logs it once, naming the user (Outage.explain).
+func (h warnAndAbove) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "unable to initialize sasl" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
 func (h warnAndAbove) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return warnAndAbove{h.Handler.WithAttrs(attrs)}
 }

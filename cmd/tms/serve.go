@@ -65,6 +65,11 @@ func serve(ctx context.Context, cfg config) error {
 		}
 	}
 	kc, err := env.kafka(ctx)
+	if err != nil && ctx.Err() != nil {
+		// SIGINT or SIGTERM while waiting for Kafka: a stop, not a failure.
+		env.log.Info("stopped before Kafka answered", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

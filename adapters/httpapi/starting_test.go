@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,7 +19,7 @@ func TestStartingAnswersHealthAndNamesWhatItWaitsFor(t *testing.T) {
 	h := Starting([]Check{
 		{Name: "kafka", Check: func(context.Context) error { return errors.New("SASL refused as tms: Sekr3t-detail") }},
 		{Name: "other", Check: func(context.Context) error { return nil }},
-	}, nil)
+	}, slog.New(slog.DiscardHandler))
 	get := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

@@ -585,11 +585,9 @@ cmd_start() {
     mqs_port=$(sed -n "$((5 + 2 * nodes))p" <<<"$ports")
     if [ "$secure" = 1 ]; then
         make_tls "$dir"
-        start_kafka_secure "$dir" "$ks_port" "$ksc_port"
         secure_env+="export KAFKA_SECURE_BROKERS='127.0.0.1:$ks_port'"$'\n'
         secure_env+="export KAFKA_SECURE_CA_FILE='$dir/tls/ca.crt'"$'\n'
         secure_env+="export KAFKA_SECURE_USERNAME='tms'"$'\n'
-        secure_env+="export KAFKA_SECURE_PASSWORD='$(cat "$dir/kafkasecure/password")'"$'\n'
         secure_env+="export MQTT_TLS_URL='ssl://127.0.0.1:$mqs_port'"$'\n'
         secure_env+="export MQTT_SECURE_CA_FILE='$dir/tls/ca.crt'"$'\n'
         secure_env+="export DATABASE_TLS_URL='postgres://postgres@127.0.0.1:$pg_port/tms?sslmode=verify-full&sslrootcert=$dir/tls/ca.crt'"$'\n'
@@ -621,6 +619,13 @@ cmd_start() {
         done
         nodes_env+="export TMS_SERVICES_KAFKA_NODES=3"$'\n'"export TMS_SERVICES_STATE='$dir'"$'\n'
     fi
+    # The secure node's storage format (a JVM of its own) runs beside the
+    # other services' start-up rather than before it.
+    local secure_pid=""
+    if [ "$secure" = 1 ]; then
+        start_kafka_secure "$dir" "$ks_port" "$ksc_port" &
+        secure_pid=$!
+    fi
     start_postgres "$dir" "$pg_port" "${mqs_port:+tls}"
     start_mosquitto "$dir" "$mq_port" "$mqs_port"
     if [ "$nodes" = 1 ]; then
@@ -628,7 +633,11 @@ cmd_start() {
     else
         for i in 1 2 3; do wait_kafka "$dir" "${kports[i]}" "$i"; done
     fi
-    if [ "$secure" = 1 ]; then wait_kafka "$dir" "$ks_port" secure; fi
+    if [ -n "$secure_pid" ]; then
+        wait "$secure_pid" || die "the secure Kafka node did not start (see $dir/kafkasecure)"
+        wait_kafka "$dir" "$ks_port" secure
+        secure_env+="export KAFKA_SECURE_PASSWORD='$(cat "$dir/kafkasecure/password")'"$'\n'
+    fi
 
     {
         echo "export DATABASE_URL='postgres://postgres@127.0.0.1:$pg_port/tms?sslmode=disable'"

@@ -137,6 +137,10 @@ func (s *server) problemFor(c *gin.Context, err error) problem {
 			"on this job held it up); nothing was written: try again"
 		c.Header("Retry-After", "1")
 		s.log.WarnContext(c.Request.Context(), "job command unavailable", "route", c.FullPath(), "err", err)
+	case errors.Is(err, errStarting):
+		set(http.StatusServiceUnavailable, "starting", "Starting")
+		p.Detail = err.Error()
+		c.Header("Retry-After", "1")
 	case errors.Is(err, errNoRoute):
 		set(http.StatusNotFound, "not-found", "Not found")
 		p.Detail = fmt.Sprintf("%s: %s", err, c.Request.URL.EscapedPath())

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,15 @@ type Config struct {
 	// end); it doubles at each further error, up to RetryBackoffMax.
 	// Defaults 250ms and 10s.
 	RetryBackoff, RetryBackoffMax time.Duration
+	// TLS, when set, encrypts every connection to the brokers and checks
+	// their certificates against its roots (nil roots: the system's),
+	// presenting its client certificate when it has one. Nil: plaintext.
+	// franz-go sets the server name of each connection to the broker's
+	// host unless ServerName is set.
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection (inside TLS when TLS
+	// is set). Nil: no authentication.
+	SASL *SASL
 	// Health, when set, is told which components wait for Kafka, for
 	// readiness. Shared by every copy of the config.
 	Health *Health
@@ -101,6 +111,11 @@ func (c *Config) Validate() error {
 	if c.MinInsyncReplicas < 0 {
 		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas must be 0 (the broker's default) or at least 1, not %d", c.MinInsyncReplicas))
 	}
+	if c.SASL != nil {
+		if err := c.SASL.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
 		errs = append(errs, fmt.Errorf("kafka: min.insync.replicas %d is more than the replication factor %d: no write would ever be acknowledged",
 			c.MinInsyncReplicas, c.ReplicationFactor))
@@ -109,7 +124,8 @@ func (c *Config) Validate() error {
 }
 
 // Options returns the client options every tms client shares, named by
-// role (used as the client id and the metrics label). The producer
+// role (used as the client id and the metrics label): every Kafka client
+// of tms is built from them, so each gets the connection's TLS and SASL. The producer
 // settings are tms's delivery guarantee: idempotent writes (franz-go's
 // default, never disabled here) acknowledged by all in-sync replicas.
 // Consumers read only committed records, so aborted transactional output
@@ -124,6 +140,12 @@ func (c *Config) Options(role string) []kgo.Opt {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.WithLogger(kslog.New(slog.New(warnAndAbove{c.Logger.Handler()}).With("component", "kafka", "client", role))),
+	}
+	if c.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.TLS.Clone()))
+	}
+	if c.SASL != nil {
+		opts = append(opts, kgo.SASL(c.SASL.mechanism()))
 	}
 	if c.Registerer != nil {
 		m := kprom.NewMetrics("tms_kafka",
@@ -184,6 +206,16 @@ type warnAndAbove struct{ slog.Handler }
 
 func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+// Handle drops franz-go's "unable to initialize sasl", which it logs at
+// every refused attempt: the refusal reaches the component that made the
+// request, whose Outage logs it once, naming the user (Outage.explain).
+func (h warnAndAbove) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "unable to initialize sasl" {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func (h warnAndAbove) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,16 +18,23 @@ import (
 
 // Permanent reports an error that retrying will not cure: the cluster
 // refuses tms for what it is (not authorised, a static member id another
-// live process holds, an unsupported protocol) or the topics are set up
-// wrong (ErrNotCoPartitioned). A process exits on such an error, saying
-// which; it waits out every other Kafka error (docs/reliability.md).
+// live process holds, an unsupported protocol or SASL mechanism) or the
+// topics are set up wrong (ErrNotCoPartitioned). A process exits on such an
+// error, saying which; it waits out every other Kafka error
+// (docs/reliability.md).
+//
+// A failed SASL authentication (a wrong password, a user not yet created)
+// is not permanent: credentials are rotated on the brokers and in tms's
+// settings at different moments, and a process that exited on the first
+// refusal would only be restarted into the same refusal, a crash loop.
+// It is waited out like an outage: logged once, named on /readyz.
 func Permanent(err error) bool {
 	if errors.Is(err, ErrNotCoPartitioned) {
 		return true
 	}
 	for _, e := range []error{
 		kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed,
-		kerr.TransactionalIDAuthorizationFailed, kerr.SaslAuthenticationFailed, kerr.UnsupportedSaslMechanism,
+		kerr.TransactionalIDAuthorizationFailed, kerr.UnsupportedSaslMechanism,
 		kerr.IllegalSaslState, kerr.UnsupportedVersion, kerr.FencedInstanceID, kerr.InvalidReplicationFactor,
 		kerr.PolicyViolation, kerr.InvalidConfig,
 	} {
@@ -49,7 +57,7 @@ type Health struct {
 // consumer), with the backoff of cfg: RetryBackoff doubling up to
 // RetryBackoffMax.
 func (h *Health) Outage(name string, cfg *Config) *Outage {
-	o := &Outage{name: name, log: cfg.Logger, min: cfg.RetryBackoff, max: cfg.RetryBackoffMax}
+	o := &Outage{name: name, log: cfg.Logger, min: cfg.RetryBackoff, max: cfg.RetryBackoffMax, sasl: cfg.SASL}
 	if o.log == nil {
 		o.log = slog.Default()
 	}
@@ -102,6 +110,7 @@ type Outage struct {
 	name     string
 	log      *slog.Logger
 	min, max time.Duration
+	sasl     *SASL // to name the user a refusal was for
 
 	mu       sync.Mutex
 	since    time.Time // zero: no outage
@@ -114,6 +123,7 @@ type Outage struct {
 // Failed records err, logging it if it opens an outage, and waits the
 // next backoff (jittered, capped), or until ctx ends.
 func (o *Outage) Failed(ctx context.Context, err error) {
+	err = o.explain(err)
 	o.mu.Lock()
 	if !o.since.IsZero() && o.quietLocked() {
 		o.endLocked()
@@ -136,6 +146,21 @@ func (o *Outage) Failed(ctx context.Context, err error) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// explain says what a refusal of the connection itself means, which
+// franz-go's and crypto/tls's words leave to the reader: a failed SASL
+// exchange says only that it failed.
+func (o *Outage) explain(err error) error {
+	var untrusted *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, kerr.SaslAuthenticationFailed) && o.sasl != nil:
+		return fmt.Errorf("the brokers refused SASL %s authentication as user %q (a wrong password, or a user they do not know): %w",
+			o.sasl.Mechanism, o.sasl.Username, err)
+	case errors.As(err, &untrusted):
+		return fmt.Errorf("the brokers' TLS certificate is not trusted (not signed by the configured CA, or not for this host name): %w", err)
+	}
+	return err
 }
 
 // Recovered ends an outage, if one is open, and logs how long it lasted.

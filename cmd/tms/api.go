@@ -132,7 +132,15 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", e.cfg.HTTPAddr)
+	addr := e.cfg.HTTPAddr
+	if e.starting != nil {
+		// The API takes the address over from what answered during the
+		// start (its port resolved, when HTTPAddr asked for any).
+		addr = e.starting.addr
+		e.starting.stop()
+		e.starting = nil
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}

@@ -41,16 +41,30 @@ type config struct {
 	KafkaRetryBackoffMax time.Duration `env:"TMS_KAFKA_RETRY_BACKOFF_MAX" envDefault:"10s"`
 	KafkaProduceStall    time.Duration `env:"TMS_KAFKA_PRODUCE_STALL" envDefault:"5s"`
 	KafkaListen          string        `env:"TMS_KAFKA_LISTEN" envDefault:"127.0.0.1:9092"`
-	InstanceID           string        `env:"TMS_INSTANCE_ID"`
-	DataDir              string        `env:"TMS_DATA_DIR" envDefault:"./data"`
-	MQTTURL              string        `env:"MQTT_URL"`
-	MQTTListen           string        `env:"TMS_MQTT_LISTEN" envDefault:"127.0.0.1:1883"`
-	HTTPAddr             string        `env:"TMS_HTTP_ADDR" envDefault:":8080"`
-	Roles                string        `env:"TMS_ROLES" envDefault:"all"`
-	APITokens            string        `env:"TMS_API_TOKENS"`
-	LocalPostgresPort    int           `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
-	LogLevel             string        `env:"TMS_LOG_LEVEL" envDefault:"info"`
-	ProjectorMembers     int           `env:"TMS_PROJECTOR_MEMBERS" envDefault:"3"`
+	// Encrypted and authenticated connections (docs/security.md,
+	// "Connections"; checked by connections.go).
+	KafkaTLS           bool   `env:"KAFKA_TLS"`
+	KafkaTLSCAFile     string `env:"KAFKA_TLS_CA_FILE"`
+	KafkaTLSCertFile   string `env:"KAFKA_TLS_CERT_FILE"`
+	KafkaTLSKeyFile    string `env:"KAFKA_TLS_KEY_FILE"`
+	KafkaTLSServerName string `env:"KAFKA_TLS_SERVER_NAME"`
+	KafkaSASLMechanism string `env:"KAFKA_SASL_MECHANISM"`
+	KafkaSASLUsername  string `env:"KAFKA_SASL_USERNAME"`
+	KafkaSASLPassword  string `env:"KAFKA_SASL_PASSWORD"`
+	MQTTTLSCAFile      string `env:"MQTT_TLS_CA_FILE"`
+	MQTTTLSCertFile    string `env:"MQTT_TLS_CERT_FILE"`
+	MQTTTLSKeyFile     string `env:"MQTT_TLS_KEY_FILE"`
+	MQTTTLSServerName  string `env:"MQTT_TLS_SERVER_NAME"`
+	InstanceID         string `env:"TMS_INSTANCE_ID"`
+	DataDir            string `env:"TMS_DATA_DIR" envDefault:"./data"`
+	MQTTURL            string `env:"MQTT_URL"`
+	MQTTListen         string `env:"TMS_MQTT_LISTEN" envDefault:"127.0.0.1:1883"`
+	HTTPAddr           string `env:"TMS_HTTP_ADDR" envDefault:":8080"`
+	Roles              string `env:"TMS_ROLES" envDefault:"all"`
+	APITokens          string `env:"TMS_API_TOKENS"`
+	LocalPostgresPort  int    `env:"TMS_POSTGRES_PORT" envDefault:"5433"`
+	LogLevel           string `env:"TMS_LOG_LEVEL" envDefault:"info"`
+	ProjectorMembers   int    `env:"TMS_PROJECTOR_MEMBERS" envDefault:"3"`
 
 	// The HTTP server's limits (httpapi.ServerConfig, httpapi.RateLimit)
 	// and the database pools, one per purpose.

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +45,11 @@ type environment struct {
 	embedded running
 	// rebuildConns sizes the poolRebuild pool (rebuild.PoolSize).
 	rebuildConns int32
+	// starting answers /healthz and /readyz on the API's address while
+	// serve sets its roles up (nil: not serving the api role, or done);
+	// kafkaStart is the outage of the start's topic step, for its /readyz.
+	starting   *startingServer
+	kafkaStart atomic.Pointer[kafka.Outage]
 }
 
 // readiness is a role's own readiness check.
@@ -79,7 +86,14 @@ func (e *environment) close() {
 // kafka returns the Kafka config, with the embedded broker started when
 // KAFKA_BROKERS is unset, and tms's topics created.
 func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
+	tlsConfig, sasl, err := e.cfg.kafkaSecurity()
+	if err != nil {
+		return nil, err
+	}
 	brokers := e.cfg.KafkaBrokers
+	if len(brokers) == 0 && e.cfg.kafkaSecured() {
+		return nil, errors.New("KAFKA_TLS*, KAFKA_SASL_*: set, but KAFKA_BROKERS is not: the embedded broker speaks neither TLS nor SASL")
+	}
 	if r, ok := e.attach(); len(brokers) == 0 && ok && len(r.KafkaBrokers) > 0 {
 		brokers = r.KafkaBrokers
 		e.log.Info("using the Kafka broker of the running tms serve", "pid", r.PID, "brokers", brokers)
@@ -104,6 +118,8 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 		MinInsyncReplicas: e.cfg.KafkaMinInsync,
 		RetryBackoff:      e.cfg.KafkaRetryBackoff,
 		RetryBackoffMax:   e.cfg.KafkaRetryBackoffMax,
+		TLS:               tlsConfig,
+		SASL:              sasl,
 		Health:            &kafka.Health{},
 		Logger:            e.log,
 		Registerer:        e.registry,
@@ -112,18 +128,55 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 	if err := kc.Validate(); err != nil {
 		return nil, err
 	}
-	adm, err := kc.NewAdmin("admin")
-	if err != nil {
-		return nil, err
+	// What the connection is, never the password (kafka.SASL logs
+	// without it).
+	e.log.Info("kafka connection", "brokers", brokers, "tls", kc.TLS != nil, "sasl", kc.SASL)
+	if kc.SASL != nil && kc.SASL.Mechanism == kafka.Plain && kc.TLS == nil {
+		e.log.Warn("KAFKA_SASL_MECHANISM PLAIN without TLS sends the password in the clear; set KAFKA_TLS or use SCRAM")
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if _, err := kc.EnsureTopics(ctx, adm); err != nil {
+	if err := e.ensureTopics(ctx, kc); err != nil {
 		return nil, err
 	}
 	e.readiness = append(e.readiness, readiness{"kafka-consumers", kc.Health.Err})
 	return kc, nil
+}
+
+// ensureTopics creates tms's topics, waiting for Kafka as the roles do
+// (docs/reliability.md): brokers that do not answer, or refuse tms's
+// credentials, are retried with backoff, logged once, and named by the
+// check "kafka" of the /readyz that serve answers meanwhile
+// (startingServer). Only a permanent refusal (kafka.Permanent) or the end
+// of ctx ends the wait.
+func (e *environment) ensureTopics(ctx context.Context, kc *kafka.Config) error {
+	adm, err := kc.NewAdmin("admin")
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	outage := kc.Health.Outage("kafka-topics", kc)
+	e.kafkaStart.Store(outage)
+	if !e.serving {
+		// A one-off command has no /readyz to say what it waits for:
+		// it gives up after a minute, saying why.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	for {
+		attempt, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := kc.EnsureTopics(attempt, adm)
+		cancel()
+		switch {
+		case err == nil:
+			outage.Recovered()
+			return nil
+		case kafka.Permanent(err):
+			return err
+		case ctx.Err() != nil:
+			return fmt.Errorf("kafka: %w (last error: %w)", context.Cause(ctx), err)
+		}
+		outage.Failed(ctx, err)
+	}
 }
 
 // databaseURL returns DATABASE_URL, or starts the local cluster.

@@ -63,7 +63,17 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	defer env.close()
 	env.serving = true
+	if roles[roleAPI] {
+		if err := env.serveStarting(); err != nil {
+			return err
+		}
+	}
 	kc, err := env.kafka(ctx)
+	if err != nil && ctx.Err() != nil {
+		// SIGINT or SIGTERM while waiting for Kafka: a stop, not a failure.
+		env.log.Info("stopped before Kafka answered", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -151,9 +161,13 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := e.cfg.mqttTLS(e.cfg.mqttURL())
+	if err != nil {
+		return nil, err
+	}
 	sub, err := mqtt.NewSubscriber(mqtt.Config{
 		URL: url, ClientID: e.cfg.G7ClientID, Username: e.cfg.G7AccessID, Password: e.cfg.G7Secret,
-		Topic: filter, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, Logger: e.log,
+		Topic: filter, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, TLS: tlsConfig, Logger: e.log,
 	})
 	if err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ logged and only positions are published.`,
 			if sc.BrokerURL == "" {
 				sc.BrokerURL = "tcp://" + cfg.MQTTListen
 			}
+			if sc.TLS, err = cfg.mqttTLS(cfg.mqttURL()); err != nil {
+				return err
+			}
 			sc.Topic, sc.ClientID, sc.Logger = cfg.G7Topic, clientID, log
 			sc.Username, sc.Password = cfg.G7AccessID, cfg.G7Secret
 			area, ok := simulator.Areas()[areaName]

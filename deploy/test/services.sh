@@ -5,12 +5,12 @@
 # with ports picked at run time so several runs can coexist.
 #
 # Usage:
-#   services.sh start [--cluster] <statedir>
+#   services.sh start [--cluster] [--secure|--no-secure] <statedir>
 #                                   start them; prints `export ...` lines on
 #                                   stdout (also written to <statedir>/env)
 #   services.sh stop <statedir>     stop everything started in <statedir>
 #                                   (safe to call twice)
-#   services.sh run [--cluster] -- <cmd...>
+#   services.sh run [--cluster] [--secure|--no-secure] -- <cmd...>
 #                                   fresh temp statedir, start, export the
 #                                   addresses, run <cmd>, then ALWAYS stop and
 #                                   remove the statedir; exits with <cmd>'s code
@@ -36,12 +36,29 @@
 # default.replication.factor=3, min.insync.replicas=2 and the internal
 # topics (offsets, transactions) replicated three times, min ISR 2.
 #
+# Secure services (--secure; the default but in cluster mode, where the
+# fault tests do not use them; TMS_SERVICES_SECURE=0|1 also chooses): a test
+# CA and a server certificate for 127.0.0.1 and localhost are made with
+# openssl into <statedir>/tls, and
+#   - one more Kafka node, a cluster of its own, whose only listener for
+#     clients (and between brokers) is SASL_SSL with SCRAM-SHA-512: users
+#     `tms` (random password) and `broker` made by the storage format
+#     (--add-scram); its controller listener is PLAINTEXT on loopback;
+#   - a second Mosquitto listener with TLS;
+#   - Postgres with ssl=on (plain connections still accepted);
+# exporting KAFKA_SECURE_BROKERS, KAFKA_SECURE_CA_FILE,
+# KAFKA_SECURE_USERNAME, KAFKA_SECURE_PASSWORD, MQTT_TLS_URL,
+# MQTT_SECURE_CA_FILE (not MQTT_TLS_CA_FILE: that is tms's own setting, and
+# every tms a test starts would inherit it) and DATABASE_TLS_URL
+# (sslmode=verify-full, sslrootcert the CA).
+#
 # Optional environment:
 #   PG_BIN              PostgreSQL bin dir (default /usr/lib/postgresql/15/bin)
 #   KAFKA_HEAP_OPTS     JVM heap flags of each Kafka node (default
 #                       -Xms256m -Xmx1g, in cluster mode -Xms128m -Xmx512m)
 #   TMS_SERVICES_KAFKA_NODES  1 (default) or 3 (cluster mode)
 #   TMS_SERVICES_KEEP=1 `run` keeps the (stopped) statedir with its logs
+#   TMS_SERVICES_SECURE 1 or 0: the secure services (see above)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -157,7 +174,7 @@ ensure_kafka_jars() {
 # ---------------------------------------------------------------- PostgreSQL
 
 start_postgres() {
-    local dir=$1 port=$2
+    local dir=$1 port=$2 tls=${3:-}
     local data="$dir/pg/data" sock="$dir/pg/sock" logf="$dir/pg/postgres.log"
     [ -x "$PG_BIN/initdb" ] || die "PostgreSQL binaries not found in $PG_BIN (set PG_BIN)"
     if is_root; then
@@ -186,6 +203,17 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
+    if [ -n "$tls" ]; then
+        # The key must belong to the server's user and be private to it.
+        cp "$dir/tls/server.key" "$dir/pg/server.key"
+        chmod 600 "$dir/pg/server.key"
+        if is_root; then chown postgres: "$dir/pg/server.key"; fi
+        cat >>"$data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$dir/tls/server.crt'
+ssl_key_file = '$dir/pg/server.key'
+EOF
+    fi
     echo "$port" >"$dir/pg/port"
     (cd "$dir" && as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logf" -w -t 60 start >/dev/null) ||
         { tail -n 30 "$logf" >&2; die "PostgreSQL did not start"; }
@@ -223,7 +251,7 @@ ensure_mosquitto() {
 }
 
 start_mosquitto() {
-    local dir=$1 port=$2 conf="$1/mosquitto.conf"
+    local dir=$1 port=$2 tls_port=${3:-} conf="$1/mosquitto.conf"
     mkdir -p "$dir/mosquitto"
     {
         echo "listener $port 127.0.0.1"
@@ -241,6 +269,14 @@ start_mosquitto() {
         # As root, mosquitto otherwise drops privileges to the `mosquitto`
         # user (or refuses to run when that user does not exist).
         if is_root; then echo "user root"; fi
+        if [ -n "$tls_port" ]; then
+            # A second listener, with TLS (the global settings above
+            # apply to both: per_listener_settings is off).
+            echo "listener $tls_port 127.0.0.1"
+            echo "cafile $dir/tls/ca.crt"
+            echo "certfile $dir/tls/server.crt"
+            echo "keyfile $dir/tls/server.key"
+        fi
     } >"$conf"
     echo "$port" >"$dir/mosquitto.port"
     launch_mosquitto "$dir"
@@ -376,6 +412,82 @@ EOF
     launch_kafka "$dir" "$i" "${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 }
 
+# make_tls <statedir>: a test CA and a server certificate it signs, for
+# 127.0.0.1 and localhost (what the tests dial), in <statedir>/tls: ca.crt,
+# server.crt, server.key (PKCS#8, unencrypted) and kafka-keystore.pem (key
+# and certificate, Kafka's PEM keystore). Valid for two days.
+make_tls() {
+    local t="$1/tls"
+    mkdir -p "$t"
+    (
+        cd "$t"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=tms test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+        printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 \
+            -extfile server.ext
+        cat server.key server.crt >kafka-keystore.pem
+        chmod 600 ca.key server.key kafka-keystore.pem
+        chmod 644 ca.crt server.crt
+    ) >"$1/tls.log" 2>&1 || { cat "$1/tls.log" >&2; die "making the test certificates failed"; }
+    chmod 755 "$t"
+}
+
+# start_kafka_secure <statedir> <SASL_SSL port> <controller port>: a
+# single-node cluster of its own whose only listener for clients and
+# between brokers is SASL_SSL (SCRAM-SHA-512, the certificate of make_tls);
+# users `tms` (password in <statedir>/kafkasecure/password) and `broker`.
+start_kafka_secure() {
+    local dir=$1 port=$2 cport=$3 kdir="$1/kafkasecure" bpw tpw
+    mkdir -p "$kdir/data"
+    bpw=$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')
+    tpw=$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')
+    echo "$tpw" >"$kdir/password"
+    chmod 600 "$kdir/password"
+    cat >"$kdir/server.properties" <<EOF
+# A single node (broker and controller) that accepts clients only over
+# SASL_SSL with SCRAM-SHA-512: the "broker that requires both" of the
+# TestSecure... tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=SASL_SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="$bpw";
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/kafka-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.crt
+ssl.endpoint.identification.algorithm=https
+log.dirs=$kdir/data
+num.partitions=3
+auto.create.topics.enable=false
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+offsets.topic.num.partitions=3
+transaction.state.log.num.partitions=3
+group.initial.rebalance.delay.ms=0
+group.share.enable=false
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+    echo "$port" >"$kdir/port"
+    write_log4j "$kdir"
+    format_kafka "$kdir" "$(new_cluster_id)" --standalone \
+        --add-scram "SCRAM-SHA-512=[name=broker,password=$bpw]" \
+        --add-scram "SCRAM-SHA-512=[name=tms,password=$tpw]"
+    launch_kafka "$dir" secure "${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
+}
+
 # Without a configuration log4j2 logs only ERRORs, and we need the INFO
 # "Kafka Server started" line to detect readiness.
 write_log4j() {
@@ -477,6 +589,15 @@ kill_pidfile() {
 
 # ---------------------------------------------------------------- commands
 
+# secure_services: 1 when the secure services are to start (see the top).
+secure_services() {
+    local def=1
+    [ "$(kafka_nodes)" = 3 ] && def=0
+    local v=${TMS_SERVICES_SECURE:-$def}
+    [ "$v" = 1 ] || [ "$v" = 0 ] || die "TMS_SERVICES_SECURE must be 1 or 0, not $v"
+    echo "$v"
+}
+
 # kafka_nodes: how many Kafka nodes to start (1, or 3 in cluster mode).
 kafka_nodes() {
     local n=${TMS_SERVICES_KAFKA_NODES:-1}
@@ -485,8 +606,9 @@ kafka_nodes() {
 }
 
 cmd_start() {
-    local dir=$1 nodes
+    local dir=$1 nodes secure
     nodes=$(kafka_nodes)
+    secure=$(secure_services)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     # The postgres user must be able to reach its directory under here.
@@ -496,9 +618,25 @@ cmd_start() {
     ensure_kafka_jars
 
     local ports pg_port mq_port
-    ports=$(free_ports $((2 + 2 * nodes)))
+    # The last three are the secure services' (used or not).
+    ports=$(free_ports $((2 + 2 * nodes + 3)))
     pg_port=$(sed -n 1p <<<"$ports")
     mq_port=$(sed -n 2p <<<"$ports")
+    local ks_port ksc_port mqs_port secure_env=""
+    ks_port=$(sed -n "$((3 + 2 * nodes))p" <<<"$ports")
+    ksc_port=$(sed -n "$((4 + 2 * nodes))p" <<<"$ports")
+    mqs_port=$(sed -n "$((5 + 2 * nodes))p" <<<"$ports")
+    if [ "$secure" = 1 ]; then
+        make_tls "$dir"
+        secure_env+="export KAFKA_SECURE_BROKERS='127.0.0.1:$ks_port'"$'\n'
+        secure_env+="export KAFKA_SECURE_CA_FILE='$dir/tls/ca.crt'"$'\n'
+        secure_env+="export KAFKA_SECURE_USERNAME='tms'"$'\n'
+        secure_env+="export MQTT_TLS_URL='ssl://127.0.0.1:$mqs_port'"$'\n'
+        secure_env+="export MQTT_SECURE_CA_FILE='$dir/tls/ca.crt'"$'\n'
+        secure_env+="export DATABASE_TLS_URL='postgres://postgres@127.0.0.1:$pg_port/tms?sslmode=verify-full&sslrootcert=$dir/tls/ca.crt'"$'\n'
+    else
+        mqs_port=""
+    fi
 
     # Kafka's JVM start-up is the slowest part: launch it first and bring up
     # Postgres and Mosquitto while it boots.
@@ -526,12 +664,24 @@ cmd_start() {
     fi
     # For pg-restart, mosquitto-restart and (cluster mode) kafka-*.
     nodes_env+="export TMS_SERVICES_STATE='$dir'"$'\n'
-    start_postgres "$dir" "$pg_port"
-    start_mosquitto "$dir" "$mq_port"
+    # The secure node's storage format (a JVM of its own) runs beside the
+    # other services' start-up rather than before it.
+    local secure_pid=""
+    if [ "$secure" = 1 ]; then
+        start_kafka_secure "$dir" "$ks_port" "$ksc_port" &
+        secure_pid=$!
+    fi
+    start_postgres "$dir" "$pg_port" "${mqs_port:+tls}"
+    start_mosquitto "$dir" "$mq_port" "$mqs_port"
     if [ "$nodes" = 1 ]; then
         wait_kafka "$dir" "$k_port"
     else
         for i in 1 2 3; do wait_kafka "$dir" "${kports[i]}" "$i"; done
+    fi
+    if [ -n "$secure_pid" ]; then
+        wait "$secure_pid" || die "the secure Kafka node did not start (see $dir/kafkasecure)"
+        wait_kafka "$dir" "$ks_port" secure
+        secure_env+="export KAFKA_SECURE_PASSWORD='$(cat "$dir/kafkasecure/password")'"$'\n'
     fi
 
     {
@@ -540,15 +690,16 @@ cmd_start() {
         echo "export KAFKA_BROKERS='$brokers'"
         echo "export TMS_TEST_REQUIRE_SERVICES=1"
         printf '%s' "$nodes_env"
+        printf '%s' "$secure_env"
     } >"$dir/env"
-    log "postgres=127.0.0.1:$pg_port mqtt=127.0.0.1:$mq_port kafka=$brokers (state: $dir)"
+    log "postgres=127.0.0.1:$pg_port mqtt=127.0.0.1:$mq_port kafka=$brokers${mqs_port:+ secure: kafka=127.0.0.1:$ks_port (SASL_SSL) mqtt=ssl://127.0.0.1:$mqs_port postgres ssl=on} (state: $dir)"
 }
 
 # $2: seconds Kafka gets for a clean shutdown (about 2 s) before SIGKILL.
 cmd_stop() {
     local dir=$1 kafka_grace=${2:-10} f
     [ -d "$dir" ] || return 0
-    for f in "$dir"/kafka.pid "$dir"/kafka[0-9].pid; do
+    for f in "$dir"/kafka.pid "$dir"/kafka[0-9].pid "$dir"/kafkasecure.pid; do
         [ -f "$f" ] && kill_pidfile "$f" "$kafka_grace"
     done
     kill_pidfile "$dir/mosquitto.pid" 5
@@ -636,12 +787,28 @@ cleanup_run() {
     exit "$rc"
 }
 
-usage="services.sh start [--cluster] <statedir> | stop <statedir> | run [--cluster] -- <command...> | kafka-stop|kafka-kill|kafka-start <statedir> <node> | pg-restart|mosquitto-restart <statedir>"
+usage="services.sh start [--cluster] [--secure|--no-secure] <statedir> | stop <statedir> | run [--cluster] [--secure|--no-secure] -- <command...> | kafka-stop|kafka-kill|kafka-start <statedir> <node> | pg-restart|mosquitto-restart <statedir>"
+
+# mode_flags: --cluster is TMS_SERVICES_KAFKA_NODES=3, --secure and
+# --no-secure TMS_SERVICES_SECURE=1 and 0; sets SHIFTS to the flags taken.
+mode_flags() {
+    SHIFTS=0
+    while :; do
+        case "${1:-}" in
+        --cluster) export TMS_SERVICES_KAFKA_NODES=3 ;;
+        --secure) export TMS_SERVICES_SECURE=1 ;;
+        --no-secure) export TMS_SERVICES_SECURE=0 ;;
+        *) return 0 ;;
+        esac
+        shift
+        SHIFTS=$((SHIFTS + 1))
+    done
+}
 case "${1:-}" in
 start)
     shift
-    # --cluster is TMS_SERVICES_KAFKA_NODES=3.
-    if [ "${1:-}" = --cluster ]; then export TMS_SERVICES_KAFKA_NODES=3 && shift; fi
+    mode_flags "$@"
+    shift "$SHIFTS"
     [ $# -eq 1 ] || die "usage: $usage"
     cmd_start "$1"
     cat "$(cd "$1" && pwd)/env"
@@ -652,8 +819,8 @@ stop)
     ;;
 run)
     shift
-    # --cluster is TMS_SERVICES_KAFKA_NODES=3.
-    if [ "${1:-}" = --cluster ]; then export TMS_SERVICES_KAFKA_NODES=3 && shift; fi
+    mode_flags "$@"
+    shift "$SHIFTS"
     [ "${1:-}" = "--" ] && shift
     cmd_run "$@"
     ;;

@@ -15,10 +15,13 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +42,41 @@ type Services struct {
 	MQTTURL      string
 	// Require makes a missing service a test failure.
 	Require bool
+	// KafkaCAFile, when set, is the CA (PEM) of brokers that require TLS;
+	// KafkaSASL, when set, the credentials they require. MQTTCAFile is
+	// the CA of an MQTT broker that requires TLS. Set by Secured.
+	KafkaCAFile string
+	KafkaSASL   *kafka.SASL
+	MQTTCAFile  string
+	// secure are the services that require encryption and
+	// authentication (services.sh --secure), for Secured.
+	secure map[string]string
+}
+
+// secureVariables are what services.sh exports of its secure services.
+var secureVariables = []string{"KAFKA_SECURE_BROKERS", "KAFKA_SECURE_CA_FILE", "KAFKA_SECURE_USERNAME", "KAFKA_SECURE_PASSWORD",
+	"MQTT_TLS_URL", "MQTT_SECURE_CA_FILE", "DATABASE_TLS_URL"}
+
+// Secured returns the services that require encryption and
+// authentication, as services.sh --secure starts them (and `make test`
+// does): a Kafka broker that takes only SASL_SSL with SCRAM-SHA-512, an
+// MQTT listener with TLS, and Postgres over TLS with the server's
+// certificate verified (sslmode=verify-full). A missing one fails the
+// test with TMS_TEST_REQUIRE_SERVICES=1, else skips it: there is no
+// in-process stand-in for them.
+func (s Services) Secured(t testing.TB) Services {
+	t.Helper()
+	for _, v := range secureVariables {
+		if s.secure[v] == "" {
+			s.missing(t, v, "the secure services (services.sh --secure)")
+		}
+	}
+	v := s.secure
+	return Services{
+		DatabaseURL: v["DATABASE_TLS_URL"], KafkaBrokers: strings.Split(v["KAFKA_SECURE_BROKERS"], ","), MQTTURL: v["MQTT_TLS_URL"],
+		Require: s.Require, KafkaCAFile: v["KAFKA_SECURE_CA_FILE"], MQTTCAFile: v["MQTT_SECURE_CA_FILE"],
+		KafkaSASL: &kafka.SASL{Mechanism: kafka.SCRAMSHA512, Username: v["KAFKA_SECURE_USERNAME"], Password: v["KAFKA_SECURE_PASSWORD"]},
+	}
 }
 
 // FromEnv reads DATABASE_URL, KAFKA_BROKERS, MQTT_URL and
@@ -46,7 +84,11 @@ type Services struct {
 // process environment's.
 func FromEnv(lookup func(string) (string, bool)) Services {
 	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	s := Services{DatabaseURL: get("DATABASE_URL"), MQTTURL: get("MQTT_URL"), Require: get("TMS_TEST_REQUIRE_SERVICES") == "1"}
+	s := Services{DatabaseURL: get("DATABASE_URL"), MQTTURL: get("MQTT_URL"), Require: get("TMS_TEST_REQUIRE_SERVICES") == "1",
+		secure: map[string]string{}}
+	for _, v := range secureVariables {
+		s.secure[v] = get(v)
+	}
 	if b := get("KAFKA_BROKERS"); b != "" {
 		s.KafkaBrokers = strings.Split(b, ",")
 	}
@@ -125,7 +167,17 @@ func (s Services) Kafka(t testing.TB) *kafka.Config {
 	// The broker's default replication factor: 1 on the single test broker,
 	// 3 in cluster mode, where a topic of one replica would refuse every
 	// acks=all write (min.insync.replicas=2).
-	cfg := &kafka.Config{Brokers: brokers, Namespace: Name("t"), Partitions: 3, ReplicationFactor: -1}
+	cfg := &kafka.Config{Brokers: brokers, Namespace: Name("t"), Partitions: 3, ReplicationFactor: -1, SASL: s.KafkaSASL}
+	if s.KafkaCAFile != "" {
+		pem, err := os.ReadFile(s.KafkaCAFile)
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		cfg.TLS = &tls.Config{RootCAs: x509.NewCertPool(), MinVersion: tls.VersionTLS12}
+		if !cfg.TLS.RootCAs.AppendCertsFromPEM(pem) {
+			t.Fatalf("testenv: %s holds no PEM certificate", s.KafkaCAFile)
+		}
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -114,6 +114,17 @@ func New(t testing.TB, svc testenv.Services, binary string, extraEnv ...string) 
 		"TMS_DATA_DIR="+t.TempDir(),
 		"TMS_LOG_LEVEL=warn",
 	)
+	// Services that require TLS and SASL (testenv.Services.Secured):
+	// tms gets their CA and credentials through its own settings.
+	if svc.KafkaCAFile != "" {
+		d.env = append(d.env, "KAFKA_TLS_CA_FILE="+svc.KafkaCAFile)
+	}
+	if s := svc.KafkaSASL; s != nil {
+		d.env = append(d.env, "KAFKA_SASL_MECHANISM="+s.Mechanism, "KAFKA_SASL_USERNAME="+s.Username, "KAFKA_SASL_PASSWORD="+s.Password)
+	}
+	if svc.MQTTCAFile != "" {
+		d.env = append(d.env, "MQTT_TLS_CA_FILE="+svc.MQTTCAFile)
+	}
 	d.env = append(d.env, extraEnv...)
 	t.Cleanup(func() {
 		d.Kill()
@@ -173,18 +184,10 @@ const startTimeout = 60 * time.Second
 func (d *Deployment) TryStart(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.proc != nil {
-		return errors.New("tmsproc: tms serve is already running")
+	if err := d.launchLocked(); err != nil {
+		return err
 	}
-	cmd := exec.Command(d.binary, "serve")
-	cmd.Env = d.env
-	cmd.Stdout, cmd.Stderr = d.logs, d.logs
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("tmsproc: start tms serve: %w", err)
-	}
-	exited := make(chan struct{})
-	d.proc, d.exited = cmd, exited
-	go func() { _ = cmd.Wait(); close(exited) }()
+	exited := d.exited
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -208,6 +211,38 @@ func (d *Deployment) TryStart(ctx context.Context) error {
 		}
 	}
 }
+
+// Launch runs `tms serve` without waiting for it to be ready: for tests
+// of a tms that must keep running while it cannot be (Kafka refusing its
+// credentials). Stop and Kill end it as one Start ran.
+func (d *Deployment) Launch() {
+	d.t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.launchLocked(); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func (d *Deployment) launchLocked() error {
+	if d.proc != nil {
+		return errors.New("tmsproc: tms serve is already running")
+	}
+	cmd := exec.Command(d.binary, "serve")
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = d.logs, d.logs
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("tmsproc: start tms serve: %w", err)
+	}
+	exited := make(chan struct{})
+	d.proc, d.exited = cmd, exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return nil
+}
+
+// Output returns what the processes of the deployment printed so far
+// (stdout and stderr), for tests of what tms says.
+func (d *Deployment) Output() string { return d.logs.String() }
 
 // Command returns a one-off run of the tms binary with args (`replay
 // geofence ...`, `migrate`) in the deployment's environment: its

@@ -45,6 +45,11 @@ type Config struct {
 	// BarrierInterval is how often the geofence's progress is read.
 	// Default 200 ms.
 	BarrierInterval time.Duration
+	// Now is the clock a quiet partition takes (see Processor.quiet): a
+	// partition whose inputs are all read and decided, with live or no
+	// positions, lets commands come due by it. Default time.Now; a test
+	// that must decide by event time alone freezes it before its world.
+	Now func() time.Time
 	// Registerer receives the processor's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
@@ -60,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxVehicles == 0 {
 		c.MaxVehicles = 200_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 100_000

@@ -187,7 +187,7 @@ func (p *Processor) quiet(ps *partitionState, seen []progress) bool {
 	// Only a partition whose positions are live (or that has none) may
 	// take the clock: one fed old fixes (a backlog, a backfill) will be
 	// fed more of them, older than the clock, whatever it has read now.
-	if !ps.positions.IsZero() && time.Since(ps.positions) > liveWithin {
+	if !ps.positions.IsZero() && p.cfg.Now().Sub(ps.positions) > liveWithin {
 		return false
 	}
 	last := seen[len(seen)-1]
@@ -200,7 +200,7 @@ const liveWithin = time.Minute
 
 // quietDue reports whether a quiet partition has something due now.
 func (p *Processor) quietDue() bool {
-	now := time.Now()
+	now := p.cfg.Now()
 	for part, ps := range p.parts.Held {
 		if next := ps.nextDeadline(); !next.IsZero() && !next.After(now) && ps.applied.Before(now) && p.quiet(ps, p.barrier.pairs(part)) {
 			return true
@@ -269,7 +269,7 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 		barrier := ps.effectiveBarrier(seen)
 		var quiet time.Time
 		if p.quiet(ps, seen) {
-			quiet = time.Now()
+			quiet = p.cfg.Now()
 		}
 		due := !quiet.IsZero() && ps.applied.Before(quiet) && !ps.nextDeadline().IsZero() && !ps.nextDeadline().After(quiet)
 		if len(b[0])+len(b[1])+len(b[2]) == 0 && barrier == ps.barrier && !due {

@@ -99,6 +99,11 @@ export class Api {
     const page = await this.get<{ visits: Visit[] }>(`/api/v1/visits?from=${since.toISOString()}&limit=200`);
     return page.visits;
   }
+  /** someVehicles is a first page of the fleet, for the map's first view. */
+  async someVehicles(): Promise<Vehicle[]> {
+    const page = await this.get<{ vehicles: Vehicle[] }>('/api/v1/vehicles?limit=1000');
+    return page.vehicles;
+  }
   vehicle(plate: string): Promise<Vehicle> { return this.get(`/api/v1/vehicles/${encodeURIComponent(plate)}`); }
   async searchVehicles(text: string): Promise<Vehicle[]> {
     const page = await this.get<{ vehicles: Vehicle[] }>(`/api/v1/vehicles?limit=50&search=${encodeURIComponent(text)}`);

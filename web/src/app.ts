@@ -4,10 +4,11 @@
 // "feed" takes the fleet-wide events the feed and the stations panel need
 // whatever the map shows. Playback opens a third, for replays.
 
-import { Api, type Session } from './api';
+import L from 'leaflet';
+import { Api, type Session, type Station } from './api';
 import { h } from './dom';
 import { Bus, T, jobTypes, type CloudEvent } from './events';
-import { bboxOf, createMap } from './map';
+import { bboxOf, createMap, keepView, savedView } from './map';
 import { EventsPanel } from './panels/events';
 import { VehiclesPanel } from './panels/vehicles';
 import { PlaybackPanel } from './playback';
@@ -92,8 +93,14 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
   };
   live.postMessage({ start: { url: wsURL('/api/v1/ws'), token, everyMs: liveEveryMs } });
   const sub = new BBoxSubscriber((bbox) => live.postMessage({ subscribe: { bbox, types: [T.position] } }));
-  map.on('moveend zoomend', () => sub.view(bboxOf(map), map.getZoom()));
-  sub.view(bboxOf(map), map.getZoom());
+  // The live subscription starts once the map is where it will first
+  // look (loadState), so that it does not load a snapshot of a view the
+  // page is about to leave.
+  const follow = () => {
+    map.on('moveend zoomend', () => sub.view(bboxOf(map), map.getZoom()));
+    sub.view(bboxOf(map), map.getZoom());
+    keepView(map);
+  };
 
   // --- the feed socket: fleet-wide events (no positions, so no snapshot) ---
   const feedBus = new Bus<CloudEvent>();
@@ -175,14 +182,27 @@ export function startApp(root: HTMLElement, token: string, session: Session, log
       slayer.set(stations);
       store.loadVisits(visits, mark);
       if (!loaded) void api.recentVisits(new Date(Date.now() - 3_600_000)).then((v) => events.backfill(v)).catch(() => {});
-      if (!loaded && stations.length) {
-        const b = stations.map((s) => slayer.bounds(s.id)).filter((x) => !!x).reduce((a, x) => a!.extend(x!));
-        if (b) map.fitBounds(b, { maxZoom: 17, padding: [20, 20] });
-      }
-      loaded = true;
+      if (!loaded) await firstView(stations);
     } catch (e) {
       conn.textContent = `Could not load stations: ${(e as Error).message}`;
     }
+    if (!loaded) follow();
+    loaded = true;
+  }
+
+  // firstView: where the dispatcher last looked, else around the
+  // stations, else around the vehicles, else the world.
+  async function firstView(stations: Station[]): Promise<void> {
+    const kept = savedView();
+    if (kept) { map.setView(kept.center, kept.zoom, { animate: false }); return; }
+    let b = stations.map((s) => slayer.bounds(s.id)).filter((x): x is L.LatLngBounds => !!x)
+      .reduce<L.LatLngBounds | null>((a, x) => (a ? a.extend(x) : L.latLngBounds(x.getSouthWest(), x.getNorthEast())), null);
+    if (!b) {
+      const vs = await api.someVehicles().catch(() => []);
+      const pts = vs.filter((v) => v.position).map((v) => L.latLng(v.position!.lat, v.position!.lng));
+      if (pts.length) b = L.latLngBounds(pts);
+    }
+    if (b) map.fitBounds(b, { maxZoom: 17, padding: [20, 20], animate: false });
   }
   void loadState();
 }

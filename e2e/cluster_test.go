@@ -214,8 +214,16 @@ func readyz(d *tmsproc.Deployment) int {
 // is its plate and fix time, see domain/event).
 func exactlyOnce(t *testing.T, d *tmsproc.Deployment, n int64) {
 	t.Helper()
+	var stored int64 = -1
 	tmsproc.Eventually(t, 3*time.Minute, "every published position stored", func() bool {
-		return d.Count(`SELECT count(*) FROM positions`) >= n
+		was := stored
+		stored = d.Count(`SELECT count(*) FROM positions`)
+		if stored < n && stored != was {
+			// What a failure needs: how short, and whether the projectors
+			// think they are done (a gap, not a lag).
+			t.Logf("%d of %d published positions stored; projectors behind: %q", stored, n, d.ProjectorsBehind())
+		}
+		return stored >= n
 	})
 	d.WaitProjectorCaughtUp(2 * time.Minute)
 	rows := d.Count(`SELECT count(*) FROM positions`)

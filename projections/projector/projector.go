@@ -342,12 +342,15 @@ func (p *Projector[T]) applyUntilDone(ctx context.Context, b batch[T]) error {
 func (p *Projector[T]) apply(ctx context.Context, b batch[T]) (int, error) {
 	applied := 0
 	err := pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
-		// The commit is synchronous (the server's default): the projector
-		// reads on from where its Kafka client is, and goes back to the
-		// offsets stored in Postgres only when it is given partitions, so a
-		// commit Postgres acknowledged and then lost in a crash of its own
-		// (synchronous_commit off) would leave a gap that the offsets of
-		// the next batches cover.
+		// The commit is synchronous whatever the server's default: the
+		// projector reads on from where its Kafka client is, and goes back
+		// to the offsets stored in Postgres only when it is given
+		// partitions, so a commit Postgres acknowledged and then lost in a
+		// crash of its own (synchronous_commit off) would leave a gap that
+		// the offsets of the next batches cover.
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
+			return err
+		}
 		if p.cfg.Schema != "" {
 			if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", pgx.Identifier{p.cfg.Schema}.Sanitize()); err != nil {
 				return fmt.Errorf("search_path %s: %w", p.cfg.Schema, err)

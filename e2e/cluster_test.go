@@ -16,15 +16,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/tmsfleet/tms/domain/event"
-	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/internal/tmsproc"
 )
 
@@ -101,61 +98,6 @@ func deadLetterCount(t *testing.T, d *tmsproc.Deployment) int64 {
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
-}
-
-// fixPublisher publishes distinct fixes (a vehicle and a fix time each) at
-// QoS 1, paced, until stopped, and counts what the broker acknowledged.
-type fixPublisher struct {
-	published atomic.Int64
-	stop      chan struct{}
-	done      chan error
-}
-
-func publishFixes(t *testing.T, d *tmsproc.Deployment, vehicles, perBatch int, every time.Duration) *fixPublisher {
-	t.Helper()
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(d.MQTTURL).SetClientID(testenv.Name("publisher")).
-		SetAutoReconnect(true).SetMaxResumePubInFlight(32))
-	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publisher connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { pub.Disconnect(0) })
-	p := &fixPublisher{stop: make(chan struct{}), done: make(chan error, 1)}
-	start := time.Now().Add(-time.Hour).Truncate(time.Second)
-	go func() {
-		pace := time.NewTicker(every)
-		defer pace.Stop()
-		for b := 0; ; b++ {
-			select {
-			case <-p.stop:
-				p.done <- nil
-				return
-			case <-pace.C:
-			}
-			items := make([]string, 0, perBatch)
-			for i := range perBatch {
-				n := b*perBatch + i
-				items = append(items, fmt.Sprintf(`{"plateNum":"沪C%05d","lng":121.%04d,"lat":31.%04d,"speed":30,"gps_time":%d}`,
-					n%vehicles, n%10000, n%10000, start.Add(time.Duration(n/vehicles)*time.Second).UnixMilli()))
-			}
-			tok := pub.Publish(d.Topic, 1, false, `{"data":[`+strings.Join(items, ",")+`]}`)
-			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-				p.done <- fmt.Errorf("publish batch %d: %v (a timed-out token is a failure)", b, tok.Error())
-				return
-			}
-			p.published.Add(int64(perBatch))
-		}
-	}()
-	return p
-}
-
-// finish stops the publisher and returns how many fixes it published.
-func (p *fixPublisher) finish(t *testing.T) int64 {
-	t.Helper()
-	close(p.stop)
-	if err := <-p.done; err != nil {
-		t.Fatal(err)
-	}
-	return p.published.Load()
 }
 
 // watchExit fails the test as soon as tms exits by itself.
@@ -243,8 +185,9 @@ func TestClusterLeaderKilled(t *testing.T) {
 	d := newDeployment(t, "TMS_HTTP_ADDRESS_RATE=1000", "TMS_HTTP_ADDRESS_BURST=1000")
 	d.Start()
 	stopWatch := watchExit(t, d)
-	pub := publishFixes(t, d, 40, 10, 50*time.Millisecond) // 200 fixes/s
-
+	createStation(t, d)
+	f := startFleet(t, d, 100) // 200 fixes/s, in and out of a station
+	stationKnown(t, f, d)
 	tmsproc.Eventually(t, time.Minute, "positions flowing", func() bool {
 		return d.Count(`SELECT count(*) FROM positions`) >= 400
 	})
@@ -258,7 +201,7 @@ func TestClusterLeaderKilled(t *testing.T) {
 	t.Logf("positions partitions led by node: %v; killing node %d", leaders, victim)
 	killedAt := time.Now()
 	c.node("kill", victim)
-	atKill := pub.published.Load()
+	atKill := f.published()
 	// Positions keep flowing on the two nodes left (replication 3, min ISR 2).
 	tmsproc.Eventually(t, 2*time.Minute, "positions stored after the kill", func() bool {
 		return d.Count(`SELECT count(*) FROM positions`) >= atKill+400
@@ -270,15 +213,13 @@ func TestClusterLeaderKilled(t *testing.T) {
 		return readyz(d) == http.StatusOK
 	})
 	ready := time.Since(restartedAt)
-	n := pub.finish(t)
+	n := f.finish(t)
 	finishedAt := time.Now()
-	exactlyOnce(t, d, n)
+	o := checkOutcome(t, d, f, n)
 	stopWatch()
-	t.Logf("measured: %d positions at 200/s; stored again %s after the kill (%d more); ready %s after the restart; history complete %s after the last publish",
-		n, flowing.Round(time.Millisecond), 400, ready.Round(time.Millisecond), time.Since(finishedAt).Round(time.Millisecond))
-	if l := deadLetterCount(t, d); l != 0 {
-		t.Errorf("%d dead letters; want none", l)
-	}
+	t.Logf("measured: %d positions at 200/s, %d visits; stored again %s after the kill (%d more); ready %s after the restart; checks held %s after the last publish; %d copies in tms.positions",
+		n, f.visits()*int64(f.vehicles), flowing.Round(time.Millisecond), 400, ready.Round(time.Millisecond),
+		time.Since(finishedAt).Round(time.Millisecond), o.kafkaCopies)
 	d.Stop()
 }
 
@@ -295,7 +236,9 @@ func TestClusterTwoNodesDown(t *testing.T) {
 	d := newDeployment(t, "TMS_HTTP_ADDRESS_RATE=1000", "TMS_HTTP_ADDRESS_BURST=1000")
 	d.Start()
 	stopWatch := watchExit(t, d)
-	pub := publishFixes(t, d, 40, 10, 50*time.Millisecond)
+	createStation(t, d)
+	f := startFleet(t, d, 100)
+	stationKnown(t, f, d)
 	tmsproc.Eventually(t, time.Minute, "positions flowing", func() bool {
 		return d.Count(`SELECT count(*) FROM positions`) >= 400
 	})
@@ -314,7 +257,7 @@ func TestClusterTwoNodesDown(t *testing.T) {
 		return notReady && held && time.Since(downAt) > sessionTimeout+5*time.Second
 	})
 	storedDuring := d.Count(`SELECT count(*) FROM positions`)
-	publishedDuring := pub.published.Load()
+	publishedDuring := f.published()
 	if storedDuring >= publishedDuring {
 		t.Fatalf("%d stored of %d published while two nodes were down: Kafka did not refuse writes, the test proves nothing",
 			storedDuring, publishedDuring)
@@ -328,14 +271,12 @@ func TestClusterTwoNodesDown(t *testing.T) {
 		return readyz(d) == http.StatusOK
 	})
 	ready := time.Since(upAt)
-	n := pub.finish(t)
-	exactlyOnce(t, d, n)
+	n := f.finish(t)
+	o := checkOutcome(t, d, f, n)
 	caughtUp := time.Since(upAt)
 	stopWatch()
-	t.Logf("measured: %d positions at 200/s; two nodes down %s; ready %s and history complete %s after they came back",
-		n, upAt.Sub(downAt).Round(time.Millisecond), ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond))
-	if l := deadLetterCount(t, d); l != 0 {
-		t.Errorf("%d dead letters; want none", l)
-	}
+	t.Logf("measured: %d positions at 200/s, %d visits; two nodes down %s; ready %s and every check held %s after they came back; %d copies in tms.positions",
+		n, f.visits()*int64(f.vehicles), upAt.Sub(downAt).Round(time.Millisecond), ready.Round(time.Millisecond),
+		caughtUp.Round(time.Millisecond), o.kafkaCopies)
 	d.Stop()
 }

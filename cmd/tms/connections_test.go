@@ -136,6 +136,21 @@ func TestKafkaSASLNeverPrintsThePassword(t *testing.T) {
 	}
 }
 
+func TestKafkaConnectionLogsWithoutSASL(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	log, err := (&config{LogLevel: "debug", LogFormat: "text"}).loggerTo(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("kafka connection", "sasl", saslAttr(nil))
+	log.Info("kafka connection", "sasl", saslAttr(&kafka.SASL{Mechanism: kafka.SCRAMSHA512, Username: "tms", Password: "pw"}))
+	out := buf.String()
+	if strings.Contains(out, "panic") || !strings.Contains(out, "sasl=none") || !strings.Contains(out, "tms") {
+		t.Errorf("the kafka connection lines: %s", out)
+	}
+}
+
 func TestMQTTTLSSettings(t *testing.T) {
 	t.Parallel()
 	cert, _ := writeCert(t)

@@ -130,7 +130,7 @@ func (e *environment) kafka(ctx context.Context) (*kafka.Config, error) {
 	}
 	// What the connection is, never the password (kafka.SASL logs
 	// without it).
-	e.log.Info("kafka connection", "brokers", brokers, "tls", kc.TLS != nil, "sasl", kc.SASL)
+	e.log.Info("kafka connection", "brokers", brokers, "tls", kc.TLS != nil, "sasl", saslAttr(kc.SASL))
 	if kc.SASL != nil && kc.SASL.Mechanism == kafka.Plain && kc.TLS == nil {
 		e.log.Warn("KAFKA_SASL_MECHANISM PLAIN without TLS sends the password in the clear; set KAFKA_TLS or use SCRAM")
 	}
@@ -313,4 +313,15 @@ func (e *environment) recordRunning() error {
 	}
 	e.onClose(remove)
 	return nil
+}
+
+// saslAttr is how the SASL settings are logged: the mechanism and user, or
+// "none". A nil *kafka.SASL given to slog as it is would have its value's
+// LogValue called through the nil pointer, and the log line would hold
+// the panic.
+func saslAttr(s *kafka.SASL) any {
+	if s == nil {
+		return "none"
+	}
+	return *s
 }

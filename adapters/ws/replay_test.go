@@ -736,10 +736,20 @@ func TestReplayLimits(t *testing.T) {
 	// A replay at speed 1 runs for the hour: long past the test.
 	slow := fmt.Sprintf(`{"vehicle": %q, "from": %q, "to": %q}`,
 		hourPlate, t0.Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339))
+	// The replays started run on meanwhile: a frame of theirs (the hour's
+	// first fix goes at once) may come before the answer awaited.
+	answer := func(c *wsClient) frame {
+		t.Helper()
+		f := c.next()
+		for f.Type == ws.FrameReplay {
+			f = c.next()
+		}
+		return f
+	}
 	refused := func(c *wsClient, body, field, detail string) {
 		t.Helper()
 		c.send(`{"replay": ` + body + `}`)
-		f := c.next()
+		f := answer(c)
 		if f.Type != ws.FrameError || f.Field != field || !strings.Contains(f.Detail, detail) {
 			t.Fatalf("%s: frame %s, want an error of %s saying %q", body, f.raw, field, detail)
 		}
@@ -759,7 +769,7 @@ func TestReplayLimits(t *testing.T) {
 	}
 	// A replay stopped gives its place back as soon as it has ended.
 	a.send(`{"stop": "` + a1.ReplayID + `"}`)
-	if f := a.nextOf(ws.FrameReplayEnded); f.ReplayID != a1.ReplayID || f.Reason != "stopped" {
+	if f := answer(a); f.Type != ws.FrameReplayEnded || f.ReplayID != a1.ReplayID || f.Reason != "stopped" {
 		t.Fatalf("replay_ended %s", f.raw)
 	}
 	c.startReplay(slow)

@@ -29,6 +29,8 @@ export class StationsPanel {
   private draft: Draft | null = null;
   private readonly svg = L.svg();
   private selected: string | null = null;
+  /** the station whose deletion awaits a confirmation. */
+  private confirming: string | null = null;
 
   constructor(
     private readonly api: Api,
@@ -117,9 +119,11 @@ export class StationsPanel {
         }), more > 0 ? h('li', { class: 'more', text: `and ${more} more` }) : null));
       }
       if (this.selected === s.id && this.operator && !this.draft) {
-        li.append(h('div', { class: 'row' },
+        // The confirmation is part of the panel's state, so that the
+        // redraws the moving fleet causes keep it open.
+        li.append(this.confirming === s.id ? this.confirmBox(s) : h('div', { class: 'row' },
           this.button('Edit', 'station-edit', () => void this.startEdit(s.id)),
-          this.button('Delete…', 'station-delete', () => this.confirmDelete(s.id, li), 'danger')));
+          this.button('Delete…', 'station-delete', () => this.confirmDelete(s.id), 'danger')));
       }
       return li;
     });
@@ -136,6 +140,7 @@ export class StationsPanel {
   }
 
   select(id: string, fly: boolean): void {
+    if (id !== this.selected) this.confirming = null;
     this.selected = id;
     if (fly) this.layer.flyTo(id);
     this.render();
@@ -233,12 +238,19 @@ export class StationsPanel {
     reload.focus();
   }
 
-  private confirmDelete(id: string, li: HTMLElement): void {
-    const s = this.layer.stations.get(id);
-    if (!s) return;
-    const box = h('div', { class: 'confirm', role: 'alertdialog', 'aria-label': `Delete ${s.name}?` },
+  /** confirmDelete asks whether to delete station id (confirmBox, drawn by render). */
+  private confirmDelete(id: string): void {
+    this.confirming = id;
+    this.render();
+    this.list.querySelector<HTMLElement>('.confirm button')?.focus();
+  }
+
+  private confirmBox(s: Station): HTMLElement {
+    const id = s.id;
+    return h('div', { class: 'confirm', role: 'alertdialog', 'aria-label': `Delete ${s.name}?` },
       h('span', { text: `Delete ${s.name}? Vehicles inside will leave it at their next fix.` }),
       this.button('Delete', 'station-delete-confirm', async () => {
+        this.confirming = null;
         try {
           const { etag } = await this.api.station(id);
           await this.api.deleteStation(id, etag);
@@ -249,9 +261,7 @@ export class StationsPanel {
           else this.say(`Not deleted: ${(e as Error).message}`, true);
         }
       }, 'danger'),
-      this.button('Keep it', 'station-delete-cancel', () => this.render()));
-    li.append(box);
-    box.querySelector('button')?.focus();
+      this.button('Keep it', 'station-delete-cancel', () => { this.confirming = null; this.render(); }));
   }
 
   private finishDraft(): void {

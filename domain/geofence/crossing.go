@@ -48,7 +48,7 @@ func crossing(s Shape, a, b geo.Point) (in, out float64, ok bool) {
 // the radius, by bisection. Sixteen samples first keep a long segment's
 // closest approach from being missed.
 func circleCrossing(c geo.Circle, a, b geo.Point) (float64, float64, bool) {
-	if farFromSegment(c, a, b) {
+	if newFence(Shape{Circle: &c}).farFromSegment(a, b) {
 		return 0, 0, false
 	}
 	dist := func(s float64) float64 { return geo.Haversine(c.Center, lerp(a, b, s)) }
@@ -88,34 +88,15 @@ func circleCrossing(c geo.Circle, a, b geo.Point) (float64, float64, bool) {
 }
 
 // mayCross is a cheap first test for crossing: false when the segment
-// certainly stays outside the shape (a circle it never comes near, a
-// polygon whose bounds r it misses).
-func mayCross(s Shape, r geo.Rect, a, b geo.Point) bool {
-	if s.Circle != nil {
-		return !farFromSegment(*s.Circle, a, b)
+// certainly stays outside the version's shape (a circle it never comes
+// near, a polygon whose bounds it misses).
+func mayCross(v *Version, a, b geo.Point) bool {
+	if v.fence != nil {
+		return !v.fence.farFromSegment(a, b)
 	}
+	r := v.bounds
 	return math.Max(a.Lat, b.Lat) >= r.MinLat && math.Min(a.Lat, b.Lat) <= r.MaxLat &&
 		math.Max(a.Lng, b.Lng) >= r.MinLng && math.Min(a.Lng, b.Lng) <= r.MaxLng
-}
-
-// farFromSegment reports, cheaply, that the segment certainly stays
-// outside the circle: most candidate circles are nowhere near a vehicle's
-// last few metres. It measures in a flat frame at the centre, which is
-// within 1% of the haversine distance while everything is within 20 km
-// and 70° of latitude; elsewhere it says nothing and the full search runs.
-func farFromSegment(c geo.Circle, a, b geo.Point) bool {
-	const span = 20_000.0
-	if math.Abs(c.Center.Lat) > 70 || c.RadiusM > span {
-		return false
-	}
-	ky := geo.MetresPerDegreeLat
-	kx := ky * math.Cos(c.Center.Lat*math.Pi/180)
-	ax, ay := (a.Lng-c.Center.Lng)*kx, (a.Lat-c.Center.Lat)*ky
-	bx, by := (b.Lng-c.Center.Lng)*kx, (b.Lat-c.Center.Lat)*ky
-	if math.Hypot(ax, ay) > span || math.Hypot(bx, by) > span {
-		return false
-	}
-	return geo.SegmentDistance(ax, ay, bx, by) > c.RadiusM*1.02+1
 }
 
 // bisect narrows [outside, inside] (inside may be the smaller end) to

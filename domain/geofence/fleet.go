@@ -168,6 +168,7 @@ func (t *Tracker) Forget(v *Vehicle, out []Transition) []Transition {
 	if s.Last == nil {
 		return out
 	}
+	t.resolve(v) // a vehicle restored and never observed since
 	first := len(out)
 	for i := range s.Members {
 		m := &s.Members[i]
@@ -181,7 +182,7 @@ func (t *Tracker) Forget(v *Vehicle, out []Transition) []Transition {
 			at = m.Run.Start
 		}
 		version := m.Version
-		if ver := t.catalog.At(m.StationID, at.Time); ver != nil {
+		if ver := t.catalog.atSid(m.sid, at.Time); ver != nil {
 			version = ver.Station.Version
 		}
 		out = t.exit(s, m, at, 0, []string{FlagForgotten}, version, out)

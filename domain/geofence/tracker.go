@@ -32,6 +32,9 @@ type Run struct {
 // Membership is a vehicle's standing with one station.
 type Membership struct {
 	StationID string `json:"station"`
+	// sid is the station's number in the tracker's catalogue (-1 for a
+	// station it does not know); see Tracker.resolve.
+	sid int32
 	// Version is the station version the vehicle entered, or last was
 	// judged against.
 	Version   int64     `json:"version"`
@@ -73,8 +76,10 @@ type VehicleState struct {
 
 // Vehicle is a VehicleState with the cursor that locates its fixes.
 type Vehicle struct {
-	State      VehicleState
-	cursor     Cursor
+	State  VehicleState
+	cursor Cursor
+	// generation is the catalogue's when the cursor was made and the
+	// memberships' station numbers resolved.
 	generation uint64
 	// prev, next and list place the vehicle in its Fleet's recency lists.
 	prev, next *Vehicle
@@ -132,7 +137,7 @@ type Tracker struct {
 	keys    []Key
 	located []Key // the keys of the shapes containing the fix decided
 	in      []*Version
-	ids     []string
+	cross   crossCache
 }
 
 // NewTracker validates cfg (after defaults) and returns a tracker over
@@ -197,26 +202,40 @@ func (t *Tracker) remember(s *VehicleState, at time.Time) {
 // locate returns the versions valid at f.Time whose shape contains f (at
 // most one per station), in a buffer reused by the next call.
 func (t *Tracker) locate(v *Vehicle, f Fix) containing {
+	at, exact := nanos(f.Time)
 	if v.cursor == nil || v.generation != t.catalog.Generation() {
-		v.cursor, v.generation = t.catalog.NewCursor(), t.catalog.Generation()
+		v.cursor = t.catalog.NewCursor()
+		t.resolve(v)
 	}
 	t.located = v.cursor.Locate(f.Point, t.located[:0])
 	t.in = t.in[:0]
 	for _, k := range t.located {
-		if ver := t.catalog.ByKey(k); ver != nil && ver.ValidAt(f.Time) {
+		if ver := t.catalog.ByKey(k); ver != nil && (exact && ver.validAtNano(at) || !exact && ver.ValidAt(f.Time)) {
 			t.in = append(t.in, ver)
 		}
 	}
 	return t.in
 }
 
+// resolve numbers v's memberships by the catalogue, as of its current
+// generation: a vehicle restored from a snapshot knows its stations by id
+// only, and a station the catalogue did not know may have been defined
+// since.
+func (t *Tracker) resolve(v *Vehicle) {
+	for i := range v.State.Members {
+		m := &v.State.Members[i]
+		m.sid = t.catalog.lookup(m.StationID)
+	}
+	v.generation = t.catalog.Generation()
+}
+
 // containing are the station versions a fix is in; few, so a slice.
 type containing []*Version
 
-// of returns the version of station id, or nil.
-func (c containing) of(id string) *Version {
+// of returns the version of station number sid, or nil.
+func (c containing) of(sid int32) *Version {
 	for _, v := range c {
-		if v.Station.ID == id {
+		if v.sid == sid {
 			return v
 		}
 	}
@@ -236,39 +255,44 @@ func (t *Tracker) decide(v *Vehicle, f Fix, out []Transition) []Transition {
 	if prev != nil && gap == 0 && !crossesAntimeridian(prev.Point, f.Point) {
 		out = t.crossings(v, *prev, f, in, out)
 	}
-
-	ids := t.ids[:0]
-	for _, m := range s.Members {
-		ids = append(ids, m.StationID)
-	}
-	for _, ver := range in {
-		if !slices.Contains(ids, ver.Station.ID) {
-			ids = append(ids, ver.Station.ID)
+	// The stations the vehicle is in or confirming a change with, then
+	// those the fix is in. The others (visits closed within the late
+	// horizon, remembered for late fixes) have nothing to decide unless
+	// the fix is in them. The order does not matter: the fix's
+	// transitions are sorted.
+	for i := range s.Members {
+		m := &s.Members[i]
+		if !m.Inside && m.Run == nil {
+			continue
 		}
-	}
-	slices.Sort(ids)
-	t.ids = ids
-	for _, id := range ids {
-		m := s.member(id)
-		ver := in.of(id)
-		contains := ver != nil
-		if ver == nil {
-			ver = t.catalog.At(id, f.Time)
-		}
+		ver := in.of(m.sid)
 		switch {
-		case m != nil && m.Inside:
-			out = t.judgeInside(s, m, ver, f, gap, out)
-		case contains:
-			if m == nil {
-				s.Members = append(s.Members, Membership{StationID: id, Version: ver.Station.Version})
-				m = &s.Members[len(s.Members)-1]
-			}
+		case m.Inside && ver != nil:
+			m.Run = nil // inside the shape is not outside it by any margin
+		case m.Inside:
+			out = t.judgeInside(s, m, t.catalog.atSid(m.sid, f.Time), f, gap, out)
+		case ver != nil:
 			out = t.judgeOutside(s, m, ver, prev, f, gap, out)
-		case m != nil:
+		default:
 			m.Run = nil // an entry run broken by a fix outside
 		}
 	}
-	s.Last = &f
+	for _, ver := range in {
+		m := s.member(ver.sid)
+		switch {
+		case m == nil:
+			m = s.join(ver)
+		case m.Inside || m.Run != nil:
+			continue // decided above
+		}
+		out = t.judgeOutside(s, m, ver, prev, f, gap, out)
+	}
+	// Last is overwritten in place, not replaced: one allocation a fix
+	// saved. prev, which points to it, is not used after this.
+	if s.Last == nil {
+		s.Last = new(Fix)
+	}
+	*s.Last = f
 	s.prune(f.Time, t.cfg.LateHorizon)
 	sortTransitions(out[first:])
 	return out
@@ -299,7 +323,7 @@ func (t *Tracker) judgeOutside(s *VehicleState, m *Membership, ver *Version, pre
 	if run.Gap > 0 {
 		tr.Flags = append(tr.Flags, FlagGap)
 	}
-	*m = Membership{StationID: m.StationID, Version: ver.Station.Version, Inside: true,
+	*m = Membership{StationID: m.StationID, sid: m.sid, Version: ver.Station.Version, Inside: true,
 		VisitID: tr.VisitID, EnteredAt: tr.At, LastFrom: m.LastFrom, LastUntil: m.LastUntil}
 	return append(out, tr)
 }
@@ -312,7 +336,7 @@ func (t *Tracker) initialCause(ver *Version, prev *Fix) string {
 	if prev == nil {
 		return CauseFirstSeen
 	}
-	before := t.catalog.At(ver.Station.ID, prev.Time)
+	before := t.catalog.atSid(ver.sid, prev.Time)
 	switch {
 	case before == nil:
 		return CauseStationAdded
@@ -353,7 +377,7 @@ func (t *Tracker) judgeInside(s *VehicleState, m *Membership, ver *Version, f Fi
 
 // exit ends m's visit at f.
 func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration, flags []string, version int64, out []Transition) []Transition {
-	ver := t.catalog.At(m.StationID, m.EnteredAt)
+	ver := t.catalog.atSid(m.sid, m.EnteredAt)
 	typ := ""
 	if ver != nil {
 		typ = ver.Station.Type
@@ -363,7 +387,7 @@ func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration,
 		VisitID: m.VisitID, At: f.Time, Point: f.Point, Flags: flags,
 		EnteredAt: m.EnteredAt, Dwell: f.Time.Sub(m.EnteredAt), Gap: gap,
 	}
-	*m = Membership{StationID: m.StationID, Version: version, LastFrom: m.EnteredAt, LastUntil: f.Time}
+	*m = Membership{StationID: m.StationID, sid: m.sid, Version: version, LastFrom: m.EnteredAt, LastUntil: f.Time}
 	return append(out, tr)
 }
 
@@ -371,29 +395,35 @@ func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration,
 // neither end is in them and the vehicle is not in them.
 func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in containing, out []Transition) []Transition {
 	s := &v.State
-	t.keys = t.alongSegment(v.cursor, prev.Point, f.Point, t.keys[:0])
+	// Every point of the segment is within half of its middle.
+	half, mid := pathBound(prev.Point, f.Point)/2, lerp(prev.Point, f.Point, 0.5)
+	keys, ok := t.cross.candidates(t.catalog, v.cursor, mid, half)
+	if !ok {
+		t.keys = t.alongSegment(v.cursor, prev.Point, f.Point, t.keys[:0])
+		keys = t.keys
+	}
 	// A shape containing f is no crossing, whatever its version's time:
 	// skipped on its key alone (both lists ascend), before its version is
 	// looked up. Most candidates near a vehicle are these.
 	located, j := t.located, 0
-	for _, k := range t.keys {
+	for _, k := range keys {
 		for j < len(located) && located[j] < k {
 			j++
 		}
 		if j < len(located) && located[j] == k {
 			continue
 		}
+		if t.catalog.circleFar(k, mid, half) {
+			continue
+		}
 		ver := t.catalog.ByKey(k)
-		if ver == nil || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in.of(ver.Station.ID) != nil {
+		if ver == nil || !mayCross(ver, prev.Point, f.Point) || !ver.ValidAt(prev.Time) || !ver.ValidAt(f.Time) || in.of(ver.sid) != nil {
+			continue // the usual case, decided without trigonometry
+		}
+		if m := s.member(ver.sid); m != nil && (m.Inside || m.Run != nil) {
 			continue
 		}
 		shape := ver.Station.Shape
-		if !mayCross(shape, ver.bounds, prev.Point, f.Point) {
-			continue // the usual case, decided without trigonometry
-		}
-		if m := s.member(ver.Station.ID); m != nil && (m.Inside || m.Run != nil) {
-			continue
-		}
 		if shape.Contains(prev.Point) {
 			continue
 		}
@@ -409,10 +439,9 @@ func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in containing, out []Transi
 		id := visitID(s.Plate, ver.Station.ID, inAt, false)
 		// Remembered like any closed visit, so that a late fix within it
 		// is not reported again.
-		m := s.member(ver.Station.ID)
+		m := s.member(ver.sid)
 		if m == nil {
-			s.Members = append(s.Members, Membership{StationID: ver.Station.ID, Version: ver.Station.Version})
-			m = &s.Members[len(s.Members)-1]
+			m = s.join(ver)
 		}
 		m.LastFrom, m.LastUntil = inAt, outAt
 		flags := []string{FlagInterpolated}
@@ -470,7 +499,7 @@ func (t *Tracker) late(v *Vehicle, f Fix, out []Transition) []Transition {
 	slices.SortFunc(in, func(a, b *Version) int { return cmp.Compare(a.Station.ID, b.Station.ID) })
 	for _, ver := range in {
 		id := ver.Station.ID
-		if m := s.member(id); m != nil && m.covers(f.Time) {
+		if m := s.member(ver.sid); m != nil && m.covers(f.Time) {
 			continue
 		}
 		vid := visitID(s.Plate, id, f.Time, true)
@@ -494,28 +523,42 @@ func (m *Membership) covers(at time.Time) bool {
 	return !m.LastFrom.IsZero() && !at.Before(m.LastFrom) && !at.After(m.LastUntil)
 }
 
-func (s *VehicleState) member(id string) *Membership {
+// member returns the vehicle's membership of station number sid, or nil.
+func (s *VehicleState) member(sid int32) *Membership {
 	for i := range s.Members {
-		if s.Members[i].StationID == id {
+		if s.Members[i].sid == sid {
 			return &s.Members[i]
 		}
 	}
 	return nil
 }
 
+// join adds a membership of ver's station, not inside, in station id
+// order (snapshots list them so), and returns it. Pointers to other
+// memberships are invalid afterwards.
+func (s *VehicleState) join(ver *Version) *Membership {
+	id := ver.Station.ID
+	i, _ := slices.BinarySearchFunc(s.Members, id, func(m Membership, id string) int { return cmp.Compare(m.StationID, id) })
+	s.Members = slices.Insert(s.Members, i, Membership{StationID: id, sid: ver.sid, Version: ver.Station.Version})
+	return &s.Members[i]
+}
+
 // prune forgets memberships with nothing left to remember: not inside,
 // no run, and the last visit beyond the late horizon. Members stay sorted
 // by station id.
 func (s *VehicleState) prune(now time.Time, horizon time.Duration) {
-	s.Members = slices.DeleteFunc(s.Members, func(m Membership) bool {
+	forgotten := func(m Membership) bool {
 		return !m.Inside && m.Run == nil && (m.LastUntil.IsZero() || now.Sub(m.LastUntil) > horizon)
-	})
+	}
+	if !slices.ContainsFunc(s.Members, forgotten) {
+		return
+	}
+	s.Members = slices.DeleteFunc(s.Members, forgotten)
 	if cap(s.Members) > 2*len(s.Members)+4 {
 		// A vehicle that drove through many stations at once keeps no
 		// room for them ever after: there are a hundred thousand vehicles.
 		s.Members = append([]Membership(nil), s.Members...)
 	}
-	slices.SortFunc(s.Members, func(a, b Membership) int { return cmp.Compare(a.StationID, b.StationID) })
 }
 
 // sortTransitions puts the transitions of one fix in a total order: by

@@ -579,7 +579,11 @@ func onBoundary(rnd *rand.Rand, s geofence.Shape) geo.Point {
 func TestTrackerAgreesWithTheOracle(t *testing.T) {
 	t.Parallel()
 	worlds := map[string][]geo.Point{
-		"shanghai":     {{Lat: 31.23, Lng: 121.47}, {Lat: 31.30, Lng: 121.50}},
+		"shanghai": {{Lat: 31.23, Lng: 121.47}, {Lat: 31.30, Lng: 121.50}},
+		// Eight clusters within 2 km: 50 to 90 stations overlapping, the
+		// dense depots of issue 12.
+		"dense": {{Lat: 31.23, Lng: 121.47}, {Lat: 31.235, Lng: 121.475}, {Lat: 31.225, Lng: 121.468}, {Lat: 31.232, Lng: 121.462},
+			{Lat: 31.228, Lng: 121.48}, {Lat: 31.24, Lng: 121.47}, {Lat: 31.22, Lng: 121.475}, {Lat: 31.236, Lng: 121.465}},
 		"antimeridian": {{Lat: -16.5, Lng: 179.995}, {Lat: -16.5, Lng: -179.995}},
 		"north pole":   {{Lat: 89.99, Lng: 0}},
 		"south pole":   {{Lat: -89.995, Lng: 120}},

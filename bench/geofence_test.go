@@ -307,19 +307,23 @@ func BenchmarkGeofenceTracker(b *testing.B) {
 	}
 	var out []geofence.Transition
 	transitions := 0
+	var cpu time.Duration
 	b.ResetTimer()
 	for range b.N { // one op: the whole workload, with fresh vehicles
 		b.StopTimer()
 		vehicles := newFleet()
+		cpu0 := processCPU()
 		b.StartTimer()
 		for j, f := range fixes {
 			out = tracker.Observe(vehicles[f.Vehicle], geofence.Fix{Time: fixTime(t0, j/geofenceVehicles), Point: f.P}, out[:0])
 			transitions += len(out)
 		}
+		b.StopTimer()
+		cpu += processCPU() - cpu0
 	}
-	b.StopTimer()
 	reportCores(b, fmt.Sprintf("%d stations, %d vehicles, one fix a second each, one goroutine", catalog.Stations(), geofenceVehicles))
 	b.ReportMetric(float64(b.N*len(fixes))/b.Elapsed().Seconds(), "fixes/s")
+	b.ReportMetric(float64(b.N*len(fixes))/cpu.Seconds(), "fixes/cpu-s")
 	b.ReportMetric(float64(transitions)/float64(b.N*len(fixes)), "transitions/fix")
 }
 

@@ -20,7 +20,7 @@ const (
 	crossReachM  = 250.0
 	// crossCacheKeys bounds the keys the cache holds (4 bytes each); past
 	// it, the cache starts over.
-	crossCacheKeys = 1 << 21
+	crossCacheKeys = 1 << 20
 )
 
 // crossCache is a tracker's cells, valid for one catalogue generation.

@@ -32,13 +32,14 @@ type Run struct {
 // Membership is a vehicle's standing with one station.
 type Membership struct {
 	StationID string `json:"station"`
-	// sid is the station's number in the tracker's catalogue (-1 for a
-	// station it does not know); see Tracker.resolve.
-	sid int32
 	// Version is the station version the vehicle entered, or last was
 	// judged against.
-	Version   int64     `json:"version"`
-	Inside    bool      `json:"inside"`
+	Version int64 `json:"version"`
+	Inside  bool  `json:"inside"`
+	// sid is the station's number in the tracker's catalogue (-1 for a
+	// station it does not know); see Tracker.resolve. It sits in the
+	// padding after Inside: there are many memberships.
+	sid       int32
 	VisitID   string    `json:"visit,omitempty"`
 	EnteredAt time.Time `json:"entered_at,omitzero"`
 	Run       *Run      `json:"run,omitempty"`
@@ -323,7 +324,7 @@ func (t *Tracker) judgeOutside(s *VehicleState, m *Membership, ver *Version, pre
 	if run.Gap > 0 {
 		tr.Flags = append(tr.Flags, FlagGap)
 	}
-	*m = Membership{StationID: m.StationID, sid: m.sid, Version: ver.Station.Version, Inside: true,
+	*m = Membership{StationID: m.StationID, Version: ver.Station.Version, Inside: true, sid: m.sid,
 		VisitID: tr.VisitID, EnteredAt: tr.At, LastFrom: m.LastFrom, LastUntil: m.LastUntil}
 	return append(out, tr)
 }
@@ -387,7 +388,7 @@ func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration,
 		VisitID: m.VisitID, At: f.Time, Point: f.Point, Flags: flags,
 		EnteredAt: m.EnteredAt, Dwell: f.Time.Sub(m.EnteredAt), Gap: gap,
 	}
-	*m = Membership{StationID: m.StationID, sid: m.sid, Version: version, LastFrom: m.EnteredAt, LastUntil: f.Time}
+	*m = Membership{StationID: m.StationID, Version: version, sid: m.sid, LastFrom: m.EnteredAt, LastUntil: f.Time}
 	return append(out, tr)
 }
 
@@ -539,7 +540,7 @@ func (s *VehicleState) member(sid int32) *Membership {
 func (s *VehicleState) join(ver *Version) *Membership {
 	id := ver.Station.ID
 	i, _ := slices.BinarySearchFunc(s.Members, id, func(m Membership, id string) int { return cmp.Compare(m.StationID, id) })
-	s.Members = slices.Insert(s.Members, i, Membership{StationID: id, sid: ver.sid, Version: ver.Station.Version})
+	s.Members = slices.Insert(s.Members, i, Membership{StationID: id, Version: ver.Station.Version, sid: ver.sid})
 	return &s.Members[i]
 }
 

@@ -225,11 +225,11 @@ func (p *Processor) process(ctx context.Context, sess *kgo.GroupTransactSession,
 // the partition's state first when this instance does not hold it.
 func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Record), rest *restorer,
 	fp kgo.FetchTopicPartition, ps *partitionState) (*partitionState, error) {
-	tracker, err := geofence.NewTracker(p.cfg.Geofence, p.catalog)
-	if err != nil {
-		return nil, err
-	}
 	if ps == nil {
+		tracker, err := geofence.NewTracker(p.cfg.Geofence, p.catalog)
+		if err != nil {
+			return nil, err
+		}
 		start := time.Now()
 		restored, replayed, err := rest.restore(ctx, tracker, fp.Partition, fp.Records[0].Offset)
 		if err != nil {
@@ -239,7 +239,9 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 		p.log.Info("restored a partition's vehicles", "partition", fp.Partition, "vehicles", restored.fleet.Len(),
 			"replayed", replayed, "took", time.Since(start).Round(time.Millisecond))
 		ps = restored
+		ps.tracker = tracker
 	}
+	tracker := ps.tracker
 	var out []geofence.Transition
 	forgotten := 0
 	for _, r := range fp.Records {

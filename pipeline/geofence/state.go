@@ -60,6 +60,10 @@ type chunkEncoding struct {
 // partition it owns.
 type partitionState struct {
 	fleet *geofence.Fleet
+	// tracker decides the partition's fixes, batch after batch: it keeps
+	// caches over the catalogue (they notice its changes) that are worth
+	// keeping.
+	tracker *geofence.Tracker
 	// next is the offset of the next record to process.
 	next int64
 	// sinceSnapshot and snapshotAt decide when to snapshot next.

@@ -10,14 +10,18 @@ import (
 // zero takes its default.
 type Config struct {
 	// Resolution is the H3 resolution at which fixes are looked up and
-	// boundary cells are listed, 1-15. Default 9: hexagons with an edge of
-	// about 175 m (0.1 km²), a good fit for stations of tens of metres to a
+	// boundary cells are listed, 1-15. Default 8: hexagons with an edge of
+	// about 530 m (0.7 km²), a good fit for stations of tens of metres to a
 	// few kilometres; larger stations list their interior at coarser
 	// resolutions (see CoarseCells), so 50 km hazard zones cost about as
 	// much as their perimeter. A finer resolution means fewer exact tests
 	// per fix near station edges but more cells per station (memory, Add
 	// time) and more H3 lookups per vehicle, as vehicles leave small cells
-	// sooner; a coarser one the reverse.
+	// sooner; a coarser one the reverse. Resolution 9 was the default
+	// until the dense station maps of issue 12: at 8, the index of 100,000
+	// stations takes 119 MB instead of 186, vehicles reporting every 10 s
+	// look H3 up half as often, and the tracker decides 10-45 % more fixes
+	// a second (docs/performance.md, "Dense station maps").
 	Resolution int
 
 	// CoarseCells is about how many cells a shape's area may cover at the
@@ -39,10 +43,10 @@ type Config struct {
 	// larger is refused with ErrTooLarge, by Add and by Indexable alike.
 	// The bound is conservative (2.5 to about 18 times the real count);
 	// each cell classified costs about 3 µs and 100 bytes while the shape
-	// is added. Default DefaultMaxCoverCells (1,048,576): at resolution 9,
-	// about 150 cells per kilometre of polygon edge, so polygons of up to
-	// about 6,500 km of edges; a 50 km circle is bounded at about 29,000
-	// (540,000 at resolution 12). At least 1,000.
+	// is added. Default DefaultMaxCoverCells (1,048,576): at resolution 8,
+	// about 45 cells per kilometre of polygon edge, so polygons of up to
+	// about 23,000 km of edges; a 50 km circle is bounded at about 10,700
+	// (29,000 at resolution 9, 540,000 at 12). At least 1,000.
 	MaxCoverCells int
 
 	// GeometryCache bounds how many cell geometries (centre and radius,
@@ -54,7 +58,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultResolution        = 9
+	DefaultResolution        = 8
 	DefaultCoarseCells       = 64
 	DefaultNearBucketDegrees = 0.05
 	DefaultGeometryCache     = 1 << 16

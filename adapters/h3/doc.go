@@ -54,7 +54,7 @@
 //     meeting the curve outside its own hexagon meets it in a neighbour's.
 //   - The interior is listed at the coarsest resolution that fits: the
 //     finest resolution L at which the shape's bounding disc covers no more
-//     than Config.CoarseCells cells (a 300 m station stays at resolution 9,
+//     than Config.CoarseCells cells (a 300 m station stays at resolution 8,
 //     a 50 km hazard zone goes down to 5). At L, the search expands in cells
 //     too and lists them interior. At every resolution between L and the
 //     base, the bound search runs as well, and the children of every bound

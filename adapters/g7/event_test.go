@@ -86,7 +86,7 @@ func TestParseEventRejectsWhatCannotBeAnEvent(t *testing.T) {
 		{"plate with punctuation", data(`"plateNum":"沪A;1","startTime":` + start + `,"startLng":121.4,"startLat":31.2`), position.ReasonInvalidPlate, "plateNum"},
 		{"missing start time", data(`"plateNum":"沪A1","startLng":121.4,"startLat":31.2`), g7event.ReasonInvalidTime, "startTime"},
 		{"start time garbage", data(`"plateNum":"沪A1","startTime":"soon","startLng":121.4,"startLat":31.2`), g7event.ReasonInvalidTime, "startTime"},
-		{"start time in the future", data(`"plateNum":"沪A1","startTime":`+future+`,"startLng":121.4,"startLat":31.2`), g7event.ReasonFutureTime, "startTime"},
+		{"start time in the future", data(`"plateNum":"沪A1","startTime":` + future + `,"startLng":121.4,"startLat":31.2`), g7event.ReasonFutureTime, "startTime"},
 		{"end before start", data(good + `,"endTime":` + before), g7event.ReasonEndBeforeStart, "endTime"},
 		{"end garbage", data(good + `,"endTime":true`), g7event.ReasonInvalidTime, "endTime"},
 		{"push time garbage", `{"pushTime":"x","data":{` + good + `}}`, g7event.ReasonInvalidTime, "pushTime"},

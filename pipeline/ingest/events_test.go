@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/g7event"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/testenv"
 )
 
@@ -205,5 +207,46 @@ func TestEventFeedsEndToEnd(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("ingest stopped with %v", err)
+	}
+}
+
+// TestHostileG7EventMessagesAreBounded: whatever a publisher to an event
+// feed sends, it makes one record of bounded size (a report or a dead
+// letter), and the message is acknowledged once Kafka has it: a message
+// past TMS_G7_EVENT_MAX_BYTES is one too_large letter, and a plate of
+// 250 KB (under a limit raised to let it in) is cut in its letter.
+func TestHostileG7EventMessagesAreBounded(t *testing.T) {
+	t.Parallel()
+	huge := `{"data":{"plateNum":"沪A1","startTime":1764229000000,"startLng":121,"startLat":31,"x":"` + strings.Repeat("a", 8<<10) + `"}}`
+	longPlate := `{"data":{"plateNum":"` + strings.Repeat("<", 250<<10) + `","startTime":1764229000000,"startLng":121,"startLat":31}}`
+	for _, c := range []struct {
+		name, payload, reason string
+		maxBytes              int
+	}{
+		{"past the size limit", huge, position.ReasonTooLarge, 0},
+		{"a 250 KB plate", longPlate, position.ReasonInvalidPlate, 1 << 20},
+		{"not JSON", strings.Repeat("{", 4000), position.ReasonInvalidJSON, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			p := newHeldProducer()
+			in := newTestIngest(t, p, eventFeeds, func(cfg *Config) { cfg.EventMaxBytes = c.maxBytes })
+			msg := &fakeMessage{topic: "g7/ems", payload: []byte(c.payload)}
+			in.Handle(msg)
+			if n := p.count(); n != 1 {
+				t.Fatalf("%d records, want one letter", n)
+			}
+			r := p.record(t, 0)
+			if r.Topic != event.TopicDeadLetter || len(r.Value) > deadletter.MaxEventBytes || len(r.Key) > deadletter.MaxVehicleBytes {
+				t.Fatalf("record on %s of %d bytes, key of %d", r.Topic, len(r.Value), len(r.Key))
+			}
+			if l := letterOf(t, r); l.Reason != c.reason {
+				t.Errorf("reason %s, want %s", l.Reason, c.reason)
+			}
+			p.resolve(0, nil)
+			if msg.acks.Load() != 1 {
+				t.Error("not acknowledged once Kafka had the letter")
+			}
+		})
 	}
 }

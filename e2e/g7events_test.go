@@ -301,3 +301,66 @@ func compareStops(t *testing.T, d *tmsproc.Deployment, publish func(topic, msg s
 		t.Errorf("G7's own stop: %+v", cmp.OnlyG7)
 	}
 }
+
+// TestG7EventsSIGKILLMidStreamLoseAndDoubleNothing publishes G7 stop
+// reports at QoS 1 (each event open, then closed) while tms is killed
+// with SIGKILL and started again. The broker keeps what tms had not
+// acknowledged; afterwards tms.g7events holds every report (some
+// perhaps twice, with their ids: ingest is at least once) and the read
+// model one row per event, closed.
+func TestG7EventsSIGKILLMidStreamLoseAndDoubleNothing(t *testing.T) {
+	t.Parallel()
+	const events = 400
+	stopTopic := testenv.Name("g7crash") + "/stop"
+	d := newDeployment(t, "G7_MQTT_STOP_TOPIC="+stopTopic)
+	d.Start()
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(d.MQTTURL).SetClientID(testenv.Name("g7publisher")).
+		SetAutoReconnect(true).SetMaxResumePubInFlight(32))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(0)
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	pubErr := make(chan error, 1)
+	pace := time.NewTicker(10 * time.Millisecond)
+	defer pace.Stop()
+	go func() {
+		for i := range events {
+			begin := start.Add(time.Duration(i) * time.Second)
+			for _, end := range []string{"null", fmt.Sprint(begin.Add(5 * time.Minute).UnixMilli())} {
+				<-pace.C
+				msg := fmt.Sprintf(`{"pushTime":%d,"data":{"plateNum":"沪K%05d","startTime":%d,"endTime":%s,"startLng":121.4,"startLat":31.2}}`,
+					begin.Add(5*time.Minute).UnixMilli(), i%20, begin.UnixMilli(), end)
+				if tok := pub.Publish(stopTopic, 1, false, msg); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+					pubErr <- fmt.Errorf("publish %d: %v (a timed-out token is a failure)", i, tok.Error())
+					return
+				}
+			}
+		}
+		pubErr <- nil
+	}()
+	tmsproc.Eventually(t, time.Minute, "tms storing G7 events", func() bool {
+		return d.Count(`SELECT count(*) FROM g7_events`) >= events/5
+	})
+	d.Kill()
+	stored := d.Count(`SELECT count(*) FROM g7_events WHERE NOT open`)
+	t.Logf("SIGKILL with %d events closed in the read model", stored)
+	if stored >= events {
+		t.Fatalf("everything was stored before the kill; the test proves nothing")
+	}
+	d.Start()
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	tmsproc.Eventually(t, 2*time.Minute, "every event closed in the read model", func() bool {
+		return d.Count(`SELECT count(*) FROM g7_events WHERE NOT open`) >= events
+	})
+	if n := d.Count(`SELECT count(*) FROM g7_events`); n != events {
+		t.Errorf("%d rows, want one per event (%d)", n, events)
+	}
+	records, ids, _ := topicRecords(t, d, event.TopicG7Events)
+	if len(ids) != 2*events || records < 2*events {
+		t.Errorf("tms.g7events holds %d records of %d reports; want every one of the %d published", records, len(ids), 2*events)
+	}
+	d.Stop()
+}

@@ -218,3 +218,22 @@ func FuzzParseEvent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseEvent reads one closed stop report and encodes its event,
+// as ingest does for every message of an event feed.
+func BenchmarkParseEvent(b *testing.B) {
+	p := eventParser(b)
+	payload := []byte(`{"pushTime":1764229900000,"data":{"plateNum":"沪A12345","startTime":1764229000000,"endTime":1764229600000,
+		"seconds":600,"startLng":"121.4737","startLat":"31.2304","endlng":121.4738,"endlat":31.2305}}`)
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	for b.Loop() {
+		it := p.Parse(g7event.KindStop, payload, received)
+		if it.Rejection != nil {
+			b.Fatal(it.Rejection)
+		}
+		if _, err := it.Report.Event("/tms/ingest/g7"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -104,6 +104,10 @@ func (p *EventParser) Parse(kind g7event.Kind, payload []byte, receivedAt time.T
 	if err := json.Unmarshal(trimmed, &envelope); err != nil || envelope == nil {
 		return EventItem{Rejection: position.Reject(g7event.ReasonInvalidEvent, "", "expected an object {\"pushTime\": ..., \"data\": {...}}")}
 	}
+	if name := repeatedKey(trimmed); name != "" {
+		// Readers disagree on which of two to take: take neither.
+		return EventItem{Rejection: position.Reject(g7event.ReasonInvalidEvent, name, "%s appears more than once", name)}
+	}
 	var fields map[string]json.RawMessage
 	if raw, ok := envelope["data"]; !ok || string(raw) == "null" {
 		return EventItem{Rejection: position.Reject(g7event.ReasonInvalidEvent, "data", "the data object is missing")}
@@ -219,4 +223,29 @@ func eventTime(name string, v json.RawMessage) (time.Time, *position.Rejection) 
 		return time.Time{}, position.Reject(g7event.ReasonInvalidTime, name, "%s", rej.Detail)
 	}
 	return t, nil
+}
+
+// repeatedKey returns "data" or "pushTime" when the object (valid JSON)
+// has it more than once at its top level, "" otherwise.
+func repeatedKey(object []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(object))
+	if _, err := dec.Token(); err != nil { // {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		key, _ := tok.(string)
+		if (key == "data" || key == "pushTime") && seen[key] {
+			return key
+		}
+		seen[key] = true
+		if err := dec.Decode(new(skipValue)); err != nil {
+			return ""
+		}
+	}
+	return ""
 }

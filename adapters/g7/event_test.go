@@ -80,6 +80,7 @@ func TestParseEventRejectsWhatCannotBeAnEvent(t *testing.T) {
 		{"no data", `{"pushTime":1}`, g7event.ReasonInvalidEvent, "data"},
 		{"data null", `{"data":null}`, g7event.ReasonInvalidEvent, "data"},
 		{"data an array", `{"data":[{}]}`, g7event.ReasonInvalidEvent, "data"},
+		{"data twice", `{"data":{"plateNum":"沪A1"},"data":` + `{}}`, g7event.ReasonInvalidEvent, "data"},
 		{"too large", `{"data":{` + strings.Repeat(" ", DefaultMaxEventBytes) + `}}`, position.ReasonTooLarge, ""},
 		{"missing plate", data(`"startTime":` + start + `,"startLng":121.4,"startLat":31.2`), position.ReasonMissingPlate, "plateNum"},
 		{"plate too long", data(`"plateNum":"沪A123456789012345678","startTime":` + start + `,"startLng":121.4,"startLat":31.2`), position.ReasonInvalidPlate, "plateNum"},

@@ -36,6 +36,7 @@ import (
 	"github.com/tmsfleet/tms/internal/geoworkload"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/g7events"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
@@ -711,6 +712,7 @@ func historyAPI(b *testing.B, pool *pgxpool.Pool) *httptest.Server {
 	h, err := httpapi.New(httpapi.Config{
 		Vehicles: vehicles.NewStore(pool), Stations: stations.NewStore(pool), Visits: visits.NewStore(pool),
 		Replays: replays.NewStore(pool), Jobs: jobs.NewStore(pool), Rebuilds: rebuild.NewStore(pool), Trips: trips.NewStore(pool),
+		G7Events:        g7events.NewStore(pool),
 		StationCommands: noStationCommands{}, JobCommands: noJobCommands{},
 		Tokens:    map[string]httpapi.Role{"bench-viewer": httpapi.RoleViewer},
 		RateLimit: httpapi.RateLimit{TokenRate: 1e6, TokenBurst: 1e6},

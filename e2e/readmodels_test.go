@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,8 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/g7event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/internal/fleettest"
 	"github.com/tmsfleet/tms/internal/jobtest"
@@ -44,6 +47,8 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 		}
 		fleettest.Produce(t, d.Kafka, jobtest.KafkaRecords(t, d.Kafka, jobs.Records...))
 	}
+	// G7's events: a stop reported open, then closed, and an idle event.
+	fleettest.Produce(t, d.Kafka, g7Records(t, d, "沪T00009", fleettest.T0))
 	d.Start()
 	fleettest.ReadGeofence(t, d.Kafka, fleettest.Count(want), 2*time.Minute)
 	tmsproc.Eventually(t, time.Minute, "every projector at the end of its topics", func() bool { return d.ProjectorsBehind() == "" })
@@ -77,6 +82,7 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 	exec(`UPDATE jobs SET revision = 0, completion = NULL`)
 	exec(`DELETE FROM job_stops WHERE stop_index = 1`)
 	exec(`DELETE FROM job_requests WHERE external_ref IS NULL`)
+	exec(`UPDATE g7_events SET open = true, end_time = NULL`)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -120,6 +126,27 @@ func snapshot(t *testing.T, d *tmsproc.Deployment) map[string]tableState {
 			}
 			out[table] = s
 		}
+	}
+	return out
+}
+
+// g7Records are G7 event reports of plate as ingest writes them: a stop
+// reported open, then closed, and an idle event.
+func g7Records(t *testing.T, d *tmsproc.Deployment, plate string, at time.Time) []*kgo.Record {
+	t.Helper()
+	end, idleEnd := at.Add(20*time.Minute), at.Add(40*time.Minute)
+	var out []*kgo.Record
+	for _, r := range []g7event.Report{
+		{Plate: plate, Kind: g7event.KindStop, Start: at, StartLat: 31.2, StartLng: 121.4, ReceivedAt: at},
+		{Plate: plate, Kind: g7event.KindStop, Start: at, End: &end, StartLat: 31.2, StartLng: 121.4, ReceivedAt: end},
+		{Plate: plate, Kind: g7event.KindIdle, Start: at.Add(30 * time.Minute), End: &idleEnd, StartLat: 31.2, StartLng: 121.4, ReceivedAt: idleEnd},
+	} {
+		e, err := r.Event("/test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := json.Marshal(e)
+		out = append(out, &kgo.Record{Topic: d.Kafka.Topic(event.TopicG7Events), Key: []byte(plate), Value: v})
 	}
 	return out
 }

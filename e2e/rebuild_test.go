@@ -133,6 +133,7 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 		jobs := jobtest.Sample(t, plate, fmt.Sprintf("ORD-%d", i), fleettest.T0)
 		fleettest.Produce(t, d.Kafka, jobtest.KafkaRecords(t, d.Kafka, jobs.Records...))
 	}
+	fleettest.Produce(t, d.Kafka, g7Records(t, d, tripPlate, fleettest.T0))
 	const bulkVehicles, bulkRounds = 500, 300
 	fleettest.Produce(t, d.Kafka, bulkFixes(t, d.Kafka, bulkVehicles, 0, bulkRounds))
 	d.Start()
@@ -148,6 +149,7 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 		`UPDATE jobs SET revision = 0, completion = NULL`,
 		`UPDATE trips SET revision = 0, distance_m = 0 WHERE vehicle = '` + tripPlate + `'`,
 		`DELETE FROM stops WHERE vehicle = '` + tripPlate + `'`,
+		`UPDATE g7_events SET open = true, end_time = NULL`,
 	} {
 		if _, err := d.Pool.Exec(t.Context(), sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
@@ -192,6 +194,8 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 		"/api/v1/rebuilds",
 		"/api/v1/vehicles/" + url.PathEscape(tripPlate) + "/trips?from=" + from + "&to=" + to,
 		"/api/v1/vehicles/" + url.PathEscape(tripPlate) + "/stops?from=" + from + "&to=" + to,
+		"/api/v1/vehicles/" + url.PathEscape(tripPlate) + "/g7-events?from=" + from + "&to=" + to,
+		"/api/v1/vehicles/" + url.PathEscape(tripPlate) + "/g7-stops/comparison?from=" + from + "&to=" + to,
 		"/api/v1/vehicles/" + url.PathEscape(bulkPlate) + "/trips?from=" + from + "&to=" + to,
 	}, stop, &wg)
 	stopped := false

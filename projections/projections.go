@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tmsfleet/tms/projections/g7events"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/projector"
 	"github.com/tmsfleet/tms/projections/stations"
@@ -47,6 +48,7 @@ func Configured(s Settings) []projector.Registration {
 		projector.Register(trips.Spec, func(reg prometheus.Registerer, log *slog.Logger) *trips.Projection {
 			return trips.NewProjection(s.Trips, reg, log)
 		}),
+		projector.Register(g7events.Spec, g7events.NewProjection),
 	}
 }
 

@@ -26,6 +26,7 @@ func allEvents(t *testing.T) []event.Envelope {
 	}
 	out = append(out, deleted)
 	out = append(out, geofenceEvents(t)...)
+	out = append(out, g7Events(t)...)
 	return append(out, jobEvents(t)...)
 }
 
@@ -45,7 +46,7 @@ func allEvents(t *testing.T) []event.Envelope {
 //     weight. Counts, versions, revisions and indexes: integers.
 func maxDecimals(typ string, field string) (int, bool) {
 	switch {
-	case field == "lat" || field == "lng" || field == "coordinates":
+	case field == "lat" || field == "lng" || field == "end_lat" || field == "end_lng" || field == "coordinates":
 		return 7, true
 	case strings.HasSuffix(field, "_m"):
 		return 1, true
@@ -55,7 +56,7 @@ func maxDecimals(typ string, field string) (int, bool) {
 		return 3, true
 	}
 	switch field {
-	case "speed_kmh", "course_deg", "weight_kg":
+	case "speed_kmh", "course_deg", "weight_kg", "g7_seconds":
 		return -1, true // as given
 	case "version", "station_version", "revision", "index", "from_stop", "to_stop", "fixes_used", "fixes_dropped",
 		"count", "counts", "bytes", "enter_confirm_fixes", "exit_confirm_fixes":

@@ -14,4 +14,12 @@
 // batch is read as a stream of tokens rather than decoded whole, items
 // past Config.MaxItems are only counted, and no rejection quotes more
 // than a few dozen bytes of a value.
+//
+// EventParser reads G7's three event feeds (stop, idle, EMS): one event
+// per message, {"pushTime", "data": {"plateNum", "startTime", "endTime",
+// "seconds", "startLng", "startLat", "endLng"/"endlng", "endLat"/"endlat"}},
+// numbers or numeric strings, endTime null while the event lasts. It is
+// bounded too (EventConfig.MaxPayloadBytes, MaxDuration), and rejects an
+// end before the start or implausible times and places with a reason
+// (domain/g7event).
 package g7

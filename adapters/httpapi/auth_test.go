@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tmsfleet/tms/projections/g7events"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
@@ -246,7 +247,7 @@ func TestConfigValidate(t *testing.T) {
 			cfg := Config{
 				Vehicles: noStore(), Stations: stations.NewStore(nil), Visits: visits.NewStore(nil), Replays: replays.NewStore(nil),
 				Rebuilds: rebuild.NewStore(nil), StationCommands: noCommands{}, Jobs: jobs.NewStore(nil), JobCommands: noJobCommands{},
-				Trips:  trips.NewStore(nil),
+				Trips: trips.NewStore(nil), G7Events: g7events.NewStore(nil),
 				Tokens: map[string]Role{viewerToken: RoleViewer},
 			}
 			tt.tweak(&cfg)

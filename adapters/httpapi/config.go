@@ -42,6 +42,9 @@ type Config struct {
 	// Trips reads the trips read model (trips and stops). Required; cmd/
 	// passes a *trips.Store.
 	Trips TripStore
+	// G7Events reads G7's stop, idle and EMS events (the g7events read
+	// model). Required; cmd/ passes a *g7events.Store.
+	G7Events G7EventStore
 	// PlaybackMaxFixes bounds the fixes GET /jobs/{id}/track?format=playback
 	// reads to measure a job's window: the distances it shows are measured
 	// over the whole window, whatever page is asked for, as the job's
@@ -242,6 +245,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Jobs == nil || c.JobCommands == nil {
 		errs = append(errs, errors.New("no Jobs store or JobCommands"))
+	}
+	if c.G7Events == nil {
+		errs = append(errs, errors.New("no G7Events store"))
 	}
 	if c.Trips == nil {
 		errs = append(errs, errors.New("no Trips store"))

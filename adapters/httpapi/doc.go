@@ -41,6 +41,14 @@
 // of it is ever mixed into /api/v1/visits or tms.geofence, which billing
 // consumes.
 //
+// GET /api/v1/vehicles/{plate}/g7-events lists the stop, idle and EMS
+// events G7's feeds reported for a vehicle that overlap a window, one per
+// event (the report of highest rank: docs/g7.md), filtered by kind, keyset
+// by (start, id). GET /api/v1/vehicles/{plate}/g7-stops/comparison sets
+// G7's stops beside those tms derived (projections/trips) and answers the
+// pairs both saw, with their differences, and each side's own, by the
+// matching rule of domain/g7event.Compare.
+//
 // Outside /api/, GET and HEAD of the web dashboard's files
 // (Config.Dashboard, adapters/dashboard) are served without a token, at
 // the paths no route takes; every other path keeps the 404 problem.

@@ -98,6 +98,8 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/vehicles/:plate/track", s.track)
 	api.GET("/vehicles/:plate/trips", s.listTrips)
 	api.GET("/vehicles/:plate/stops", s.listStops)
+	api.GET("/vehicles/:plate/g7-events", s.listG7Events)
+	api.GET("/vehicles/:plate/g7-stops/comparison", s.compareG7Stops)
 	api.GET("/trips", s.listFleetTrips)
 	api.GET("/trips/:id", s.getTrip)
 	api.GET("/trips/:id/track", s.tripTrack)

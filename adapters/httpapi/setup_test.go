@@ -26,6 +26,7 @@ import (
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/g7events"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
@@ -195,6 +196,7 @@ func newAPI(t *testing.T, store VehicleStore, tweak ...func(*Config)) *testAPI {
 		Jobs:            jobs.NewStore(nil),
 		JobCommands:     noJobCommands{},
 		Trips:           trips.NewStore(nil),
+		G7Events:        g7events.NewStore(nil),
 		Tokens:          map[string]Role{viewerToken: RoleViewer, operatorToken: RoleOperator},
 		Registerer:      a.reg,
 		Logger:          slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -221,6 +223,7 @@ func newDBAPI(t *testing.T, pool *pgxpool.Pool, tweak ...func(*Config)) *testAPI
 	return newAPI(t, vehicles.NewStore(pool), append([]func(*Config){func(c *Config) {
 		c.Stations, c.Visits, c.Replays = stations.NewStore(pool), visits.NewStore(pool), replays.NewStore(pool)
 		c.Jobs, c.Rebuilds, c.Trips = jobs.NewStore(pool), rebuild.NewStore(pool), trips.NewStore(pool)
+		c.G7Events = g7events.NewStore(pool)
 	}}, tweak...)...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/tmsfleet/tms/domain/station"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/g7events"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
@@ -172,4 +173,12 @@ type TripStore interface {
 	// calls fn with each in start order in one snapshot (as
 	// VehicleStore.Export).
 	Export(ctx context.Context, q trips.ExportQuery, max int64, fn func(t *trips.Trip) error) (int64, error)
+}
+
+// G7EventStore is what the API reads G7's stop, idle and EMS events
+// through; *g7events.Store implements it. It must be safe for concurrent
+// use.
+type G7EventStore interface {
+	// List returns the events q selects, in (start, id) order.
+	List(ctx context.Context, q g7events.Query) ([]g7events.Event, error)
 }

@@ -49,6 +49,7 @@ func Topics() []TopicSpec {
 		{Name: event.TopicGeofenceState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}, CoPartitioned: true},
 		{Name: event.TopicJobs, Configs: forever, CoPartitioned: true},
 		{Name: event.TopicJobsState, Configs: map[string]*string{"cleanup.policy": ptr("compact")}, CoPartitioned: true},
+		{Name: event.TopicG7Events, Configs: forever, CoPartitioned: true},
 		{Name: event.TopicDeadLetter, Configs: map[string]*string{"retention.ms": ptr("2592000000")}},
 	}
 }

@@ -31,6 +31,12 @@ type Config struct {
 	Password string
 	// Topic is the topic filter to subscribe to.
 	Topic string
+	// Topics are further filters subscribed in the same session, at the
+	// same QoS (G7's event feeds beside its positions). Every message,
+	// whichever filter it came by, goes to the one handler: Match tells
+	// which filter a message's topic is under. Each must differ from
+	// Topic and from the others.
+	Topics []string
 	// QoS of the subscription. Default 1; 0 would let the broker drop
 	// messages, so it is refused.
 	QoS byte
@@ -103,6 +109,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("mqtt: topic is required"))
+	}
+	seen := map[string]bool{c.Topic: true}
+	for _, t := range c.Topics {
+		switch {
+		case t == "":
+			errs = append(errs, errors.New("mqtt: an empty topic filter"))
+		case seen[t]:
+			errs = append(errs, fmt.Errorf("mqtt: topic filter %q is given twice", t))
+		}
+		seen[t] = true
 	}
 	if c.QoS > 2 {
 		errs = append(errs, fmt.Errorf("mqtt: QoS %d does not exist", c.QoS))
@@ -201,8 +217,12 @@ func (s *Subscriber) Connected() bool { return s.connected.Load() && s.active.Lo
 // paho has reconnected.
 func (s *Subscriber) subscribe(ctx context.Context, c paho.Client, handle paho.MessageHandler, fatal chan<- error, log *slog.Logger) {
 	backoff := time.Second
+	filters := map[string]byte{s.cfg.Topic: s.cfg.QoS}
+	for _, t := range s.cfg.Topics {
+		filters[t] = s.cfg.QoS
+	}
 	for {
-		tok := c.Subscribe(s.cfg.Topic, s.cfg.QoS, handle)
+		tok := c.SubscribeMultiple(filters, handle)
 		// A timed-out token carries no error: treat it as a failure.
 		var err error
 		if !tok.WaitTimeout(s.cfg.ConnectTimeout) {
@@ -212,12 +232,14 @@ func (s *Subscriber) subscribe(ctx context.Context, c paho.Client, handle paho.M
 		}
 		if err == nil {
 			if st, ok := tok.(*paho.SubscribeToken); ok {
-				if code, ok := st.Result()[s.cfg.Topic]; ok && code == subackFailure {
-					select {
-					case fatal <- fmt.Errorf("mqtt: the broker refused the subscription to %s (SUBACK 0x80: not allowed, or a filter it does not support)", s.cfg.Topic):
-					default:
+				for topic := range filters {
+					if code, ok := st.Result()[topic]; ok && code == subackFailure {
+						select {
+						case fatal <- fmt.Errorf("mqtt: the broker refused the subscription to %s (SUBACK 0x80: not allowed, or a filter it does not support)", topic):
+						default:
+						}
+						return
 					}
-					return
 				}
 			}
 			s.active.Store(true)
@@ -247,6 +269,9 @@ const subackFailure = 0x80
 // redelivered to the next session.
 func (s *Subscriber) Run(ctx context.Context, h Handler) error {
 	log := s.cfg.Logger.With("component", "mqtt", "broker", redact(s.cfg.URL), "topic", s.cfg.Topic)
+	if len(s.cfg.Topics) > 0 {
+		log = log.With("topics", s.cfg.Topics)
+	}
 	// A subscription the broker refuses is fatal: a session that
 	// receives nothing must not look healthy (see subscribe).
 	fatal := make(chan error, 1)

@@ -112,7 +112,19 @@
 // events follow regardless, and subscribing again retries.
 //
 // event frames carry the CloudEvents envelope exactly as it is on the
-// topic (see the event schemas). Events that arrive while the snapshot
+// topic (see the event schemas). The live feed carries every event of
+// tms.positions, tms.geofence, tms.jobs (commands aside) and
+// tms.g7events: G7's stop, idle and EMS reports,
+// tms.g7.event.reported.v1, whose data.kind says which and whose
+// data.lat and data.lng (where the event began) place it for a bbox.
+// Subscribe to them alone with
+//
+//	{"subscribe": {"types": ["tms.g7.event.reported.v1"]}}
+//
+// Every report is pushed, repeats and the open report of an event later
+// closed included: a client keeps one state per data.g7_event_id, the
+// report of highest rank (docs/g7.md; the read model behind
+// GET /api/v1/vehicles/{plate}/g7-events does so). Events that arrive while the snapshot
 // loads are held and follow it. The snapshot and the live stream can
 // overlap: a vehicle can appear in the snapshot and again in an event, in
 // either order of fix time. Clients keep, per vehicle, the position with

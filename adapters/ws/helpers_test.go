@@ -19,6 +19,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/g7event"
 	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/metricstest"
 	"github.com/tmsfleet/tms/projections/vehicles"
@@ -367,6 +368,17 @@ func geofenceEvent(t testing.TB, typ, plate, station string, at time.Time, lat, 
 	data := map[string]any{"vehicle": plate, "station_id": station, "station_type": "loading",
 		"visit_id": plate + "/" + station, "fix_time": at, "lat": lat, "lng": lng, "flags": []string{}}
 	e, err := event.New(typ, "/test", plate, at, data, plate, station, at.Format(time.RFC3339Nano))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// g7Event is a G7 report of an event still open, as ingest encodes it.
+func g7Event(t testing.TB, plate string, kind g7event.Kind, at time.Time, lat, lng float64) event.Envelope {
+	t.Helper()
+	r := g7event.Report{Plate: plate, Kind: kind, Start: at, StartLat: lat, StartLng: lng, ReceivedAt: at}
+	e, err := r.Event("/test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/ws"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/g7event"
 	"github.com/tmsfleet/tms/projections/vehicles"
 )
 
@@ -157,6 +158,19 @@ func TestFilters(t *testing.T) {
 			{geofenceEvent(t, event.TypeEnteredStation, "沪A00001", "S1", at, 31, 121), true},
 			{geofenceEvent(t, event.TypeExitedStation, "沪A00001", "S1", at, 31, 121), false},
 			{jobEvent(t, "沪A00001", "J1", at), true},
+		},
+	}, {
+		// G7's reports: the types filter selects them, and a bbox places
+		// them at their start; every report comes, a repeat included.
+		name:      "G7 events",
+		subscribe: `{"types": ["tms.g7.event.reported.v1"], "bbox": [121, 31, 122, 32]}`,
+		events: []published{
+			{pos(t, "沪A00001", at, 31.5, 121.5), false},
+			{g7Event(t, "沪A00001", g7event.KindStop, at, 35, 121.5), false},
+			{g7Event(t, "沪A00001", g7event.KindStop, at, 31.5, 121.5), true},
+			{g7Event(t, "沪A00001", g7event.KindStop, at, 31.5, 121.5), true},
+			{jobEvent(t, "沪A00001", "J1", at), false},
+			{g7Event(t, "沪A00001", g7event.KindEMS, at, 31.5, 121.5), true},
 		},
 	}, {
 		name:      "stations",

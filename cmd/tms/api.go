@@ -21,6 +21,7 @@ import (
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/pipeline/stationcmd"
+	"github.com/tmsfleet/tms/projections/g7events"
 	"github.com/tmsfleet/tms/projections/jobs"
 	"github.com/tmsfleet/tms/projections/rebuild"
 	"github.com/tmsfleet/tms/projections/replays"
@@ -76,8 +77,9 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		return nil, err
 	}
 	// Dashboards get positions, the geofence's entries, exits and alerts,
-	// and the jobs' events.
-	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{event.TopicPositions, event.TopicGeofence, event.TopicJobs},
+	// the jobs' events and G7's stop, idle and EMS reports.
+	feed, err := ws.NewFeed(ws.FeedConfig{Kafka: kc, Topics: []string{event.TopicPositions, event.TopicGeofence, event.TopicJobs,
+		event.TopicG7Events},
 		Registerer: e.registry, Logger: e.log}, hub)
 	if err != nil {
 		return nil, err
@@ -125,6 +127,7 @@ func (e *environment) api(ctx context.Context, kc *kafka.Config) (func(context.C
 		Vehicles: store, Stations: stations.NewStore(pool), Visits: visits.NewStore(pool), Replays: replays.NewStore(pool),
 		Rebuilds:        rebuild.NewStore(pool),
 		StationCommands: commands, Jobs: jobs.NewStore(pool), JobCommands: jobCommands, Trips: trips.NewStore(pool),
+		G7Events:         g7events.NewStore(pool),
 		PlaybackMaxFixes: e.cfg.HTTPPlaybackMaxFixes, Tokens: tokens, Checks: checks, WebSocket: hub,
 		Dashboard: dash, Session: e.cfg.session(), ReadinessInterval: e.cfg.HTTPReadyzInterval, RateLimit: e.cfg.rateLimit(), History: history,
 		Registerer: e.registry, Gatherer: e.registry, Logger: e.log,

@@ -19,9 +19,11 @@ import (
 	"github.com/tmsfleet/tms/adapters/httpapi"
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/adapters/ws"
+	"github.com/tmsfleet/tms/domain/g7event"
 	"github.com/tmsfleet/tms/domain/geofence"
 	"github.com/tmsfleet/tms/domain/job"
 	"github.com/tmsfleet/tms/domain/station"
+	"github.com/tmsfleet/tms/pipeline/ingest"
 	"github.com/tmsfleet/tms/pipeline/jobcmd"
 	"github.com/tmsfleet/tms/projections"
 )
@@ -143,6 +145,9 @@ type config struct {
 	MQTTMaxPacketBytes int `env:"TMS_MQTT_MAX_PACKET_BYTES" envDefault:"1048576"`
 	G7MaxItems         int `env:"TMS_G7_MAX_ITEMS" envDefault:"10000"`
 	G7MaxLetters       int `env:"TMS_G7_MAX_LETTERS" envDefault:"100"`
+	// G7's event feeds (docs/g7.md).
+	G7EventMaxBytes    int           `env:"TMS_G7_EVENT_MAX_BYTES" envDefault:"4096"`
+	G7EventMaxDuration time.Duration `env:"TMS_G7_EVENT_MAX_DURATION" envDefault:"2208h"`
 	// What one station definition may cost (docs/security.md, Stations).
 	// Every role reads them: the API refuses what the geofence could not
 	// index, from the same settings the geofence's index is built with.
@@ -191,6 +196,11 @@ type config struct {
 	G7ClientID string `env:"G7_MQTT_POSITION_CLIENT_ID" envDefault:"tms-ingest"`
 	G7AccessID string `env:"G7_MQTT_POSITION_ACCESS_ID"`
 	G7Secret   string `env:"G7_MQTT_POSITION_SECRET"`
+	// G7's event feeds, each optional (empty: not subscribed), subscribed
+	// in the position feed's session (docs/g7.md).
+	G7StopTopic string `env:"G7_MQTT_STOP_TOPIC"`
+	G7IdleTopic string `env:"G7_MQTT_IDLE_TOPIC"`
+	G7EMSTopic  string `env:"G7_MQTT_EMS_TOPIC"`
 	// MQTTShareGroup, when set, makes the position subscription a shared
 	// one ($share/<group>/<topic>): the ingest instances with the same
 	// group split the feed, each message going to one of them
@@ -262,17 +272,58 @@ func (c *config) mqttURL() string {
 // positionFilter is the ingest subscription's topic filter:
 // G7_MQTT_POSITION_TOPIC, shared in TMS_MQTT_SHARE_GROUP when that is set.
 func (c *config) positionFilter() (string, error) {
+	return c.shared("G7_MQTT_POSITION_TOPIC", c.G7Topic)
+}
+
+// shared is the filter of the topic of variable name, shared in
+// TMS_MQTT_SHARE_GROUP when that is set.
+func (c *config) shared(name, topic string) (string, error) {
 	g := c.MQTTShareGroup
 	if g == "" {
-		return c.G7Topic, nil
+		return topic, nil
 	}
 	if strings.ContainsAny(g, "/+#") {
 		return "", fmt.Errorf("TMS_MQTT_SHARE_GROUP: %q: a share name has no '/', '+' or '#'", g)
 	}
-	if strings.HasPrefix(c.G7Topic, "$share/") {
-		return "", errors.New("TMS_MQTT_SHARE_GROUP: G7_MQTT_POSITION_TOPIC is a shared filter already; set one or the other")
+	if strings.HasPrefix(topic, "$share/") {
+		return "", fmt.Errorf("TMS_MQTT_SHARE_GROUP: %s is a shared filter already; set one or the other", name)
 	}
-	return "$share/" + g + "/" + c.G7Topic, nil
+	return "$share/" + g + "/" + topic, nil
+}
+
+// eventFeeds are G7's event feeds that are set (G7_MQTT_STOP_TOPIC,
+// G7_MQTT_IDLE_TOPIC, G7_MQTT_EMS_TOPIC), their filters shared as the
+// position filter is. A feed may not share the position feed's topic or
+// another feed's: its messages could not be told apart.
+func (c *config) eventFeeds() ([]ingest.EventFeed, error) {
+	var out []ingest.EventFeed
+	var errs []error
+	seen := map[string]string{c.G7Topic: "G7_MQTT_POSITION_TOPIC"}
+	for _, f := range []struct {
+		name, topic string
+		kind        g7event.Kind
+	}{
+		{"G7_MQTT_STOP_TOPIC", c.G7StopTopic, g7event.KindStop},
+		{"G7_MQTT_IDLE_TOPIC", c.G7IdleTopic, g7event.KindIdle},
+		{"G7_MQTT_EMS_TOPIC", c.G7EMSTopic, g7event.KindEMS},
+	} {
+		topic := strings.TrimSpace(f.topic)
+		if topic == "" {
+			continue
+		}
+		if other, ok := seen[topic]; ok {
+			errs = append(errs, fmt.Errorf("%s: %q is %s's topic too; each feed needs its own", f.name, topic, other))
+			continue
+		}
+		seen[topic] = f.name
+		filter, err := c.shared(f.name, topic)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, ingest.EventFeed{Filter: filter, Kind: f.kind})
+	}
+	return out, errors.Join(errs...)
 }
 
 // Role names, as TMS_ROLES lists them.
@@ -462,10 +513,16 @@ func (c *config) ingestLimits() error {
 	for _, l := range []struct {
 		name string
 		v    int
-	}{{"TMS_G7_MAX_ITEMS", c.G7MaxItems}, {"TMS_G7_MAX_LETTERS", c.G7MaxLetters}} {
+	}{{"TMS_G7_MAX_ITEMS", c.G7MaxItems}, {"TMS_G7_MAX_LETTERS", c.G7MaxLetters}, {"TMS_G7_EVENT_MAX_BYTES", c.G7EventMaxBytes}} {
 		if l.v < 1 {
 			errs = append(errs, fmt.Errorf("%s: %d: must be at least 1", l.name, l.v))
 		}
+	}
+	if c.G7EventMaxDuration < time.Second {
+		errs = append(errs, fmt.Errorf("TMS_G7_EVENT_MAX_DURATION: %s: must be at least 1s", c.G7EventMaxDuration))
+	}
+	if _, err := c.eventFeeds(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -113,13 +113,15 @@ func TestMQTTURLPrefersMQTTURLThenTheOriginalG7Settings(t *testing.T) {
 
 func TestIngestLimitsRefuseZeroAndNegatives(t *testing.T) {
 	t.Parallel()
-	ok := config{MQTTMaxPacketBytes: 1 << 20, G7MaxItems: 10_000, G7MaxLetters: 100}
+	ok := config{MQTTMaxPacketBytes: 1 << 20, G7MaxItems: 10_000, G7MaxLetters: 100, G7EventMaxBytes: 4096, G7EventMaxDuration: time.Hour}
 	if err := ok.ingestLimits(); err != nil {
 		t.Fatal(err)
 	}
-	bad := config{MQTTMaxPacketBytes: 10, G7MaxItems: -1, G7MaxLetters: 0}
+	bad := config{MQTTMaxPacketBytes: 10, G7MaxItems: -1, G7MaxLetters: 0, G7EventMaxBytes: 0, G7EventMaxDuration: -time.Second,
+		G7Topic: "g7/p", G7StopTopic: "g7/p"}
 	err := bad.ingestLimits()
-	for _, name := range []string{"TMS_MQTT_MAX_PACKET_BYTES", "TMS_G7_MAX_ITEMS", "TMS_G7_MAX_LETTERS"} {
+	for _, name := range []string{"TMS_MQTT_MAX_PACKET_BYTES", "TMS_G7_MAX_ITEMS", "TMS_G7_MAX_LETTERS", "TMS_G7_EVENT_MAX_BYTES",
+		"TMS_G7_EVENT_MAX_DURATION", "G7_MQTT_STOP_TOPIC"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s not named in %v", name, err)
 		}
@@ -193,5 +195,32 @@ func TestPositionFilter(t *testing.T) {
 		if (err != nil) != c.bad || got != c.want {
 			t.Errorf("group %q topic %q: %q, %v; want %q (error: %v)", c.group, c.topic, got, err, c.want, c.bad)
 		}
+	}
+}
+
+func TestEventFeeds(t *testing.T) {
+	t.Parallel()
+	cfg := config{G7Topic: "g7/positions", G7StopTopic: "g7/stop", G7EMSTopic: " g7/ems "}
+	feeds, err := cfg.eventFeeds()
+	if err != nil || len(feeds) != 2 || feeds[0].Filter != "g7/stop" || feeds[0].Kind != "stop" ||
+		feeds[1].Filter != "g7/ems" || feeds[1].Kind != "ems" {
+		t.Errorf("feeds %+v, %v", feeds, err)
+	}
+	cfg.MQTTShareGroup = "tms"
+	if feeds, err = cfg.eventFeeds(); err != nil || feeds[0].Filter != "$share/tms/g7/stop" {
+		t.Errorf("shared: %+v, %v", feeds, err)
+	}
+	for name, bad := range map[string]config{
+		"the position topic": {G7Topic: "g7/x", G7IdleTopic: "g7/x"},
+		"two feeds":          {G7Topic: "g7/p", G7IdleTopic: "g7/x", G7StopTopic: "g7/x"},
+		"shared twice":       {G7Topic: "g7/p", G7IdleTopic: "$share/a/g7/x", MQTTShareGroup: "tms"},
+	} {
+		if _, err := bad.eventFeeds(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	none := config{G7Topic: "g7/p"}
+	if feeds, err := none.eventFeeds(); err != nil || len(feeds) != 0 {
+		t.Errorf("no feed set: %+v, %v", feeds, err)
 	}
 }

@@ -161,13 +161,21 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, err
 	}
+	feeds, err := e.cfg.eventFeeds()
+	if err != nil {
+		return nil, err
+	}
+	var more []string
+	for _, f := range feeds {
+		more = append(more, f.Filter)
+	}
 	tlsConfig, err := e.cfg.mqttTLS(e.cfg.mqttURL())
 	if err != nil {
 		return nil, err
 	}
 	sub, err := mqtt.NewSubscriber(mqtt.Config{
 		URL: url, ClientID: e.cfg.G7ClientID, Username: e.cfg.G7AccessID, Password: e.cfg.G7Secret,
-		Topic: filter, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, TLS: tlsConfig, Logger: e.log,
+		Topic: filter, Topics: more, QoS: qos, MaxPacketBytes: e.cfg.MQTTMaxPacketBytes, TLS: tlsConfig, Logger: e.log,
 	})
 	if err != nil {
 		return nil, err
@@ -188,6 +196,8 @@ func (e *environment) ingest(kc *kafka.Config) (func(context.Context) error, err
 		// The payload is part of the packet: one setting bounds both.
 		MaxPayloadBytes: e.cfg.MQTTMaxPacketBytes,
 		MaxItems:        e.cfg.G7MaxItems, MaxLetters: e.cfg.G7MaxLetters,
+		Events: feeds, EventsTopic: kc.Topic(event.TopicG7Events),
+		EventMaxBytes: e.cfg.G7EventMaxBytes, EventMaxDuration: e.cfg.G7EventMaxDuration,
 		Registerer: e.registry, Logger: e.log,
 	})
 	if err != nil {

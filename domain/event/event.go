@@ -44,6 +44,9 @@ const (
 	TypeJobCancelled     = "tms.job.cancelled.v1"
 	TypeJobStarted       = "tms.job.started.v1"
 	TypeJobAmended       = "tms.job.amended.v1"
+	// TypeG7EventReported is one report of a G7 stop, idle or EMS event
+	// (domain/g7event), its kind in its data.
+	TypeG7EventReported = "tms.g7.event.reported.v1"
 )
 
 // CommandTypePrefix starts the type of every command record: what an API

@@ -24,6 +24,10 @@ const (
 	// TopicJobs holds job events (TypeJob...), keyed by plate and
 	// partitioned as TopicPositions.
 	TopicJobs = "tms.jobs"
+	// TopicG7Events holds the reports of G7's stop, idle and EMS events
+	// (TypeG7EventReported), keyed by plate and partitioned as
+	// TopicPositions.
+	TopicG7Events = "tms.g7events"
 	// TopicDeadLetter holds rejected input with its reason and raw bytes
 	// (tms.input.rejected.v1, see domain/deadletter).
 	TopicDeadLetter = "tms.deadletter"

@@ -1,7 +1,11 @@
 // Package ingest is the ingest role: it turns the G7 position feed, read
 // from an MQTT broker, into tms.position.reported.v1 events on
-// tms.positions, and rejected items into tms.input.rejected.v1 dead
-// letters on tms.deadletter.
+// tms.positions, G7's stop, idle and EMS feeds (Config.Events, subscribed
+// in the same session and told apart by their topic filters) into
+// tms.g7.event.reported.v1 events on tms.g7events, and rejected input
+// into tms.input.rejected.v1 dead letters on tms.deadletter. An event
+// feed's message is one report and makes one record: the event, or its
+// dead letter (docs/g7.md).
 //
 // Delivery: an MQTT message (QoS 1) is acknowledged to the broker only
 // after Kafka has acknowledged every record made from it (acks from all

@@ -18,6 +18,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/mqtt"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/g7event"
 	"github.com/tmsfleet/tms/domain/position"
 )
 
@@ -49,6 +50,21 @@ type Config struct {
 	// PositionsTopic and DeadLetterTopic are where accepted fixes and
 	// rejected input go. Default tms.positions and tms.deadletter.
 	PositionsTopic, DeadLetterTopic string
+	// Events are G7's event feeds (stop, idle, EMS) the Subscriber also
+	// delivers: a message whose topic is under one of their filters
+	// (mqtt.Match, tried in order) is that feed's event; any other is a
+	// position batch. Each kind at most once. None: positions only.
+	Events []EventFeed
+	// EventsTopic is where accepted event reports go. Default
+	// tms.g7events.
+	EventsTopic string
+	// EventMaxBytes bounds an event message (TMS_G7_EVENT_MAX_BYTES);
+	// a larger one is one too_large dead letter. Default
+	// g7.DefaultMaxEventBytes.
+	EventMaxBytes int
+	// EventMaxDuration is the longest event accepted
+	// (TMS_G7_EVENT_MAX_DURATION). Default g7event.DefaultMaxDuration.
+	EventMaxDuration time.Duration
 	// MaxPayloadBytes bounds a message's payload; a larger one is one
 	// too_large dead letter. It is the same setting as the MQTT packet
 	// limit (TMS_MQTT_MAX_PACKET_BYTES), of which the payload is a part.
@@ -74,6 +90,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// EventFeed is one of G7's event feeds: the topic filter it is
+// subscribed by and the kind of its events.
+type EventFeed struct {
+	Filter string
+	Kind   g7event.Kind
+}
+
 // DefaultMaxLetters is TMS_G7_MAX_LETTERS's default: a real batch with
 // a faulty device has a handful of bad items, a hundred shows any pattern,
 // and the summary counts the rest.
@@ -85,6 +108,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = event.TopicDeadLetter
+	}
+	if c.EventsTopic == "" {
+		c.EventsTopic = event.TopicG7Events
 	}
 	if c.MaxPayloadBytes == 0 {
 		c.MaxPayloadBytes = mqtt.DefaultMaxPacketBytes
@@ -118,7 +144,24 @@ func (c *Config) Validate() error {
 	if _, err := g7.NewParser(c.parser()); err != nil {
 		errs = append(errs, fmt.Errorf("ingest: %w", err))
 	}
+	if _, err := g7.NewEventParser(c.eventParser()); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: %w", err))
+	}
+	kinds := map[g7event.Kind]bool{}
+	for _, f := range c.Events {
+		if _, ok := g7event.ParseKind(string(f.Kind)); !ok || kinds[f.Kind] {
+			errs = append(errs, fmt.Errorf("ingest: event feed %q: kind %q unknown or given twice", f.Filter, f.Kind))
+		}
+		if f.Filter == "" {
+			errs = append(errs, fmt.Errorf("ingest: event feed %s: a topic filter is required", f.Kind))
+		}
+		kinds[f.Kind] = true
+	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) eventParser() g7.EventConfig {
+	return g7.EventConfig{MaxPayloadBytes: c.EventMaxBytes, MaxDuration: c.EventMaxDuration}
 }
 
 func (c *Config) parser() g7.Config {
@@ -129,6 +172,7 @@ func (c *Config) parser() g7.Config {
 type Ingest struct {
 	cfg     Config
 	parser  *g7.Parser
+	events  *g7.EventParser
 	log     *slog.Logger
 	metrics *metrics
 	// stopping makes the handler leave new messages unacknowledged, for
@@ -149,9 +193,14 @@ func New(cfg Config) (*Ingest, error) {
 	if err != nil {
 		return nil, err
 	}
+	events, err := g7.NewEventParser(cfg.eventParser())
+	if err != nil {
+		return nil, err
+	}
 	return &Ingest{
 		cfg:        cfg,
 		parser:     parser,
+		events:     events,
 		log:        cfg.Logger.With("component", "ingest"),
 		metrics:    newMetrics(cfg.Registerer),
 		produceCtx: context.Background(),
@@ -212,9 +261,13 @@ func (in *Ingest) Handle(msg mqtt.Message) {
 	in.metrics.messages.Inc()
 	origin, _ := deadletter.Cut("mqtt:"+msg.Topic(), deadletter.MaxOriginBytes)
 	var records []*kgo.Record
-	if o := msg.Oversized(); o != nil {
-		records = in.oversized(origin, o, start)
-	} else {
+	kind, isEvent := in.kind(msg.Topic())
+	switch {
+	case msg.Oversized() != nil:
+		records = in.oversized(origin, msg.Oversized(), start)
+	case isEvent:
+		records = in.eventRecords(origin, kind, msg.Payload(), start)
+	default:
 		records = in.records(origin, msg.Payload(), start)
 	}
 	if len(records) == 0 {
@@ -403,6 +456,36 @@ func (in *Ingest) records(origin string, payload []byte, receivedAt time.Time) [
 		records = append(records, in.letter(l))
 	}
 	return records
+}
+
+// kind tells an event feed's message by its topic: its kind, or false
+// for a position batch.
+func (in *Ingest) kind(topic string) (g7event.Kind, bool) {
+	for _, f := range in.cfg.Events {
+		if mqtt.Match(f.Filter, topic) {
+			return f.Kind, true
+		}
+	}
+	return "", false
+}
+
+// eventRecords parses an event feed's message into its one record: the
+// report on the events topic, or a dead letter saying why not.
+func (in *Ingest) eventRecords(origin string, kind g7event.Kind, payload []byte, receivedAt time.Time) []*kgo.Record {
+	it := in.events.Parse(kind, payload, receivedAt)
+	if it.Rejection != nil {
+		in.metrics.eventsRejected.WithLabelValues(string(kind), it.Rejection.Reason).Inc()
+		l := deadletter.New(stage, origin, it.Rejection.Reason, it.Rejection.Field, it.Rejection.Detail, payload, receivedAt).
+			WithVehicle(it.Plate)
+		return []*kgo.Record{in.letter(l)}
+	}
+	e, err := it.Report.Event(Source)
+	if err != nil {
+		// A validated report is finite numbers, times and strings.
+		panic(fmt.Sprintf("ingest: encode g7 event: %v", err))
+	}
+	in.metrics.eventsAccepted.WithLabelValues(string(kind)).Inc()
+	return []*kgo.Record{record(in.cfg.EventsTopic, it.Report.Plate, e, receivedAt)}
 }
 
 func sum(counts map[string]int) int {

@@ -80,12 +80,19 @@ func (p *heldProducer) count() int {
 }
 
 type fakeMessage struct {
+	// topic is g7/positions when empty.
+	topic    string
 	payload  []byte
 	oversize *mqtt.Oversize
 	acks     atomic.Int32
 }
 
-func (m *fakeMessage) Topic() string             { return "g7/positions" }
+func (m *fakeMessage) Topic() string {
+	if m.topic == "" {
+		return "g7/positions"
+	}
+	return m.topic
+}
 func (m *fakeMessage) Payload() []byte           { return m.payload }
 func (m *fakeMessage) Ack()                      { m.acks.Add(1) }
 func (m *fakeMessage) Oversized() *mqtt.Oversize { return m.oversize }

@@ -12,6 +12,8 @@ type metrics struct {
 	refused        *prometheus.CounterVec
 	produceErrors  *prometheus.CounterVec
 	held           prometheus.Counter
+	eventsAccepted *prometheus.CounterVec
+	eventsRejected *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,10 +50,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tms_ingest_messages_held_total",
 			Help: "MQTT messages left unacknowledged because a record of theirs was not stored; the broker sends them again on the next connection.",
 		}),
+		eventsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tms_ingest_g7_events_accepted_total", Help: "G7 event reports (stop, idle, EMS) accepted and produced to tms.g7events, by kind.",
+		}, []string{"kind"}),
+		eventsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tms_ingest_g7_events_rejected_total", Help: "G7 event messages rejected to tms.deadletter, by kind and reason.",
+		}, []string{"kind", "reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.messages, m.received, m.accepted, m.rejected, m.inflight, m.produceLatency,
-			m.refused, m.produceErrors, m.held)
+			m.refused, m.produceErrors, m.held, m.eventsAccepted, m.eventsRejected)
 	}
 	return m
 }

@@ -1,0 +1,1 @@
+DROP TABLE g7_events;

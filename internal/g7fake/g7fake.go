@@ -83,6 +83,37 @@ type Server struct {
 	tracks   map[string][]Row
 	requests []Request
 	signed   int
+	// served counts the pages of rows answered; from holdAt on, requests
+	// wait for release (Hold).
+	served  int
+	holdAt  int
+	release chan struct{}
+}
+
+// Hold makes the server answer n more pages of rows, then hold every
+// request until Release (or until its client goes away): a backfill
+// stopped in the middle, at a known place.
+func (s *Server) Hold(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdAt, s.release = s.served+n, make(chan struct{})
+}
+
+// Release lets held requests through, and stops holding.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.release != nil {
+		close(s.release)
+		s.release = nil
+	}
+}
+
+// Served returns how many pages of rows the server has answered.
+func (s *Server) Served() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
 }
 
 // New starts a server that accepts key and secret, closed when the test
@@ -121,6 +152,15 @@ type envelope struct {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
+	if held := s.release; held != nil && s.served >= s.holdAt {
+		s.mu.Unlock()
+		select {
+		case <-held:
+		case <-r.Context().Done():
+			return
+		}
+		s.mu.Lock()
+	}
 	defer s.mu.Unlock()
 	q := r.URL.Query()
 	req := Request{Plate: q.Get("plate_num")}
@@ -169,6 +209,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		data = append(data, row.Raw)
 	}
 	req.Rows = len(data)
+	s.served++
 	answer(http.StatusOK, envelope{Code: 0, Msg: "succ", SubCode: 0, Data: data})
 }
 

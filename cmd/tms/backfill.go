@@ -341,9 +341,9 @@ type backfillBar struct {
 }
 
 func newBackfillBar(w io.Writer, plates int, span time.Duration) *backfillBar {
-	b := &backfillBar{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(200*time.Millisecond)),
+	b := &backfillBar{p: mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh()),
 		span: max(int64(span/time.Second), 1), plates: plates}
-	b.bar = b.p.AddBar(b.span*int64(plates),
+	b.bar = b.p.AddBar(b.span*int64(plates), mpb.BarWidth(30),
 		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return b.name() }, decor.WC{W: 22, C: decor.DindentRight})),
 		mpb.AppendDecorators(decor.Percentage(decor.WC{W: 6}), decor.Any(func(decor.Statistics) string { return b.describe() })))
 	return b
@@ -369,7 +369,8 @@ func (b *backfillBar) update(u backfill.Update) {
 	}
 	b.plate = u.Plate
 	s := u.Summary
-	b.figures = fmt.Sprintf("  %d fetched, %d added, %d known, %d rejected", s.Fetched, s.Added, s.Known, s.Rejected)
+	// Short enough for an 80-column terminal; the summary has the rest.
+	b.figures = fmt.Sprintf("  %d read, +%d", s.Fetched, s.Added)
 	at := int64(b.index-1)*b.span + int64(done(u)*float64(b.span))
 	b.mu.Unlock()
 	b.bar.SetCurrent(at)

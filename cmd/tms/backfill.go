@@ -21,7 +21,8 @@ import (
 )
 
 // g7APISettings are G7's HTTP API (docs/backfill.md, "Settings"), for
-// `tms backfill g7`.
+// `tms backfill g7`, and the bound of what replays hold of backfilled
+// history.
 type g7APISettings struct {
 	G7APIBaseURL string `env:"G7_API_BASE_URL"`
 	// G7APIURL is DESIGN.md's name of the same setting; G7_API_BASE_URL
@@ -37,6 +38,10 @@ type g7APISettings struct {
 	G7APIMaxResponseBytes int64         `env:"G7_API_MAX_RESPONSE_BYTES" envDefault:"8388608"`
 	G7APITimeInterval     time.Duration `env:"G7_API_TIME_INTERVAL" envDefault:"0s"`
 	G7APIThrottleCodes    []string      `env:"G7_API_THROTTLE_CODES" envSeparator:"," envDefault:"429"`
+	// ReplayMaxReorderedFixes bounds the fixes `tms replay geofence` holds
+	// to replay in fix-time order the vehicles whose backfilled fixes
+	// came after newer ones (docs/backfill.md, "Late fixes").
+	ReplayMaxReorderedFixes int `env:"TMS_REPLAY_MAX_REORDERED_FIXES" envDefault:"5000000"`
 }
 
 // g7API builds the G7 client's config. A setting given as 0 is refused

@@ -24,3 +24,17 @@ CREATE TABLE backfill_progress (
     completed_at  timestamptz,
     PRIMARY KEY (source, plate, range_from, range_to)
 );
+
+-- The trips projection's backfill lane of each vehicle
+-- (projections/trips/backfill.go): backfilled fixes later than the late
+-- horizon that fall in a gap of the vehicle's trips and stops (a silence)
+-- are cut into trips there, by a state of their own. gap_from and gap_to
+-- bound the gap (NULL: unbounded); state is the lane's trip.Vehicle. A
+-- table of the trips read model (rebuilt with it).
+CREATE TABLE trip_backfill (
+    vehicle   text COLLATE "C" PRIMARY KEY,
+    gap_from  timestamptz,
+    gap_to    timestamptz,
+    state     bytea            NOT NULL,
+    newest    timestamptz      NOT NULL
+);

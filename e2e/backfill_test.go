@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/internal/g7fake"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/internal/tmsproc"
@@ -291,6 +294,103 @@ func TestBackfillG7(t *testing.T) {
 		}
 		if !strings.Contains(string(out), "already done") || len(srv.Requests()) != before {
 			t.Errorf("%d requests:\n%s", len(srv.Requests())-before, out)
+		}
+	})
+
+	t.Run("a backfilled gap reaches replays and trips", func(t *testing.T) {
+		const plateC = "沪C30003"
+		base := from.Add(48 * time.Hour)
+		type fix struct {
+			at            time.Time
+			lat, lng, kmh float64
+		}
+		var track []fix
+		at := base
+		park := func(d time.Duration, lat, lng float64) {
+			for end := at.Add(d); at.Before(end); at = at.Add(10 * time.Second) {
+				track = append(track, fix{at, lat, lng, 0})
+			}
+		}
+		drive := func(d time.Duration, lat, lng0, lng1 float64) {
+			n := int(d / (10 * time.Second))
+			for i := 1; i <= n; i++ {
+				track = append(track, fix{at, lat, lng0 + (lng1-lng0)*float64(i)/float64(n), 40})
+				at = at.Add(10 * time.Second)
+			}
+		}
+		const lat, p0, depot, p2 = 31.2, 121.4, 121.4314, 121.4628
+		park(10*time.Minute, lat, p0) // live
+		morning := len(track)
+		drive(5*time.Minute, lat, p0, depot) // missed by the live feed
+		park(20*time.Minute, lat, depot)
+		drive(5*time.Minute, lat, depot, p2)
+		park(70*time.Minute, lat, p2)
+		afternoon := len(track)
+		park(3*time.Hour, lat, p2) // live again
+		for _, f := range track {
+			srv.Add(plateC, g7fake.Fix(f.at, f.lat, f.lng, f.kmh, 90))
+		}
+		// What the live feed brought, as ingest writes it.
+		cl, err := d.Kafka.NewClient("e2e-live")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		var live []*kgo.Record
+		for _, f := range append(append([]fix{}, track[:morning]...), track[afternoon:]...) {
+			p := position.Position{Plate: plateC, FixTime: f.at, ReceivedAt: f.at, Lat: f.lat, Lng: f.lng, SpeedKmh: f.kmh}
+			e, err := p.Event("/tms/ingest/g7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := json.Marshal(e)
+			live = append(live, &kgo.Record{Topic: d.Kafka.Topic(event.TopicPositions), Key: []byte(plateC), Value: v})
+		}
+		if err := cl.ProduceSync(t.Context(), live...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		caughtUp(t, d)
+		if status, body := call(t, d, http.MethodPost, "/api/v1/stations",
+			`{"id":"BFS","name":"Backfill depot","type":"loading","geometry":{"type":"Point","coordinates":[121.4314,31.2]},"radius_m":300}`, nil); status != http.StatusCreated && status != http.StatusOK {
+			t.Fatalf("create the station: %d %s", status, body)
+		}
+		dayArgs := []string{"--plate", plateC, "--from", base.Format(time.RFC3339), "--to", base.Add(24 * time.Hour).Format(time.RFC3339)}
+		out, err := backfillRun(t.Context(), d, nil, dayArgs...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		missed := int64(afternoon - morning)
+		if c := summaryLine(t, string(out), plateC); c[2] != int64(len(live)) || c[3] != missed {
+			t.Errorf("%s: known %d, added %d, want %d and %d:\n%s", plateC, c[2], c[3], len(live), missed, out)
+		}
+		caughtUp(t, d)
+
+		// Trips: the gap's two drives, from the backfilled fixes.
+		window := "?" + url.Values{"from": {base.Format(time.RFC3339)}, "to": {base.Add(24 * time.Hour).Format(time.RFC3339)}, "limit": {"100"}}.Encode()
+		var list struct{ Trips []apiTrip }
+		if status := d.Get("/api/v1/vehicles/"+url.PathEscape(plateC)+"/trips"+window, &list); status != http.StatusOK {
+			t.Fatalf("trips: %d", status)
+		}
+		gapFrom, gapTo := track[morning].at, track[afternoon-1].at
+		var inGap []apiTrip
+		for _, tr := range list.Trips {
+			if !tr.Start.Time.Before(gapFrom.Add(-time.Minute)) && !tr.End.Time.After(gapTo) {
+				inGap = append(inGap, tr)
+			}
+		}
+		if len(inGap) != 2 || inGap[0].Distance < 2500 || inGap[1].Distance < 2500 {
+			t.Errorf("trips in the backfilled gap: %+v (all: %+v), want the two 3 km drives", inGap, list.Trips)
+		}
+
+		// Replay: the station, created after the fact, applied to the
+		// range: the visit the backfilled fixes make.
+		id := runReplay(t, d, "BFS", base, base.Add(24*time.Hour))
+		visits := replayVisits(t, d, id, 100)
+		entered := track[morning].at.Add(5*time.Minute - 10*time.Second)
+		if len(visits) != 1 || visits[0].Vehicle != plateC || visits[0].ExitedAt == nil ||
+			visits[0].EnteredAt.Before(entered.Add(-time.Minute)) || visits[0].EnteredAt.After(entered.Add(time.Minute)) ||
+			visits[0].ExitedAt.Sub(visits[0].EnteredAt) < 19*time.Minute || len(visits[0].EntryFlags)+len(visits[0].ExitFlags) != 0 {
+			t.Errorf("replayed visits %v, want %s's visit entered about %s for 20 minutes, unflagged", visits, plateC, entered)
 		}
 	})
 }

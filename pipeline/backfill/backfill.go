@@ -13,12 +13,13 @@ import (
 	"github.com/tmsfleet/tms/adapters/g7api"
 	"github.com/tmsfleet/tms/domain/deadletter"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/position"
 )
 
 // Source is the CloudEvents source of the events a backfill produces: the
 // only thing that tells a backfilled fix from a live one (whose source is
 // /tms/ingest/g7). Its id is the live fix's.
-const Source = "/tms/backfill/g7"
+const Source = position.BackfillSource
 
 // ProgressSource names G7's backfills in backfill_progress.
 const ProgressSource = "g7"

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/position"
+	"github.com/tmsfleet/tms/internal/fleettest"
 	"github.com/tmsfleet/tms/internal/g7fake"
 	"github.com/tmsfleet/tms/internal/testenv"
 	"github.com/tmsfleet/tms/internal/tmsproc"
@@ -56,6 +59,33 @@ func summaryLine(t *testing.T, out, plate string) []int64 {
 	}
 	t.Fatalf("no summary line for %s in:\n%s", plate, out)
 	return nil
+}
+
+// backfilledGap is a vehicle's records as tms.positions holds them after
+// a backfill: what the live feed brought (parked 10 minutes, then, more
+// than the trip gap later, 3 hours elsewhere), then the drives it missed
+// in between, with the backfill's source.
+func backfilledGap(t *testing.T, kc *kafka.Config, plate string, start time.Time) []*kgo.Record {
+	t.Helper()
+	missed := stopAndGo(plate, start.Add(80*time.Minute))
+	slices.SortFunc(missed, func(a, b position.Position) int { return a.FixTime.Compare(b.FixTime) })
+	var live []position.Position
+	for at := start; at.Before(start.Add(10 * time.Minute)); at = at.Add(10 * time.Second) {
+		live = append(live, position.Position{Plate: plate, FixTime: at, ReceivedAt: at, Lat: 31.7, Lng: 121.9})
+	}
+	for at := start.Add(3 * time.Hour); at.Before(start.Add(6 * time.Hour)); at = at.Add(10 * time.Second) {
+		live = append(live, position.Position{Plate: plate, FixTime: at, ReceivedAt: at, Lat: 31.6, Lng: 121.8})
+	}
+	records := fleettest.PositionRecords(t, kc, live)
+	for _, p := range missed {
+		e, err := p.Event(position.BackfillSource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := json.Marshal(e)
+		records = append(records, &kgo.Record{Topic: kc.Topic(event.TopicPositions), Key: []byte(plate), Value: v})
+	}
+	return records
 }
 
 // caughtUp waits until every projector has committed all its topics

@@ -266,6 +266,7 @@ func TestBackfillG7(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v:\n%s", err, out)
 		}
+		t.Logf("the rerun:\n%s", out)
 		if !strings.Contains(string(out), "resumed from "+until.UTC().Format(time.RFC3339Nano)) {
 			t.Errorf("the rerun does not say it resumed from %s:\n%s", until.UTC().Format(time.RFC3339Nano), out)
 		}

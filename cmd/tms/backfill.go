@@ -267,7 +267,11 @@ func printBackfill(w io.Writer, summaries []backfill.Summary, from, to time.Time
 	if dry {
 		what += " (dry run: nothing written)"
 	}
-	fmt.Fprintf(w, "%s %s to %s, %d plates, %s\n", what, from.Format(time.RFC3339), to.Format(time.RFC3339), len(summaries),
+	plates := "plates"
+	if len(summaries) == 1 {
+		plates = "plate"
+	}
+	fmt.Fprintf(w, "%s %s to %s, %d %s, %s\n", what, from.Format(time.RFC3339), to.Format(time.RFC3339), len(summaries), plates,
 		took.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	added := "added"

@@ -136,8 +136,9 @@ func minTime(a, b time.Time) time.Time {
 // The next page of a window is asked for by time: G7's from is to the
 // second, so the next request starts at the second of the page's last
 // row, and the rows before Until are dropped from its answer. A page with
-// fewer than Config.PageSize rows ends its window. A full page all in
-// one second would be asked for again forever: that is an error.
+// fewer than Config.PageSize rows ends its window. G7 answers a page's
+// rows from `from` on in time order; a full page that is not, or that is
+// all in one second (it would be asked for again forever), is an error.
 func (c *Client) History(ctx context.Context, plate string, from, to time.Time, fn func(Page) error) error {
 	windows := c.Windows(from, to)
 	for wi, w := range windows {
@@ -156,12 +157,15 @@ func (c *Client) History(ctx context.Context, plate string, from, to time.Time, 
 			}
 			var placed []timed
 			var unplaced []Item
-			last := time.Time{}
+			last, ordered := time.Time{}, true
 			for _, raw := range raws {
 				at, ok := timeOf(raw)
 				if !ok {
 					unplaced = append(unplaced, ParseRow(raw, plate, received))
 					continue
+				}
+				if at.Before(last) {
+					ordered = false
 				}
 				if at.After(last) {
 					last = at
@@ -177,6 +181,16 @@ func (c *Client) History(ctx context.Context, plate string, from, to time.Time, 
 			}
 			page.Items = append(page.Items, unplaced...)
 			full := len(raws) >= c.cfg.PageSize
+			switch {
+			case full && last.IsZero():
+				return fmt.Errorf("g7: history of %s from %s: a full page of %d rows without one usable time: paging by time cannot go on",
+					plate, cursor.UTC().Format(time.RFC3339), len(raws))
+			case full && !ordered:
+				// The next page starts after this one's last row: a full
+				// page out of time order could leave rows behind.
+				return fmt.Errorf("g7: history of %s from %s: a full page of %d rows out of time order: paging by time cannot trust it",
+					plate, cursor.UTC().Format(time.RFC3339), len(raws))
+			}
 			if full {
 				next := last.Truncate(time.Second)
 				if !next.After(cursor) {

@@ -291,3 +291,18 @@ func TestHistoryCanceled(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// Paging by time relies on G7's order: a full page out of time order is
+// an error, not a page left half read.
+func TestHistoryFullPageOutOfOrder(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"code":0,"sub_code":0,"req_id":"1","data":[{"lng":"121.5","lat":"31.2","time":1780000060000},{"lng":"121.5","lat":"31.2","time":1780000000000}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	from := time.UnixMilli(1780000000000).Add(-time.Minute)
+	_, _, err := walk(t, client(t, srv.URL, func(c *g7api.Config) { c.PageSize = 2 }), from, from.Add(time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "out of time order") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -12,9 +12,10 @@ import (
 
 // Defaults of Config. docs/backfill.md gives the reasons.
 const (
-	// DefaultBaseURL is the public host of G7's open API, the gateway of
-	// the original system's SDK (openapi.huoyunren.com). A company whose
-	// contract names another host sets G7_API_BASE_URL.
+	// DefaultBaseURL is G7's open-platform host as we know it: neither
+	// G7.md nor the original system's repository gives one (it read its
+	// own G7_HTTP_HOST). A company sets G7_API_BASE_URL from its G7
+	// contract (docs/backfill.md).
 	DefaultBaseURL = "https://openapi.huoyunren.com"
 	// HistoryPath is the history_location endpoint, under the base URL.
 	HistoryPath = "/v1/device/truck/history_location"

@@ -361,6 +361,9 @@ func newBackfillBar(w io.Writer, plates int, span time.Duration) *backfillBar {
 func (b *backfillBar) name() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.plate == "" {
+		return "asking G7"
+	}
 	return fmt.Sprintf("%s (%d/%d)", b.plate, b.index, b.plates)
 }
 

@@ -39,6 +39,9 @@ func TestReplayReadModelsRebuildsTheRegisteredReadModels(t *testing.T) {
 	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, w.Fixes))
 	// Trips and stops, one of them revised by a late fix.
 	fleettest.Produce(t, d.Kafka, fleettest.PositionRecords(t, d.Kafka, stopAndGo("沪T00009", fleettest.T0)))
+	// A gap `tms backfill g7` filled later: its trips, through the trips
+	// projection's backfill lane.
+	fleettest.Produce(t, d.Kafka, backfilledGap(t, d.Kafka, "沪T00010", fleettest.T0))
 	// Jobs (the job processor does not run here: its events are given).
 	for i, plate := range []string{"沪J00001", "沪J00002"} {
 		jobs := jobtest.Sample(t, plate, fmt.Sprintf("ORD-%d", i), fleettest.T0)

@@ -51,6 +51,7 @@ var notReadModels = map[string]string{
 	"replay_runs":       "results of `tms replay geofence`: derived history, not a function of the topics alone",
 	"replay_visits":     "results of `tms replay geofence`, as replay_runs",
 	"history_retention": "how far retention has dropped history: a rebuild must not bring it back",
+	"backfill_progress": "how far `tms backfill g7` got: its bookkeeping, not a function of the topics",
 }
 
 // TestEveryTableIsARegisteredReadModel checks the migrated schema against

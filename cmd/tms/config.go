@@ -211,6 +211,8 @@ type config struct {
 	// to the second (docs/reliability.md, "Postgres and MQTT outages").
 	PostgresRetryBackoff    time.Duration `env:"TMS_POSTGRES_RETRY_BACKOFF" envDefault:"250ms"`
 	PostgresRetryBackoffMax time.Duration `env:"TMS_POSTGRES_RETRY_BACKOFF_MAX" envDefault:"10s"`
+	// Backfill is G7's HTTP API, for `tms backfill g7` (backfill.go).
+	Backfill g7APISettings
 }
 
 // loadConfig reads .env (without overriding the real environment) and the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -12,16 +13,31 @@ import (
 	"github.com/caarlos0/env/v11"
 )
 
+// envFields returns the fields of typ that read a variable, those of its
+// nested settings structs (fields without an env tag, as env parses them)
+// included.
+func envFields(typ reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		switch {
+		case f.Tag.Get("env") != "":
+			out = append(out, f)
+		case f.Type.Kind() == reflect.Struct && f.Type.PkgPath() == typ.PkgPath():
+			out = append(out, envFields(f.Type)...)
+		}
+	}
+	return out
+}
+
 // TestEnvExampleListsEveryVariable keeps .env.example, the newcomer's
 // list of settings, in step with what tms reads.
 func TestEnvExampleListsEveryVariable(t *testing.T) {
 	t.Parallel()
 	var read []string
-	typ := reflect.TypeOf(config{})
-	for i := range typ.NumField() {
-		if name := typ.Field(i).Tag.Get("env"); name != "" {
-			read = append(read, name)
-		}
+	fields := envFields(reflect.TypeOf(config{}))
+	for _, field := range fields {
+		read = append(read, field.Tag.Get("env"))
 	}
 	f, err := os.Open("../../.env.example")
 	if err != nil {
@@ -50,8 +66,7 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 			t.Errorf(".env.example lists %s, which tms does not read", name)
 		}
 	}
-	for i := range typ.NumField() {
-		field := typ.Field(i)
+	for _, field := range fields {
 		if want, ok := field.Tag.Lookup("envDefault"); ok && defaults[field.Tag.Get("env")] != want {
 			t.Errorf(".env.example gives %s=%s, the default is %s", field.Tag.Get("env"), defaults[field.Tag.Get("env")], want)
 		}
@@ -222,5 +237,41 @@ func TestEventFeeds(t *testing.T) {
 	none := config{G7Topic: "g7/p"}
 	if feeds, err := none.eventFeeds(); err != nil || len(feeds) != 0 {
 		t.Errorf("no feed set: %+v, %v", feeds, err)
+	}
+}
+
+// The G7 API settings are read from the environment (nested in config),
+// and the secret never shows in the config printed.
+func TestG7APISettings(t *testing.T) {
+	t.Setenv("G7_API_URL", "https://old.example")
+	t.Setenv("G7_API_KEY", "k")
+	t.Setenv("G7_API_SECRET", "very-secret-9")
+	t.Setenv("G7_API_RETRIES", "0")
+	t.Setenv("G7_API_THROTTLE_CODES", "429,isv.rate-limit")
+	var c config
+	if err := env.Parse(&c); err != nil {
+		t.Fatal(err)
+	}
+	api, err := c.Backfill.g7API(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api.BaseURL != "https://old.example" || api.Key != "k" || string(api.Secret) != "very-secret-9" || api.Retries != -1 ||
+		api.Rate != 5 || api.Timeout != 30*time.Second || !slices.Equal(api.ThrottleCodes, []string{"429", "isv.rate-limit"}) {
+		t.Errorf("settings %+v", api)
+	}
+	t.Setenv("G7_API_BASE_URL", "https://new.example")
+	if err := env.Parse(&c); err != nil {
+		t.Fatal(err)
+	}
+	if api, _ := c.Backfill.g7API(nil); api.BaseURL != "https://new.example" {
+		t.Errorf("G7_API_BASE_URL does not win: %s", api.BaseURL)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", c, c, api); strings.Contains(s, "very-secret-9") {
+		t.Error("the secret prints")
+	}
+	c.Backfill.G7APIRate, c.Backfill.G7APITimeout = 0, 0
+	if _, err := c.Backfill.g7API(nil); err == nil || !strings.Contains(err.Error(), "G7_API_RATE") || !strings.Contains(err.Error(), "G7_API_TIMEOUT") {
+		t.Errorf("zero rate and timeout: %v", err)
 	}
 }

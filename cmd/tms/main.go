@@ -2,7 +2,8 @@
 // runs any set of roles (ingest, project, api) in one process, `tms
 // migrate` creates the read models, `tms simulate` drives a demo fleet over
 // MQTT, `tms replay` derives a station's history again, `tms rebuild`
-// rebuilds read models without downtime, `tms version` prints the build. Settings come from the environment
+// rebuilds read models without downtime, `tms backfill g7` fills gaps in
+// the history from G7's HTTP API, `tms version` prints the build. Settings come from the environment
 // and a .env file (see .env.example); flags override them.
 package main
 
@@ -31,7 +32,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(&cfg), migrateCommand(&cfg), simulateCommand(&cfg), replayCommand(&cfg), rebuildCommand(&cfg), versionCommand())
+	root.AddCommand(serveCommand(&cfg), migrateCommand(&cfg), simulateCommand(&cfg), replayCommand(&cfg), rebuildCommand(&cfg), backfillCommand(&cfg), versionCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tms:", err)
 		os.Exit(1)

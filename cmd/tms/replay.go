@@ -37,7 +37,10 @@ func replayGeofenceCommand(cfg *config) *cobra.Command {
 a replay run of its own: tables replay_runs and replay_visits, and
 GET /api/v1/replays/{id}. Nothing is written to tms.geofence: the result is
 never mixed into the live events billing consumes. Vehicles inside at the start
-of the range enter flagged initial; those inside at its end have no exit. The
+of the range enter flagged initial; those inside at its end have no exit.
+Backfilled fixes ('tms backfill g7') that reached the topic after newer ones
+are taken in fix-time order: such a vehicle's fixes in the range are read
+again and replayed in order (at most TMS_REPLAY_MAX_REORDERED_FIXES held). The
 run is recorded as running once the station is found, and as failed, with the
 reason, if it does not finish.`,
 		Example: `  tms replay geofence --station S001 --from 2026-10-01T00:00:00+08:00 --to 2026-11-01T00:00:00+08:00`,
@@ -77,8 +80,12 @@ reason, if it does not finish.`,
 			collector := replays.NewCollector()
 			run := replays.Run{ID: uuid.NewString(), StationID: stationID, From: from, To: to, StartedAt: time.Now()}
 			recorded := false
+			if cfg.Backfill.ReplayMaxReorderedFixes < 1 {
+				return fmt.Errorf("TMS_REPLAY_MAX_REORDERED_FIXES: %d: must be at least 1", cfg.Backfill.ReplayMaxReorderedFixes)
+			}
 			rc := pipeline.ReplayConfig{Kafka: kc, Geofence: cfg.geofence(), MaxVehicles: cfg.MaxVehicles,
-				StationID: stationID, From: from, To: to,
+				MaxReorderedFixes: cfg.Backfill.ReplayMaxReorderedFixes,
+				StationID:         stationID, From: from, To: to,
 				// The run is visible as running while positions are read, and
 				// stays as failed if the replay does not finish.
 				Found: func(st geofence.Station) error {

@@ -13,6 +13,7 @@ import (
 type reportedEnvelope struct {
 	SpecVersion string   `json:"specversion"`
 	ID          string   `json:"id"`
+	Source      string   `json:"source"`
 	Type        string   `json:"type"`
 	Data        Reported `json:"data"`
 }
@@ -23,22 +24,37 @@ type reportedEnvelope struct {
 // reads this shape about four times faster than encoding/json. ok is
 // false, with a nil error, for an event of another type.
 func DecodeEvent(value []byte) (p Position, id string, ok bool, err error) {
+	p, id, _, ok, err = DecodeEventSource(value)
+	return p, id, ok, err
+}
+
+// BackfillSource is the source of the position events `tms backfill g7`
+// appends to tms.positions: the same events as live fixes' (same data,
+// same ids) but for it. Consumers that must treat history arriving late
+// by nature apart from a live late fix (replays, trips) look for it.
+const BackfillSource = "/tms/backfill/g7"
+
+// DecodeEventSource is DecodeEvent that also returns the event's source:
+// for those consumers that treat a backfilled fix (source
+// /tms/backfill/g7) apart from a live one, which is otherwise the same
+// event with the same id.
+func DecodeEventSource(value []byte) (p Position, id, source string, ok bool, err error) {
 	var e reportedEnvelope
 	if err := gojson.Unmarshal(value, &e); err != nil {
-		return Position{}, "", false, fmt.Errorf("%w: %v", event.ErrMalformed, err)
+		return Position{}, "", "", false, fmt.Errorf("%w: %v", event.ErrMalformed, err)
 	}
 	if e.SpecVersion != event.SpecVersion || e.ID == "" {
-		return Position{}, "", false, fmt.Errorf("%w: not a CloudEvents %s event with an id", event.ErrMalformed, event.SpecVersion)
+		return Position{}, "", "", false, fmt.Errorf("%w: not a CloudEvents %s event with an id", event.ErrMalformed, event.SpecVersion)
 	}
 	if e.Type != event.TypePositionReported {
-		return Position{}, "", false, nil
+		return Position{}, "", e.Source, false, nil
 	}
 	d := e.Data
 	if d.Vehicle == "" || d.FixTime.IsZero() {
-		return Position{}, "", false, fmt.Errorf("%w: %s without vehicle or fix time", event.ErrMalformed, e.Type)
+		return Position{}, "", "", false, fmt.Errorf("%w: %s without vehicle or fix time", event.ErrMalformed, e.Type)
 	}
 	return Position{
 		Plate: d.Vehicle, FixTime: d.FixTime, ReceivedAt: d.ReceivedAt,
 		Lat: d.Lat, Lng: d.Lng, SpeedKmh: d.SpeedKmh, Course: d.CourseDeg, Flags: d.Flags,
-	}, e.ID, true, nil
+	}, e.ID, e.Source, true, nil
 }

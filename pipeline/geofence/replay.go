@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -12,7 +14,9 @@ import (
 
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
+	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
 )
 
@@ -35,6 +39,10 @@ type ReplayConfig struct {
 	// processor's MaxVehicles does (each partition's share). Default
 	// DefaultMaxVehicles.
 	MaxVehicles int
+	// MaxReorderedFixes bounds the fixes held in memory to replay, in
+	// fix-time order, the vehicles that have backfilled fixes older than
+	// their newest (see Replay). Default DefaultMaxReorderedFixes.
+	MaxReorderedFixes int
 	// Found, when set, is called with the station once it is found and
 	// before any position is read, so that the caller can record the run
 	// as started (and, should the replay then fail, as failed). An error
@@ -46,7 +54,15 @@ type ReplayConfig struct {
 type ReplayResult struct {
 	Station   geofence.Station
 	FixesRead int64
+	// Reordered counts the vehicles replayed in fix-time order because
+	// backfilled fixes of theirs came after newer ones.
+	Reordered int
 }
+
+// DefaultMaxReorderedFixes is TMS_REPLAY_MAX_REORDERED_FIXES's default:
+// about 240 MB of fixes (48 bytes each), ten vehicle-months of a fix
+// every 10 s.
+const DefaultMaxReorderedFixes = 5_000_000
 
 // ErrNoSuchStation is returned by Replay for a station that does not
 // exist now.
@@ -92,37 +108,117 @@ func Replay(ctx context.Context, cfg ReplayConfig, sink func(geofence.Transition
 		return ReplayResult{}, err
 	}
 	res := ReplayResult{Station: st}
-	var out []geofence.Transition
+	maxHeld := cmp.Or(cfg.MaxReorderedFixes, DefaultMaxReorderedFixes)
 	capacity := fleetCapacity(cmp.Or(cfg.MaxVehicles, DefaultMaxVehicles), partitions)
 	for partition, r := range ranges {
 		// A vehicle's fixes are all in one partition: each partition is a
-		// fleet of its own, as in the live processor.
+		// fleet of its own, as in the live processor. Its transitions are
+		// held until its end: those of a vehicle replayed again in
+		// fix-time order are replaced.
 		fleet := geofence.NewFleet(capacity)
+		var out, pending []geofence.Transition
+		newest := map[string]time.Time{}
+		reordered := map[string]bool{}
 		err := readRange(ctx, cfg.Kafka, partition, r, func(rec *kgo.Record) error {
-			p, ok := decodePosition(rec)
+			p, source, ok := decodeSourced(rec)
 			if !ok || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
 				return nil
 			}
 			res.FixesRead++
+			if reordered[p.Plate] {
+				return nil
+			}
+			if n, seen := newest[p.Plate]; seen && source == position.BackfillSource && p.FixTime.Before(n.Add(-cfg.Geofence.ReorderWindow)) {
+				// Backfilled history that arrived after newer fixes: the
+				// vehicle is replayed again below, in fix-time order.
+				reordered[p.Plate] = true
+				return nil
+			}
+			if p.FixTime.After(newest[p.Plate]) {
+				newest[p.Plate] = p.FixTime
+			}
 			out, _ = fleet.Observe(tracker, p.Plate, geofence.Fix{Time: p.FixTime, Point: geoPoint(p)}, rec.Offset, out[:0])
-			return sinkAll(sink, out)
+			pending = append(pending, out...)
+			return nil
 		})
 		if err != nil {
 			return res, err
 		}
 		// The range is over: nothing more will arrive for its reorder
 		// windows.
-		var ferr error
-		fleet.Each(func(v *geofence.Vehicle) {
-			if ferr == nil {
-				ferr = sinkAll(sink, tracker.Flush(v, out[:0]))
+		fleet.Each(func(v *geofence.Vehicle) { pending = append(pending, tracker.Flush(v, out[:0])...) })
+		if len(reordered) > 0 {
+			kept := pending[:0]
+			for _, t := range pending {
+				if !reordered[t.Vehicle] {
+					kept = append(kept, t)
+				}
 			}
-		})
-		if ferr != nil {
-			return res, ferr
+			again, err := replayInOrder(ctx, cfg, tracker, partition, r, reordered, maxHeld)
+			if err != nil {
+				return res, err
+			}
+			pending = append(kept, again...)
+			res.Reordered += len(reordered)
+		}
+		if err := sinkAll(sink, pending); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// heldFix is a fix held to be replayed in fix-time order.
+type heldFix struct {
+	at       time.Time
+	lat, lng float64
+	offset   int64
+}
+
+// replayInOrder reads partition's range again for the fixes of vehicles
+// in the replay's range, and runs each vehicle, in fix-time order (ties
+// in offset order), through a tracker of its own, as a live geofence that
+// had received its fixes in order would have. It holds at most maxHeld
+// fixes.
+func replayInOrder(ctx context.Context, cfg ReplayConfig, tracker *geofence.Tracker, partition int32, r offsetRange,
+	vehicles map[string]bool, maxHeld int) ([]geofence.Transition, error) {
+	fixes := map[string][]heldFix{}
+	held := 0
+	err := readRange(ctx, cfg.Kafka, partition, r, func(rec *kgo.Record) error {
+		p, ok := decodePosition(rec)
+		if !ok || !vehicles[p.Plate] || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
+			return nil
+		}
+		if held == maxHeld {
+			return fmt.Errorf("replay: %d vehicles of partition %d have backfilled fixes to replay in fix-time order, more than "+
+				"TMS_REPLAY_MAX_REORDERED_FIXES (%d) fixes in the range: replay a shorter range, or raise the limit (48 bytes a fix)",
+				len(vehicles), partition, maxHeld)
+		}
+		held++
+		fixes[p.Plate] = append(fixes[p.Plate], heldFix{at: p.FixTime, lat: p.Lat, lng: p.Lng, offset: rec.Offset})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var all, out []geofence.Transition
+	for _, plate := range slices.Sorted(maps.Keys(fixes)) {
+		fs := fixes[plate]
+		slices.SortStableFunc(fs, func(a, b heldFix) int { return a.at.Compare(b.at) })
+		fleet := geofence.NewFleet(1)
+		for i, f := range fs {
+			out, _ = fleet.Observe(tracker, plate, geofence.Fix{Time: f.at, Point: geo.Point{Lat: f.lat, Lng: f.lng}}, int64(i), out[:0])
+			all = append(all, out...)
+		}
+		fleet.Each(func(v *geofence.Vehicle) { all = append(all, tracker.Flush(v, out[:0])...) })
+	}
+	return all, nil
+}
+
+// decodeSourced is decodePosition with the event's source.
+func decodeSourced(r *kgo.Record) (position.Position, string, bool) {
+	p, _, source, ok, err := position.DecodeEventSource(r.Value)
+	return p, source, ok && err == nil
 }
 
 func sinkAll(sink func(geofence.Transition) error, ts []geofence.Transition) error {

@@ -33,7 +33,7 @@ const ProjectionName = "tms.projector.trips"
 var Spec = projector.Spec{
 	Name:   ProjectionName,
 	Topics: []string{event.TopicPositions},
-	Tables: []string{"trips", "stops", "trip_vehicles", "trip_fixes", "trip_snapshots"},
+	Tables: []string{"trips", "stops", "trip_vehicles", "trip_fixes", "trip_snapshots", "trip_backfill"},
 }
 
 // snapshotEvery is how often (in fix time) a vehicle's state is kept in
@@ -80,6 +80,10 @@ func (s Settings) Validate() error {
 type Fix struct {
 	Plate string
 	trip.Fix
+	// Backfill marks a fix `tms backfill g7` appended: history arriving
+	// late by nature, which fills gaps beyond the late horizon (see
+	// run.backfill).
+	Backfill bool
 }
 
 // Projection builds the trips read model from tms.positions. Apply is
@@ -98,6 +102,7 @@ const (
 	outDuplicate     = "duplicate"
 	outBeyondHorizon = "beyond_horizon"
 	outAhead         = "ahead_of_receipt"
+	outBackfilled    = "backfilled"
 )
 
 // NewProjection builds the projection with settings s, which must be
@@ -113,10 +118,11 @@ func NewProjection(s Settings, reg prometheus.Registerer, log *slog.Logger) *Pro
 			Help: "Fixes the trips projection read, by outcome: in_order, late (older than the vehicle's newest: " +
 				"its trips worked out again), duplicate (the same fix again), beyond_horizon (later than " +
 				"TMS_TRIPS_LATE_HORIZON: not applied), ahead_of_receipt (dated more than TMS_TRIPS_MAX_AHEAD " +
-				"after its receipt: not used).",
+				"after its receipt: not used), backfilled (a backfilled fix later than the horizon, in a gap of the " +
+				"vehicle's trips and stops: applied there).",
 		}, []string{"outcome"}),
 	}
-	for _, o := range []string{outInOrder, outLate, outDuplicate, outBeyondHorizon, outAhead} {
+	for _, o := range []string{outInOrder, outLate, outDuplicate, outBeyondHorizon, outAhead, outBackfilled} {
 		p.fixes.WithLabelValues(o)
 	}
 	if reg != nil {
@@ -129,7 +135,7 @@ func NewProjection(s Settings, reg prometheus.Registerer, log *slog.Logger) *Pro
 // microsecond, as Postgres keeps them, so that a fix read back from
 // trip_fixes is the fix that went through the state.
 func (p *Projection) Decode(r *kgo.Record) (Fix, bool) {
-	pos, _, ok, err := position.DecodeEvent(r.Value)
+	pos, _, source, ok, err := position.DecodeEventSource(r.Value)
 	if err != nil {
 		p.skips.Skip(r, "malformed_event", err)
 		return Fix{}, false
@@ -141,7 +147,7 @@ func (p *Projection) Decode(r *kgo.Record) (Fix, bool) {
 		p.fixes.WithLabelValues(outAhead).Inc()
 		return Fix{}, false
 	}
-	return Fix{Plate: pos.Plate, Fix: trip.Fix{
+	return Fix{Plate: pos.Plate, Backfill: source == position.BackfillSource, Fix: trip.Fix{
 		Time:  pos.FixTime.Truncate(time.Microsecond).UTC(),
 		Point: geo.Point{Lat: pos.Lat, Lng: pos.Lng}, SpeedKmh: pos.SpeedKmh,
 	}}, true
@@ -150,9 +156,9 @@ func (p *Projection) Decode(r *kgo.Record) (Fix, bool) {
 // Apply implements projector.Projection: each vehicle's fixes in record
 // order, then every row they changed, in a few statements for the batch.
 func (p *Projection) Apply(ctx context.Context, tx pgx.Tx, fixes []Fix) error {
-	byPlate := map[string][]trip.Fix{}
+	byPlate := map[string][]Fix{}
 	for _, f := range fixes {
-		byPlate[f.Plate] = append(byPlate[f.Plate], f.Fix)
+		byPlate[f.Plate] = append(byPlate[f.Plate], f)
 	}
 	plates := make([]string, 0, len(byPlate))
 	for plate := range byPlate {
@@ -198,6 +204,9 @@ type run struct {
 	// at beyondFirst: logged once per batch.
 	beyond      int
 	beyondFirst time.Time
+	// lane is the vehicle's backfill lane, once a backfilled fix beyond
+	// the horizon has needed it in the batch (see backfill).
+	lane *lane
 }
 
 type snapshot struct {
@@ -235,7 +244,8 @@ func (p *Projection) load(ctx context.Context, tx pgx.Tx, plates []string) ([]*r
 }
 
 // take applies one fix of the vehicle, in record order.
-func (r *run) take(ctx context.Context, tx pgx.Tx, f trip.Fix) error {
+func (r *run) take(ctx context.Context, tx pgx.Tx, bf Fix) error {
+	f := bf.Fix
 	newest := r.v.Newest()
 	switch {
 	case r.v.Empty() || f.Time.After(newest):
@@ -244,6 +254,8 @@ func (r *run) take(ctx context.Context, tx pgx.Tx, f trip.Fix) error {
 	case f.Time.Equal(newest):
 		r.p.fixes.WithLabelValues(outDuplicate).Inc()
 		return nil
+	case f.Time.Before(newest.Add(-r.p.s.LateHorizon)) && bf.Backfill:
+		return r.backfill(ctx, tx, f)
 	case f.Time.Before(newest.Add(-r.p.s.LateHorizon)):
 		r.p.fixes.WithLabelValues(outBeyondHorizon).Inc()
 		if r.beyond++; r.beyond == 1 {
@@ -472,6 +484,9 @@ func (r *run) finish() error {
 	if open, ok := r.v.Open(); ok {
 		r.put(&open)
 	}
+	if err := r.finishLane(); err != nil {
+		return err
+	}
 	cut := r.v.Newest().Add(-r.p.s.LateHorizon)
 	keep := -1
 	for i, at := range r.snaps {
@@ -580,6 +595,12 @@ func write(ctx context.Context, tx pgx.Tx, runs []*run, final bool) error {
 		}
 		for _, f := range r.fixes {
 			fixes = append(fixes, []any{r.plate, f.Time, f.Point.Lat, f.Point.Lng, f.SpeedKmh})
+		}
+		if final && r.lane != nil && r.lane.state != nil {
+			l := r.lane
+			b.Queue(`INSERT INTO trip_backfill (vehicle, gap_from, gap_to, state, newest) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (vehicle) DO UPDATE SET gap_from = EXCLUDED.gap_from, gap_to = EXCLUDED.gap_to,
+					state = EXCLUDED.state, newest = EXCLUDED.newest`, r.plate, l.from, l.to, l.state, l.v.Newest())
 		}
 		if final {
 			if r.prune != nil {

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS trip_backfill;
+DROP TABLE IF EXISTS backfill_progress;

@@ -1,9 +1,11 @@
 package geofence
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/tmsfleet/tms/domain/geo"
 )
@@ -46,5 +48,32 @@ func TestFarFromSegmentNeverMissesACircleTheSegmentMeets(t *testing.T) {
 	}
 	if met < 5000 {
 		t.Fatalf("only %d segments met their circle: the test exercises too little", met)
+	}
+}
+
+// TestMembershipJSONIsTheSnapshotForm checks that a membership, stored to
+// the millisecond in a few bytes, reads and writes the JSON the
+// processor's snapshots have always held.
+func TestMembershipJSONIsTheSnapshotForm(t *testing.T) {
+	t.Parallel()
+	const form = `[{"station":"S1","version":2,"inside":true,"visit":"8d3f0c3e-5b8f-5f0e-9d5e-0a1b2c3d4e5f","entered_at":"2026-12-06T08:00:01.234Z",` +
+		`"run":{"start":{"t":"2026-12-06T08:05:00Z","p":{"Lat":31.2,"Lng":121.4}},"count":1},` +
+		`"last_from":"2026-12-06T07:00:00Z","last_until":"2026-12-06T07:10:00.5Z"},` +
+		`{"station":"S2","version":1,"inside":false}]`
+	var ms []Membership
+	if err := json.Unmarshal([]byte(form), &ms); err != nil {
+		t.Fatal(err)
+	}
+	from, until := ms[0].LastVisit()
+	if !ms[0].EnteredAt().Equal(time.Date(2026, 12, 6, 8, 0, 1, 234e6, time.UTC)) || !from.Equal(time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)) ||
+		!until.Equal(time.Date(2026, 12, 6, 7, 10, 0, 5e8, time.UTC)) || !ms[1].EnteredAt().IsZero() {
+		t.Errorf("read %+v", ms)
+	}
+	b, err := json.Marshal(ms)
+	if err != nil || string(b) != form {
+		t.Errorf("written\n%s\nwant\n%s (%v)", b, form, err)
+	}
+	if err := json.Unmarshal([]byte(`[{"station":"S1","visit":"not a uuid"}]`), &ms); err == nil {
+		t.Error("a visit id that is no UUID is read")
 	}
 }

@@ -2,7 +2,9 @@ package geofence
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"github.com/google/uuid"
 	"math"
 	"slices"
 	"time"
@@ -29,24 +31,119 @@ type Run struct {
 	Cause string `json:"cause,omitempty"`
 }
 
-// Membership is a vehicle's standing with one station.
+// Membership is a vehicle's standing with one station. Its JSON form
+// (see MarshalJSON) is part of the processor's snapshots.
 type Membership struct {
-	StationID string `json:"station"`
+	StationID string
 	// Version is the station version the vehicle entered, or last was
 	// judged against.
-	Version int64 `json:"version"`
-	Inside  bool  `json:"inside"`
+	Version int64
+	Inside  bool
 	// sid is the station's number in the tracker's catalogue (-1 for a
 	// station it does not know); see Tracker.resolve. It sits in the
 	// padding after Inside: there are many memberships.
-	sid       int32
+	sid int32
+	// visit is the visit in progress's id (VisitID), as its 16 bytes: a
+	// string would take four times that.
+	visit uuid.UUID
+	Run   *Run
+	// entered is EnteredAt; lastFrom and lastUntil bound the last closed
+	// visit, remembered for LateHorizon to judge late fixes.
+	entered, lastFrom, lastUntil stamp
+}
+
+// VisitID is the id of the visit in progress ("" when not inside).
+func (m *Membership) VisitID() string {
+	if m.visit == uuid.Nil {
+		return ""
+	}
+	return m.visit.String()
+}
+
+// SetVisitID sets VisitID; id is a UUID, as visit ids are, or "".
+func (m *Membership) SetVisitID(id string) error {
+	if id == "" {
+		m.visit = uuid.Nil
+		return nil
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return fmt.Errorf("visit id %q: %w", id, err)
+	}
+	m.visit = u
+	return nil
+}
+
+// EnteredAt is when the visit in progress began (zero when not inside).
+func (m *Membership) EnteredAt() time.Time { return m.entered.time() }
+
+// LastVisit bounds the last closed visit (zero times when none is
+// remembered).
+func (m *Membership) LastVisit() (from, until time.Time) {
+	return m.lastFrom.time(), m.lastUntil.time()
+}
+
+// SetEnteredAt sets EnteredAt, to the millisecond.
+func (m *Membership) SetEnteredAt(t time.Time) { m.entered = toStamp(t) }
+
+// SetLastVisit sets LastVisit, to the millisecond.
+func (m *Membership) SetLastVisit(from, until time.Time) {
+	m.lastFrom, m.lastUntil = toStamp(from), toStamp(until)
+}
+
+// membershipJSON is Membership's JSON form, as it always was.
+type membershipJSON struct {
+	StationID string    `json:"station"`
+	Version   int64     `json:"version"`
+	Inside    bool      `json:"inside"`
 	VisitID   string    `json:"visit,omitempty"`
 	EnteredAt time.Time `json:"entered_at,omitzero"`
 	Run       *Run      `json:"run,omitempty"`
-	// LastFrom and LastUntil bound the last closed visit, remembered for
-	// LateHorizon to judge late fixes.
 	LastFrom  time.Time `json:"last_from,omitzero"`
 	LastUntil time.Time `json:"last_until,omitzero"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (m Membership) MarshalJSON() ([]byte, error) {
+	from, until := m.LastVisit()
+	return json.Marshal(membershipJSON{StationID: m.StationID, Version: m.Version, Inside: m.Inside, VisitID: m.VisitID(),
+		EnteredAt: m.EnteredAt(), Run: m.Run, LastFrom: from, LastUntil: until})
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (m *Membership) UnmarshalJSON(b []byte) error {
+	var j membershipJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*m = Membership{StationID: j.StationID, Version: j.Version, Inside: j.Inside, Run: j.Run,
+		entered: toStamp(j.EnteredAt), lastFrom: toStamp(j.LastFrom), lastUntil: toStamp(j.LastUntil)}
+	return m.SetVisitID(j.VisitID)
+}
+
+// stamp is a time to the millisecond in 8 bytes, a time.Time's 24 being
+// most of a membership, and there are several per vehicle. Fix times are
+// milliseconds (ingest and backfill keep G7's precision), and so is every
+// time the tracker derives from them (interpolated ones are rounded). The
+// zero stamp is the zero time.
+type stamp int64
+
+// stampOffset moves the Unix milliseconds of every representable time
+// away from 0, which stands for the zero time.
+const stampOffset = 1 << 62
+
+func toStamp(t time.Time) stamp {
+	if t.IsZero() {
+		return 0
+	}
+	return stamp(t.UnixMilli() + stampOffset)
+}
+
+func (s stamp) time() time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(s) - stampOffset).UTC()
 }
 
 // VehicleState is everything the geofence keeps about one vehicle. It is
@@ -325,7 +422,7 @@ func (t *Tracker) judgeOutside(s *VehicleState, m *Membership, ver *Version, pre
 		tr.Flags = append(tr.Flags, FlagGap)
 	}
 	*m = Membership{StationID: m.StationID, Version: ver.Station.Version, Inside: true, sid: m.sid,
-		VisitID: tr.VisitID, EnteredAt: tr.At, LastFrom: m.LastFrom, LastUntil: m.LastUntil}
+		visit: uuid.MustParse(tr.VisitID), entered: toStamp(tr.At), lastFrom: m.lastFrom, lastUntil: m.lastUntil}
 	return append(out, tr)
 }
 
@@ -378,17 +475,18 @@ func (t *Tracker) judgeInside(s *VehicleState, m *Membership, ver *Version, f Fi
 
 // exit ends m's visit at f.
 func (t *Tracker) exit(s *VehicleState, m *Membership, f Fix, gap time.Duration, flags []string, version int64, out []Transition) []Transition {
-	ver := t.catalog.atSid(m.sid, m.EnteredAt)
+	entered := m.EnteredAt()
+	ver := t.catalog.atSid(m.sid, entered)
 	typ := ""
 	if ver != nil {
 		typ = ver.Station.Type
 	}
 	tr := Transition{
 		Kind: Exited, Vehicle: s.Plate, StationID: m.StationID, StationType: typ, StationVersion: version,
-		VisitID: m.VisitID, At: f.Time, Point: f.Point, Flags: flags,
-		EnteredAt: m.EnteredAt, Dwell: f.Time.Sub(m.EnteredAt), Gap: gap,
+		VisitID: m.VisitID(), At: f.Time, Point: f.Point, Flags: flags,
+		EnteredAt: entered, Dwell: f.Time.Sub(entered), Gap: gap,
 	}
-	*m = Membership{StationID: m.StationID, Version: version, sid: m.sid, LastFrom: m.EnteredAt, LastUntil: f.Time}
+	*m = Membership{StationID: m.StationID, Version: version, sid: m.sid, lastFrom: m.entered, lastUntil: toStamp(f.Time)}
 	return append(out, tr)
 }
 
@@ -444,7 +542,7 @@ func (t *Tracker) crossings(v *Vehicle, prev, f Fix, in containing, out []Transi
 		if m == nil {
 			m = s.join(ver)
 		}
-		m.LastFrom, m.LastUntil = inAt, outAt
+		m.SetLastVisit(inAt, outAt)
 		flags := []string{FlagInterpolated}
 		out = append(out,
 			Transition{Kind: Entered, Vehicle: s.Plate, StationID: ver.Station.ID, StationType: ver.Station.Type,
@@ -518,10 +616,11 @@ func (t *Tracker) late(v *Vehicle, f Fix, out []Transition) []Transition {
 // covers reports whether the vehicle, as decided, was in the station at
 // time at: in its current visit, or in the last one remembered.
 func (m *Membership) covers(at time.Time) bool {
-	if m.Inside && !at.Before(m.EnteredAt) {
+	if m.Inside && !at.Before(m.EnteredAt()) {
 		return true
 	}
-	return !m.LastFrom.IsZero() && !at.Before(m.LastFrom) && !at.After(m.LastUntil)
+	from, until := m.LastVisit()
+	return !from.IsZero() && !at.Before(from) && !at.After(until)
 }
 
 // member returns the vehicle's membership of station number sid, or nil.
@@ -548,8 +647,11 @@ func (s *VehicleState) join(ver *Version) *Membership {
 // no run, and the last visit beyond the late horizon. Members stay sorted
 // by station id.
 func (s *VehicleState) prune(now time.Time, horizon time.Duration) {
+	// Forgotten when the last visit ended more than horizon before now:
+	// in whole milliseconds, the stamps' precision.
+	cut := toStamp(now) - stamp(horizon.Milliseconds())
 	forgotten := func(m Membership) bool {
-		return !m.Inside && m.Run == nil && (m.LastUntil.IsZero() || now.Sub(m.LastUntil) > horizon)
+		return !m.Inside && m.Run == nil && (m.lastUntil == 0 || m.lastUntil < cut)
 	}
 	if !slices.ContainsFunc(s.Members, forgotten) {
 		return

@@ -31,8 +31,12 @@ func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
 		}
 		for i := range 3 {
 			s.Pending = append(s.Pending, geofence.Fix{Time: time.UnixMilli(1764230040000 + int64(i)), Point: geo.Point{Lat: 31.123456789, Lng: 121.123456789}})
-			s.Members = append(s.Members, geofence.Membership{StationID: fmt.Sprintf("STATION-%04d", i), Version: 3, Inside: true,
-				VisitID: "8d3f0c3e-5b8f-5f0e-9d5e-0a1b2c3d4e5f", EnteredAt: time.Unix(1764229000, 0)})
+			m := geofence.Membership{StationID: fmt.Sprintf("STATION-%04d", i), Version: 3, Inside: true}
+			if err := m.SetVisitID("8d3f0c3e-5b8f-5f0e-9d5e-0a1b2c3d4e5f"); err != nil {
+				t.Fatal(err)
+			}
+			m.SetEnteredAt(time.Unix(1764229000, 0))
+			s.Members = append(s.Members, m)
 		}
 		ps.fleet.Restore(s)
 	}

@@ -299,14 +299,11 @@ func (d *Decoder) data(r *reader, rep *Reported) bool {
 
 // space skips JSON whitespace.
 func (r *reader) space() {
-	for r.i < len(r.b) {
-		switch r.b[r.i] {
-		case ' ', '\t', '\n', '\r':
-			r.i++
-		default:
-			return
-		}
+	i := r.i
+	for i < len(r.b) && r.b[i] <= ' ' && (r.b[i] == ' ' || r.b[i] == '\t' || r.b[i] == '\n' || r.b[i] == '\r') {
+		i++
 	}
+	r.i = i
 }
 
 // byte consumes c if it comes next.
@@ -362,24 +359,36 @@ func (r *reader) once(key int) bool {
 // plain reads a string without escapes whose bytes are valid UTF-8 and
 // returns its contents, or false for anything else.
 func (r *reader) plain() ([]byte, bool) {
-	if !r.byte('"') {
+	b, i := r.b, r.i
+	if i >= len(b) || b[i] != '"' {
 		return nil, false
 	}
-	start, ascii := r.i, true
-	for ; r.i < len(r.b); r.i++ {
-		switch c := r.b[r.i]; {
-		case c == '"':
-			s := r.b[start:r.i]
-			r.i++
-			return s, ascii || utf8.Valid(s)
-		case c == '\\' || c < 0x20:
-			return nil, false
-		case c >= utf8.RuneSelf:
-			ascii = false
+	i++
+	start, high := i, byte(0)
+	for ; i < len(b); i++ {
+		c := b[i]
+		if stringStop[c] {
+			if c != '"' {
+				return nil, false // an escape or a control character
+			}
+			s := b[start:i]
+			r.i = i + 1
+			return s, high < utf8.RuneSelf || utf8.Valid(s)
 		}
+		high |= c
 	}
 	return nil, false
 }
+
+// stringStop marks the bytes that end the plain part of a JSON string:
+// the closing quote, a backslash and the control characters.
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // str reads the string value of key, marking it seen.
 func (r *reader) str(key int) ([]byte, bool) {

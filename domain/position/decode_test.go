@@ -162,3 +162,36 @@ func TestDecoderReusesPlates(t *testing.T) {
 		t.Errorf("%.0f allocations per decode, want at most 1", allocs)
 	}
 }
+
+// BenchmarkDecode reads the record of a fix as tms writes it.
+func BenchmarkDecode(b *testing.B) {
+	v := decodeSeeds(b)[1]
+	b.Run("Decoder", func(b *testing.B) {
+		var d Decoder
+		b.ReportAllocs()
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			if _, ok, err := d.Decode(v); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("DecodeEvent", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			if _, _, ok, err := DecodeEvent(v); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(v)))
+		for b.Loop() {
+			if _, err := slowDecode(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

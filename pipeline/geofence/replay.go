@@ -13,6 +13,7 @@ import (
 	"github.com/tmsfleet/tms/adapters/kafka"
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/domain/position"
 	"github.com/tmsfleet/tms/domain/station"
 )
 
@@ -93,14 +94,15 @@ func Replay(ctx context.Context, cfg ReplayConfig, sink func(geofence.Transition
 	}
 	res := ReplayResult{Station: st}
 	var out []geofence.Transition
+	var decoder position.Decoder
 	capacity := fleetCapacity(cmp.Or(cfg.MaxVehicles, DefaultMaxVehicles), partitions)
 	for partition, r := range ranges {
 		// A vehicle's fixes are all in one partition: each partition is a
 		// fleet of its own, as in the live processor.
 		fleet := geofence.NewFleet(capacity)
 		err := readRange(ctx, cfg.Kafka, partition, r, func(rec *kgo.Record) error {
-			p, ok := decodePosition(rec)
-			if !ok || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
+			p, ok, err := decoder.Decode(rec.Value)
+			if !ok || err != nil || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
 				return nil
 			}
 			res.FixesRead++

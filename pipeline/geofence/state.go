@@ -65,6 +65,10 @@ type partitionState struct {
 	// sinceSnapshot and snapshotAt decide when to snapshot next.
 	sinceSnapshot int
 	snapshotAt    time.Time
+	// decoder reads the partition's positions; buf is where its events
+	// are encoded (see emit).
+	decoder position.Decoder
+	buf     []byte
 }
 
 func newID() string {
@@ -235,7 +239,7 @@ func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partit
 			if rec.Offset >= resume {
 				break
 			}
-			if p, ok := decodePosition(rec); ok {
+			if p, ok, err := ps.decoder.Decode(rec.Value); ok && err == nil {
 				discard, _ = observe(tracker, ps, p, rec.Offset, discard[:0])
 			}
 			ps.next = rec.Offset + 1
@@ -243,12 +247,6 @@ func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partit
 		}
 	}
 	return n, nil
-}
-
-// decodePosition reads a positions record; false for anything else.
-func decodePosition(r *kgo.Record) (position.Position, bool) {
-	p, _, ok, err := position.DecodeEvent(r.Value)
-	return p, ok && err == nil
 }
 
 // observe gives the fix at offset of a partition to its vehicle's

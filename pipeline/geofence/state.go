@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	gojson "github.com/goccy/go-json"
@@ -23,11 +27,11 @@ import (
 // compaction keeps only the latest snapshot:
 //
 //	snapshot/header  {"id", "next_offset", "chunks", "vehicles"}
-//	snapshot/chunk/<i> {"id", "vehicles": [VehicleState...]}
+//	snapshot/chunk/<i> the snapshot id and vehicles (snapshot_codec.go)
 //
 // Restoring reads the partition to a marker of its own (key marker/<id>,
-// no value: compaction removes it) and keeps the last header and the
-// chunks with its id.
+// no value: compaction removes it), keeps the last header and the latest
+// chunk of each number, and decodes those of the header's snapshot only.
 const (
 	headerKey    = "snapshot/header"
 	chunkPrefix  = "snapshot/chunk/"
@@ -35,6 +39,10 @@ const (
 	// chunkBytes bounds a chunk's encoded size, well under Kafka's
 	// default 1 MB message limit whatever a vehicle's state holds.
 	chunkBytes = 256 << 10
+	// restoreFetchBytes is how much a restore asks for in one fetch of a
+	// partition: a snapshot of 100,000 vehicles is about 50 MB, which
+	// franz-go's default of 1 MB would take in a round trip per four chunks.
+	restoreFetchBytes = 16 << 20
 )
 
 type snapshotHeader struct {
@@ -44,16 +52,10 @@ type snapshotHeader struct {
 	Vehicles   int    `json:"vehicles"`
 }
 
+// snapshotChunk is a chunk in the JSON format of version 1.
 type snapshotChunk struct {
 	ID       string                  `json:"id"`
 	Vehicles []geofence.VehicleState `json:"vehicles"`
-}
-
-// chunkEncoding is how a chunk is written: the vehicles encoded one by
-// one, so that a chunk can be closed before it grows too large.
-type chunkEncoding struct {
-	ID       string              `json:"id"`
-	Vehicles []gojson.RawMessage `json:"vehicles"`
 }
 
 // partitionState is what the processor holds for one positions
@@ -81,44 +83,31 @@ func newID() string {
 func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.Record, error) {
 	id := newID()
 	var out []*kgo.Record
-	chunk, size := chunkEncoding{ID: id}, 0
-	flush := func() error {
-		value, err := gojson.Marshal(chunk)
-		if err != nil {
-			return fmt.Errorf("encode a state snapshot: %w", err)
-		}
-		out = append(out, &kgo.Record{Topic: topic, Partition: partition, Key: []byte(chunkPrefix + strconv.Itoa(len(out))), Value: value})
-		chunk.Vehicles, size = nil, 0
-		return nil
-	}
-	var err error
+	start := func() []byte { return appendChunkStart(make([]byte, 0, chunkBytes+chunkBytes/8), id) }
+	empty := len(appendChunkStart(nil, id))
+	chunk := start()
 	ps.fleet.Each(func(v *geofence.Vehicle) {
-		if err != nil {
-			return
+		mark := len(chunk)
+		chunk = appendVehicle(chunk, &v.State)
+		if len(chunk) > chunkBytes && mark > empty {
+			// Too large with this vehicle: the chunk is closed without it,
+			// and it starts the next.
+			next := append(start(), chunk[mark:]...)
+			out = append(out, chunkRecord(topic, partition, len(out), chunk[:mark]))
+			chunk = next
 		}
-		var state []byte
-		if state, err = gojson.Marshal(v.State); err != nil {
-			err = fmt.Errorf("encode a vehicle's state: %w", err)
-			return
-		}
-		if size > 0 && size+len(state) > chunkBytes {
-			err = flush()
-		}
-		chunk.Vehicles = append(chunk.Vehicles, state)
-		size += len(state) + 1
 	})
-	if err != nil {
-		return nil, err
-	}
-	if err := flush(); err != nil { // the last chunk, or the only, empty one
-		return nil, err
-	}
+	out = append(out, chunkRecord(topic, partition, len(out), chunk)) // the last, or the only, maybe empty, one
 	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: len(out), Vehicles: ps.fleet.Len()})
 	if err != nil {
 		return nil, err
 	}
 	// The header goes last: a reader that sees it has seen its chunks.
 	return append(out, &kgo.Record{Topic: topic, Partition: partition, Key: []byte(headerKey), Value: header}), nil
+}
+
+func chunkRecord(topic string, partition int32, i int, value []byte) *kgo.Record {
+	return &kgo.Record{Topic: topic, Partition: partition, Key: []byte(chunkPrefix + strconv.Itoa(i)), Value: value}
 }
 
 // restorer rebuilds a partition's state on takeover.
@@ -144,12 +133,12 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 	}
 	ps := &partitionState{fleet: geofence.NewFleet(r.fleetCapacity), snapshotAt: time.Now()}
 	if header != nil {
-		for i := range header.Chunks {
-			c, ok := chunks[i]
-			if !ok || c.ID != header.ID {
-				return nil, 0, fmt.Errorf("state partition %d: snapshot %s lacks chunk %d", partition, header.ID, i)
-			}
-			for _, s := range c.Vehicles {
+		vehicles, err := decodeSnapshot(header, chunks)
+		if err != nil {
+			return nil, 0, fmt.Errorf("state partition %d: %w", partition, err)
+		}
+		for _, vs := range vehicles {
+			for _, s := range vs {
 				ps.fleet.Restore(s)
 			}
 		}
@@ -163,15 +152,20 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 	return ps, replayed, err
 }
 
-func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int32, marker string) (*snapshotHeader, map[int]snapshotChunk, error) {
+// readSnapshot reads a state partition up to marker and returns the last
+// snapshot header and the latest value of each chunk, undecoded: the log
+// may hold many snapshots yet to be compacted, and only the last is
+// decoded.
+func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int32, marker string) (*snapshotHeader, map[int][]byte, error) {
 	cl, err := r.kafka.NewTransientClient("geofence-restore",
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}),
+		kgo.FetchMaxPartitionBytes(restoreFetchBytes), kgo.FetchMaxBytes(restoreFetchBytes))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cl.Close()
 	var header *snapshotHeader
-	chunks := map[int]snapshotChunk{}
+	chunks := map[int][]byte{}
 	for {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -198,14 +192,53 @@ func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int
 				if err != nil {
 					continue
 				}
-				var c snapshotChunk
-				if err := gojson.Unmarshal(rec.Value, &c); err != nil {
-					return nil, nil, fmt.Errorf("state partition %d: snapshot chunk: %w", partition, err)
-				}
-				chunks[i] = c
+				chunks[i] = rec.Value
 			}
 		}
 	}
+}
+
+// decodeSnapshot decodes the chunks of header's snapshot, side by side
+// (as many at once as there are cores), and returns their vehicles,
+// chunk by chunk.
+func decodeSnapshot(header *snapshotHeader, chunks map[int][]byte) ([][]geofence.VehicleState, error) {
+	for i := range header.Chunks {
+		value, ok := chunks[i]
+		if id, known := chunkID(value); !ok || known && id != header.ID {
+			return nil, fmt.Errorf("snapshot %s lacks chunk %d", header.ID, i)
+		}
+	}
+	out := make([][]geofence.VehicleState, header.Chunks)
+	errs := make([]error, header.Chunks)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), header.Chunks) {
+		wg.Go(func() {
+			intern := map[string]string{}
+			for i := int(next.Add(1) - 1); i < header.Chunks; i = int(next.Add(1) - 1) {
+				id, vehicles, err := decodeChunk(chunks[i], intern)
+				switch {
+				case err != nil:
+					errs[i] = fmt.Errorf("snapshot %s chunk %d: %w", header.ID, i, err)
+				case id != header.ID:
+					errs[i] = fmt.Errorf("snapshot %s lacks chunk %d", header.ID, i)
+				}
+				out[i] = vehicles
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, vs := range out {
+		n += len(vs)
+	}
+	if n != header.Vehicles {
+		return nil, fmt.Errorf("snapshot %s holds %d vehicles, its header says %d", header.ID, n, header.Vehicles)
+	}
+	return out, nil
 }
 
 // replay runs the positions of partition from ps.next up to resume
@@ -218,7 +251,8 @@ func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partit
 	}
 	topic := r.kafka.Topic(event.TopicPositions)
 	cl, err := r.kafka.NewTransientClient("geofence-replay",
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}),
+		kgo.FetchMaxPartitionBytes(restoreFetchBytes), kgo.FetchMaxBytes(restoreFetchBytes))
 	if err != nil {
 		return 0, err
 	}

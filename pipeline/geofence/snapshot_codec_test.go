@@ -3,17 +3,24 @@ package geofence
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tmsfleet/tms/adapters/h3"
 
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
 	"github.com/tmsfleet/tms/domain/geofence"
+	"github.com/tmsfleet/tms/internal/geoworkload"
 	"github.com/tmsfleet/tms/internal/testenv"
 )
 
@@ -196,4 +203,110 @@ func FuzzDecodeChunk(f *testing.F) {
 	f.Add(chunk)
 	f.Add([]byte(`{"id":"x","vehicles":[]}`))
 	f.Fuzz(func(t *testing.T, value []byte) { _, _, _ = decodeChunk(value, map[string]string{}) })
+}
+
+// codecStates are the states of 10,000 vehicles of the dense workload
+// after restoreRounds fixes each, as BenchmarkRestore builds them.
+var codecStates = sync.OnceValues(func() ([]geofence.VehicleState, error) {
+	const vehicles = 10_000
+	rng := rand.New(rand.NewPCG(12, 2026))
+	world := geoworkload.NewDenseWorld(rng, restoreStations)
+	idx, err := h3.New(h3.Config{})
+	if err != nil {
+		return nil, err
+	}
+	catalog := geofence.NewCatalog(idx)
+	for i, shape := range world.Stations {
+		if err := catalog.Upsert(geofence.Station{ID: fmt.Sprintf("D%05d", i), Type: "loading", Version: 1, Shape: shape}, time.Time{}); err != nil {
+			return nil, err
+		}
+	}
+	tracker, err := geofence.NewTracker(geofence.Config{ReorderWindow: geofence.DefaultReorderWindow}, catalog)
+	if err != nil {
+		return nil, err
+	}
+	fleet := geofence.NewFleet(vehicles)
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var out []geofence.Transition
+	for i, f := range geoworkload.DenseFixes(rand.New(rand.NewPCG(7, 12)), world, vehicles, restoreRounds) {
+		at := t0.Add(time.Duration(i/vehicles) * geoworkload.DenseInterval)
+		out, _ = fleet.Observe(tracker, fmt.Sprintf("沪D%06d", f.Vehicle), geofence.Fix{Time: at, Point: f.P}, int64(i), out[:0])
+	}
+	var states []geofence.VehicleState
+	fleet.Each(func(v *geofence.Vehicle) { states = append(states, v.State) })
+	return states, nil
+})
+
+// BenchmarkSnapshotCodec encodes and decodes the chunks of the states of
+// 10,000 vehicles in the format of version 1 (JSON, goccy/go-json) and in
+// the binary one, on one goroutine. One op is the 10,000 vehicles.
+func BenchmarkSnapshotCodec(b *testing.B) {
+	states, err := codecStates()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := &partitionState{fleet: geofence.NewFleet(len(states))}
+	for _, s := range states {
+		ps.fleet.Restore(s)
+	}
+	v1 := func() [][]byte { // as the previous version wrote them
+		var chunks [][]byte
+		chunk := chunkEncoding{ID: "x"}
+		for i := range states {
+			state, _ := gojson.Marshal(&states[i])
+			chunk.Vehicles = append(chunk.Vehicles, state)
+			if len(chunk.Vehicles) == 130 {
+				value, _ := gojson.Marshal(chunk)
+				chunks, chunk.Vehicles = append(chunks, value), nil
+			}
+		}
+		value, _ := gojson.Marshal(chunk)
+		return append(chunks, value)
+	}
+	v2 := func() [][]byte {
+		records, err := snapshotRecords("state", 0, ps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var chunks [][]byte
+		for _, r := range records[:len(records)-1] {
+			chunks = append(chunks, r.Value)
+		}
+		return chunks
+	}
+	for _, format := range []struct {
+		name   string
+		encode func() [][]byte
+	}{{"v1-json", v1}, {"v2-binary", v2}} {
+		chunks := format.encode()
+		size := 0
+		for _, c := range chunks {
+			size += len(c)
+		}
+		b.Run(format.name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				format.encode()
+			}
+			b.ReportMetric(float64(size)/float64(len(states)), "B/vehicle")
+		})
+		b.Run(format.name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, c := range chunks {
+					if _, _, err := decodeChunk(c, map[string]string{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(states)), "ns/vehicle")
+		})
+	}
+}
+
+// chunkEncoding is how version 1 wrote a chunk: the vehicles encoded one
+// by one.
+type chunkEncoding struct {
+	ID       string              `json:"id"`
+	Vehicles []gojson.RawMessage `json:"vehicles"`
 }

@@ -133,6 +133,21 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 	}
 	ps := &partitionState{fleet: geofence.NewFleet(r.fleetCapacity), snapshotAt: time.Now()}
 	if header != nil {
+		ps.next = header.NextOffset
+	}
+	// The positions to replay are fetched while the snapshot is decoded.
+	var replay *kgo.Client
+	if ps.next < resume {
+		topic := r.kafka.Topic(event.TopicPositions)
+		replay, err = r.kafka.NewTransientClient("geofence-replay",
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}),
+			kgo.FetchMaxPartitionBytes(restoreFetchBytes), kgo.FetchMaxBytes(restoreFetchBytes))
+		if err != nil {
+			return nil, 0, err
+		}
+		defer replay.Close()
+	}
+	if header != nil {
 		vehicles, err := decodeSnapshot(header, chunks)
 		if err != nil {
 			return nil, 0, fmt.Errorf("state partition %d: %w", partition, err)
@@ -142,9 +157,8 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 				ps.fleet.Restore(s)
 			}
 		}
-		ps.next = header.NextOffset
 	}
-	replayed, err := r.replay(ctx, tracker, partition, ps, resume)
+	replayed, err := r.replay(ctx, replay, tracker, partition, ps, resume)
 	// The records replayed count towards the next snapshot: a partition
 	// restored again and again (after aborts) still gets snapshotted and
 	// its replays stay short.
@@ -241,22 +255,15 @@ func decodeSnapshot(header *snapshotHeader, chunks map[int][]byte) ([][]geofence
 	return out, nil
 }
 
-// replay runs the positions of partition from ps.next up to resume
-// through the tracker, discarding the transitions: they were produced, and
-// committed, when those positions were first processed.
-func (r *restorer) replay(ctx context.Context, tracker *geofence.Tracker, partition int32, ps *partitionState, resume int64) (int, error) {
+// replay runs the positions of partition from ps.next up to resume,
+// which cl consumes from ps.next on, through the tracker, discarding the
+// transitions: they were produced, and committed, when those positions
+// were first processed.
+func (r *restorer) replay(ctx context.Context, cl *kgo.Client, tracker *geofence.Tracker, partition int32, ps *partitionState, resume int64) (int, error) {
 	if ps.next >= resume {
 		ps.next = resume
 		return 0, nil
 	}
-	topic := r.kafka.Topic(event.TopicPositions)
-	cl, err := r.kafka.NewTransientClient("geofence-replay",
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(ps.next)}}),
-		kgo.FetchMaxPartitionBytes(restoreFetchBytes), kgo.FetchMaxBytes(restoreFetchBytes))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
 	var discard []geofence.Transition
 	n := 0
 	for ps.next < resume {

@@ -48,7 +48,9 @@ const (
 // in how many fixes arrived after it: one round of the fleet (100,000,
 // the average case at the default SnapshotEvery with 3 partitions) and
 // SnapshotEvery per partition (300,000, the most a takeover replays with
-// the defaults). It needs Kafka (services.sh); the restored state is
+// the defaults); older=3 has three older snapshots before the latest in
+// each partition, as a partition holds them until its segment rolls and
+// is compacted. It needs Kafka (services.sh); the restored state is
 // checked against the state the in-process tracker arrived at.
 func BenchmarkRestore(b *testing.B) {
 	rng := rand.New(rand.NewPCG(12, 2026))
@@ -67,17 +69,18 @@ func BenchmarkRestore(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		rounds int // after the snapshot
-	}{{"replay=100k", 1}, {"replay=300k", 3}} {
+		older  int // snapshots before it, not compacted yet
+	}{{"replay=100k", 1, 0}, {"replay=300k", 3, 0}, {"replay=100k,older=3", 1, 3}} {
 		b.Run(c.name, func(b *testing.B) {
 			kc := testenv.FromEnv(os.LookupEnv).Kafka(b)
 			kc.Logger = slog.New(slog.DiscardHandler)
-			benchmarkRestore(b, kc, catalog, cfg, world, c.rounds)
+			benchmarkRestore(b, kc, catalog, cfg, world, c.rounds, c.older)
 		})
 	}
 }
 
 func benchmarkRestore(b *testing.B, kc *kafka.Config, catalog *geofence.Catalog, cfg geofence.Config,
-	world *geoworkload.DenseWorld, after int) {
+	world *geoworkload.DenseWorld, after, older int) {
 	ctx := context.Background()
 	const partitions = 3
 	rng := rand.New(rand.NewPCG(7, 12))
@@ -106,8 +109,19 @@ func benchmarkRestore(b *testing.B, kc *kafka.Config, catalog *geofence.Catalog,
 		p := f.Vehicle % partitions
 		out, _ = fleets[p].Observe(trackers[p], plate(f.Vehicle), geofence.Fix{Time: at(i), Point: f.P}, int64(i-split), out[:0])
 	}
-	// The snapshot, as the processor takes it, in a transaction.
+	// The snapshot, as the processor takes it, in a transaction, after
+	// older ones the log still holds (compaction has not reached them:
+	// the partition's active segment is never compacted).
 	stateTopic := kc.Topic(event.TopicGeofenceState)
+	for range older {
+		for p := range int32(partitions) {
+			records, err := snapshotRecords(stateTopic, p, &partitionState{fleet: fleets[p], next: 0})
+			if err != nil {
+				b.Fatal(err)
+			}
+			produceTransaction(b, kc, records)
+		}
+	}
 	var snapshot []*kgo.Record
 	snapshotBytes := 0
 	for p := range int32(partitions) {
@@ -139,8 +153,8 @@ func benchmarkRestore(b *testing.B, kc *kafka.Config, catalog *geofence.Catalog,
 		ends[p]++
 	}
 	produceTransaction(b, kc, positions)
-	b.Logf("setup %s: %d vehicles, snapshot of %d records, %.1f MB; %d fixes after it",
-		time.Since(setup).Round(time.Millisecond), restoreVehicles, len(snapshot), float64(snapshotBytes)/1e6, len(positions))
+	b.Logf("setup %s: %d vehicles, snapshot of %d records, %.1f MB, after %d older ones; %d fixes after it",
+		time.Since(setup).Round(time.Millisecond), restoreVehicles, len(snapshot), float64(snapshotBytes)/1e6, older, len(positions))
 
 	marker, err := kc.NewClient("geofence-aux", kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {

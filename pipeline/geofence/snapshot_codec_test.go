@@ -310,3 +310,60 @@ type chunkEncoding struct {
 	ID       string              `json:"id"`
 	Vehicles []gojson.RawMessage `json:"vehicles"`
 }
+
+// TestRestoreFindsTheLatestSnapshotBehindOthers restores a state
+// partition holding an old-format snapshot, then a newer one of several
+// chunks, then restore markers: whether the first window read holds the
+// whole latest snapshot or only its end, the restore finds it whole.
+func TestRestoreFindsTheLatestSnapshotBehindOthers(t *testing.T) {
+	t.Parallel()
+	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
+	topic := kc.Topic(event.TopicGeofenceState)
+	old := v1Snapshot(t)
+	for _, r := range old {
+		r.Topic, r.Partition = topic, 2
+	}
+	produceTransaction(t, kc, old)
+	ps := &partitionState{fleet: geofence.NewFleet(5000), next: 7}
+	var want []geofence.VehicleState
+	for v := range 3000 {
+		s := geofence.VehicleState{Plate: fmt.Sprintf("沪N%05d", v), MaxSeen: time.Unix(1764230000+int64(v), 0).UTC()}
+		for i := range 8 {
+			s.Members = append(s.Members, geofence.Membership{StationID: fmt.Sprintf("S%04d", i+v%50), Version: 1, Inside: true,
+				VisitID: fmt.Sprintf("visit-%d-%d", v, i), EnteredAt: time.Unix(1764229000, 0).UTC()})
+		}
+		ps.fleet.Restore(s)
+		want = append(want, s)
+	}
+	latest, err := snapshotRecords(topic, 2, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(latest) < 4 {
+		t.Fatalf("the snapshot has %d records; the test needs several chunks", len(latest))
+	}
+	produceTransaction(t, kc, latest)
+	marker, err := kc.NewClient("test-marker", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	tracker, err := geofence.NewTracker(geofence.Config{}, geofence.NewCatalog(geofence.NewBruteForce()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each restore leaves a marker: the later ones read past the earlier.
+	for _, window := range []int64{0, 2, 3, 1} {
+		r := &restorer{kafka: kc, marker: marker, fleetCapacity: 5000, window: window}
+		restored, _, err := r.restore(t.Context(), tracker, 2, 7)
+		if err != nil {
+			t.Fatalf("window %d: %v", window, err)
+		}
+		var got []geofence.VehicleState
+		restored.fleet.Each(func(v *geofence.Vehicle) { got = append(got, v.State) })
+		if restored.next != 7 || statesJSON(t, got) != statesJSON(t, want) {
+			t.Errorf("window %d: restored %d vehicles at offset %d; want the %d of the latest snapshot at 7",
+				window, len(got), restored.next, len(want))
+		}
+	}
+}

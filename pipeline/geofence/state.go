@@ -1,6 +1,7 @@
 package geofence
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -116,7 +117,17 @@ type restorer struct {
 	marker *kgo.Client // non-transactional producer of markers
 	// fleetCapacity is the most vehicles a partition holds.
 	fleetCapacity int
+	// window is how many offsets before its marker a restore reads
+	// first; zero means restoreWindow.
+	window int64
 }
+
+// restoreWindow is how far back from its marker a restore reads first:
+// more offsets than the latest snapshot of a partition of 200,000
+// vehicles takes. The partition is compacted, but until its segment rolls
+// it holds every snapshot taken since, which a read from the start would
+// go through: a minute of them is a gigabyte for 100,000 vehicles.
+const restoreWindow = 1024
 
 // restore returns the state of positions partition partition as of
 // offset resume, where consumption continues: the latest committed
@@ -124,10 +135,11 @@ type restorer struct {
 func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, partition int32, resume int64) (*partitionState, int, error) {
 	stateTopic := r.kafka.Topic(event.TopicGeofenceState)
 	marker := markerPrefix + newID()
-	if err := r.marker.ProduceSync(ctx, &kgo.Record{Topic: stateTopic, Partition: partition, Key: []byte(marker)}).FirstErr(); err != nil {
+	marked, err := r.marker.ProduceSync(ctx, &kgo.Record{Topic: stateTopic, Partition: partition, Key: []byte(marker)}).First()
+	if err != nil {
 		return nil, 0, fmt.Errorf("mark state partition %d: %w", partition, err)
 	}
-	header, chunks, err := r.readSnapshot(ctx, stateTopic, partition, marker)
+	header, chunks, err := r.latestSnapshot(ctx, stateTopic, partition, marker, marked.Offset)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -166,13 +178,42 @@ func (r *restorer) restore(ctx context.Context, tracker *geofence.Tracker, parti
 	return ps, replayed, err
 }
 
-// readSnapshot reads a state partition up to marker and returns the last
-// snapshot header and the latest value of each chunk, undecoded: the log
-// may hold many snapshots yet to be compacted, and only the last is
-// decoded.
-func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int32, marker string) (*snapshotHeader, map[int][]byte, error) {
+// latestSnapshot finds the last snapshot committed to a state partition
+// before marker, at offset markedAt: it reads the window of offsets
+// before the marker, and a window eight times as large while that holds
+// no whole snapshot, back to the start of the partition at most. The last
+// header before the marker is the latest snapshot's, and its chunks come
+// before it: when they are all in the window, the snapshot is whole.
+func (r *restorer) latestSnapshot(ctx context.Context, topic string, partition int32, marker string, markedAt int64) (*snapshotHeader, map[int][]byte, error) {
+	window := cmp.Or(r.window, restoreWindow)
+	for {
+		from := max(markedAt-window, 0)
+		header, chunks, err := r.readSnapshot(ctx, topic, partition, marker, from)
+		if err != nil || from == 0 || header != nil && whole(header, chunks) {
+			return header, chunks, err
+		}
+		window *= 8
+	}
+}
+
+// whole reports whether chunks hold every chunk of header's snapshot.
+func whole(header *snapshotHeader, chunks map[int][]byte) bool {
+	for i := range header.Chunks {
+		value, ok := chunks[i]
+		if id, known := chunkID(value); !ok || known && id != header.ID {
+			return false
+		}
+	}
+	return true
+}
+
+// readSnapshot reads a state partition from offset from up to marker and
+// returns the last snapshot header and the latest value of each chunk,
+// undecoded: the log may hold many snapshots yet to be compacted, and
+// only the last is decoded.
+func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int32, marker string, from int64) (*snapshotHeader, map[int][]byte, error) {
 	cl, err := r.kafka.NewTransientClient("geofence-restore",
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().AtStart()}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
 		kgo.FetchMaxPartitionBytes(restoreFetchBytes), kgo.FetchMaxBytes(restoreFetchBytes))
 	if err != nil {
 		return nil, nil, err
@@ -216,11 +257,8 @@ func (r *restorer) readSnapshot(ctx context.Context, topic string, partition int
 // (as many at once as there are cores), and returns their vehicles,
 // chunk by chunk.
 func decodeSnapshot(header *snapshotHeader, chunks map[int][]byte) ([][]geofence.VehicleState, error) {
-	for i := range header.Chunks {
-		value, ok := chunks[i]
-		if id, known := chunkID(value); !ok || known && id != header.ID {
-			return nil, fmt.Errorf("snapshot %s lacks chunk %d", header.ID, i)
-		}
+	if !whole(header, chunks) {
+		return nil, fmt.Errorf("snapshot %s lacks chunks", header.ID)
 	}
 	out := make([][]geofence.VehicleState, header.Chunks)
 	errs := make([]error, header.Chunks)

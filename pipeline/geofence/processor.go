@@ -267,7 +267,7 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 		p.warnForgotten(fp.Partition, forgotten, ps.fleet.Capacity())
 	}
 	if ps.sinceSnapshot >= p.cfg.SnapshotEvery || time.Since(ps.snapshotAt) >= p.cfg.SnapshotInterval {
-		records, err := snapshotRecords(p.topics.state, fp.Partition, ps)
+		records, err := snapshotRecords(p.topics.state, fp.Partition, ps, p.cfg.SnapshotFormat)
 		if err != nil {
 			return nil, err
 		}

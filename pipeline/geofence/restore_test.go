@@ -115,7 +115,7 @@ func benchmarkRestore(b *testing.B, kc *kafka.Config, catalog *geofence.Catalog,
 	stateTopic := kc.Topic(event.TopicGeofenceState)
 	for range older {
 		for p := range int32(partitions) {
-			records, err := snapshotRecords(stateTopic, p, &partitionState{fleet: fleets[p], next: 0})
+			records, err := snapshotRecords(stateTopic, p, &partitionState{fleet: fleets[p], next: 0}, SnapshotBinary)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func benchmarkRestore(b *testing.B, kc *kafka.Config, catalog *geofence.Catalog,
 	var snapshot []*kgo.Record
 	snapshotBytes := 0
 	for p := range int32(partitions) {
-		records, err := snapshotRecords(stateTopic, p, &partitionState{fleet: fleets[p], next: 0})
+		records, err := snapshotRecords(stateTopic, p, &partitionState{fleet: fleets[p], next: 0}, SnapshotBinary)
 		if err != nil {
 			b.Fatal(err)
 		}

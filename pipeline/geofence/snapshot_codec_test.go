@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	gojson "github.com/goccy/go-json"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tmsfleet/tms/adapters/h3"
@@ -238,8 +237,7 @@ var codecStates = sync.OnceValues(func() ([]geofence.VehicleState, error) {
 })
 
 // BenchmarkSnapshotCodec encodes and decodes the chunks of the states of
-// 10,000 vehicles in the format of version 1 (JSON, goccy/go-json) and in
-// the binary one, on one goroutine. One op is the 10,000 vehicles.
+// 10,000 vehicles in both formats, on one goroutine. One op is the 10,000 vehicles.
 func BenchmarkSnapshotCodec(b *testing.B) {
 	states, err := codecStates()
 	if err != nil {
@@ -249,35 +247,23 @@ func BenchmarkSnapshotCodec(b *testing.B) {
 	for _, s := range states {
 		ps.fleet.Restore(s)
 	}
-	v1 := func() [][]byte { // as the previous version wrote them
-		var chunks [][]byte
-		chunk := chunkEncoding{ID: "x"}
-		for i := range states {
-			state, _ := gojson.Marshal(&states[i])
-			chunk.Vehicles = append(chunk.Vehicles, state)
-			if len(chunk.Vehicles) == 130 {
-				value, _ := gojson.Marshal(chunk)
-				chunks, chunk.Vehicles = append(chunks, value), nil
+	encode := func(format string) func() [][]byte {
+		return func() [][]byte {
+			records, err := snapshotRecords("state", 0, ps, format)
+			if err != nil {
+				b.Fatal(err)
 			}
+			var chunks [][]byte
+			for _, r := range records[:len(records)-1] {
+				chunks = append(chunks, r.Value)
+			}
+			return chunks
 		}
-		value, _ := gojson.Marshal(chunk)
-		return append(chunks, value)
-	}
-	v2 := func() [][]byte {
-		records, err := snapshotRecords("state", 0, ps)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var chunks [][]byte
-		for _, r := range records[:len(records)-1] {
-			chunks = append(chunks, r.Value)
-		}
-		return chunks
 	}
 	for _, format := range []struct {
 		name   string
 		encode func() [][]byte
-	}{{"v1-json", v1}, {"v2-binary", v2}} {
+	}{{"json", encode(SnapshotJSON)}, {"binary", encode(SnapshotBinary)}} {
 		chunks := format.encode()
 		size := 0
 		for _, c := range chunks {
@@ -301,69 +287,5 @@ func BenchmarkSnapshotCodec(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(states)), "ns/vehicle")
 		})
-	}
-}
-
-// chunkEncoding is how version 1 wrote a chunk: the vehicles encoded one
-// by one.
-type chunkEncoding struct {
-	ID       string              `json:"id"`
-	Vehicles []gojson.RawMessage `json:"vehicles"`
-}
-
-// TestRestoreFindsTheLatestSnapshotBehindOthers restores a state
-// partition holding an old-format snapshot, then a newer one of several
-// chunks, then restore markers: whether the first window read holds the
-// whole latest snapshot or only its end, the restore finds it whole.
-func TestRestoreFindsTheLatestSnapshotBehindOthers(t *testing.T) {
-	t.Parallel()
-	kc := testenv.FromEnv(os.LookupEnv).Kafka(t)
-	topic := kc.Topic(event.TopicGeofenceState)
-	old := v1Snapshot(t)
-	for _, r := range old {
-		r.Topic, r.Partition = topic, 2
-	}
-	produceTransaction(t, kc, old)
-	ps := &partitionState{fleet: geofence.NewFleet(5000), next: 7}
-	var want []geofence.VehicleState
-	for v := range 3000 {
-		s := geofence.VehicleState{Plate: fmt.Sprintf("沪N%05d", v), MaxSeen: time.Unix(1764230000+int64(v), 0).UTC()}
-		for i := range 8 {
-			s.Members = append(s.Members, geofence.Membership{StationID: fmt.Sprintf("S%04d", i+v%50), Version: 1, Inside: true,
-				VisitID: fmt.Sprintf("visit-%d-%d", v, i), EnteredAt: time.Unix(1764229000, 0).UTC()})
-		}
-		ps.fleet.Restore(s)
-		want = append(want, s)
-	}
-	latest, err := snapshotRecords(topic, 2, ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(latest) < 4 {
-		t.Fatalf("the snapshot has %d records; the test needs several chunks", len(latest))
-	}
-	produceTransaction(t, kc, latest)
-	marker, err := kc.NewClient("test-marker", kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer marker.Close()
-	tracker, err := geofence.NewTracker(geofence.Config{}, geofence.NewCatalog(geofence.NewBruteForce()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Each restore leaves a marker: the later ones read past the earlier.
-	for _, window := range []int64{0, 2, 3, 1} {
-		r := &restorer{kafka: kc, marker: marker, fleetCapacity: 5000, window: window}
-		restored, _, err := r.restore(t.Context(), tracker, 2, 7)
-		if err != nil {
-			t.Fatalf("window %d: %v", window, err)
-		}
-		var got []geofence.VehicleState
-		restored.fleet.Each(func(v *geofence.Vehicle) { got = append(got, v.State) })
-		if restored.next != 7 || statesJSON(t, got) != statesJSON(t, want) {
-			t.Errorf("window %d: restored %d vehicles at offset %d; want the %d of the latest snapshot at 7",
-				window, len(got), restored.next, len(want))
-		}
 	}
 }

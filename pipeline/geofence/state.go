@@ -80,25 +80,56 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// snapshotRecords encodes ps as the records of a snapshot of partition.
-func snapshotRecords(topic string, partition int32, ps *partitionState) ([]*kgo.Record, error) {
+// snapshotRecords encodes ps as the records of a snapshot of partition,
+// its chunks in format (SnapshotBinary or SnapshotJSON).
+func snapshotRecords(topic string, partition int32, ps *partitionState, format string) ([]*kgo.Record, error) {
 	id := newID()
 	var out []*kgo.Record
-	start := func() []byte { return appendChunkStart(make([]byte, 0, chunkBytes+chunkBytes/8), id) }
-	empty := len(appendChunkStart(nil, id))
+	start := func() []byte {
+		if format == SnapshotJSON {
+			return append(make([]byte, 0, chunkBytes+chunkBytes/8), `{"id":"`+id+`","vehicles":[`...)
+		}
+		return appendChunkStart(make([]byte, 0, chunkBytes+chunkBytes/8), id)
+	}
+	end := func(chunk []byte) []byte {
+		if format == SnapshotJSON {
+			if chunk[len(chunk)-1] == ',' {
+				chunk = chunk[:len(chunk)-1]
+			}
+			return append(chunk, "]}"...)
+		}
+		return chunk
+	}
+	empty := len(start())
 	chunk := start()
+	var err error
 	ps.fleet.Each(func(v *geofence.Vehicle) {
+		if err != nil {
+			return
+		}
 		mark := len(chunk)
-		chunk = appendVehicle(chunk, &v.State)
+		if format == SnapshotJSON {
+			var state []byte
+			if state, err = gojson.Marshal(&v.State); err != nil {
+				err = fmt.Errorf("encode a vehicle's state: %w", err)
+				return
+			}
+			chunk = append(append(chunk, state...), ',')
+		} else {
+			chunk = appendVehicle(chunk, &v.State)
+		}
 		if len(chunk) > chunkBytes && mark > empty {
 			// Too large with this vehicle: the chunk is closed without it,
 			// and it starts the next.
 			next := append(start(), chunk[mark:]...)
-			out = append(out, chunkRecord(topic, partition, len(out), chunk[:mark]))
+			out = append(out, chunkRecord(topic, partition, len(out), end(chunk[:mark])))
 			chunk = next
 		}
 	})
-	out = append(out, chunkRecord(topic, partition, len(out), chunk)) // the last, or the only, maybe empty, one
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, chunkRecord(topic, partition, len(out), end(chunk))) // the last, or the only, maybe empty, one
 	header, err := gojson.Marshal(snapshotHeader{ID: id, NextOffset: ps.next, Chunks: len(out), Vehicles: ps.fleet.Len()})
 	if err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func TestSnapshotCodecKeepsEveryVehicleAsItsJSONFormDoes(t *testing.T) {
 	for i := range states {
 		chunk = appendVehicle(chunk, &states[i])
 	}
-	id, decoded, err := decodeChunk(chunk, map[string]string{})
+	id, decoded, err := decodeChunk(chunk)
 	if err != nil || id != "id1" {
 		t.Fatalf("decodeChunk: %q, %v", id, err)
 	}
@@ -107,7 +107,7 @@ func TestSnapshotCodecKeepsEveryVehicleAsItsJSONFormDoes(t *testing.T) {
 	// cut between two vehicles, reads as fewer (the header's vehicle
 	// count is checked against the chunks).
 	for n := range len(chunk) - 1 {
-		if _, vs, err := decodeChunk(chunk[:n], nil); err == nil && len(vs) >= len(states) {
+		if _, vs, err := decodeChunk(chunk[:n]); err == nil && len(vs) >= len(states) {
 			t.Fatalf("a chunk cut at %d of %d bytes decodes as %d vehicles", n, len(chunk), len(vs))
 		}
 	}
@@ -201,7 +201,7 @@ func FuzzDecodeChunk(f *testing.F) {
 	}
 	f.Add(chunk)
 	f.Add([]byte(`{"id":"x","vehicles":[]}`))
-	f.Fuzz(func(t *testing.T, value []byte) { _, _, _ = decodeChunk(value, map[string]string{}) })
+	f.Fuzz(func(t *testing.T, value []byte) { _, _, _ = decodeChunk(value) })
 }
 
 // codecStates are the states of 10,000 vehicles of the dense workload
@@ -280,7 +280,7 @@ func BenchmarkSnapshotCodec(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for _, c := range chunks {
-					if _, _, err := decodeChunk(c, map[string]string{}); err != nil {
+					if _, _, err := decodeChunk(c); err != nil {
 						b.Fatal(err)
 					}
 				}

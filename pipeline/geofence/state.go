@@ -297,9 +297,8 @@ func decodeSnapshot(header *snapshotHeader, chunks map[int][]byte) ([][]geofence
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), header.Chunks) {
 		wg.Go(func() {
-			intern := map[string]string{}
 			for i := int(next.Add(1) - 1); i < header.Chunks; i = int(next.Add(1) - 1) {
-				id, vehicles, err := decodeChunk(chunks[i], intern)
+				id, vehicles, err := decodeChunk(chunks[i])
 				switch {
 				case err != nil:
 					errs[i] = fmt.Errorf("snapshot %s chunk %d: %w", header.ID, i, err)

@@ -56,7 +56,7 @@ func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
 				}
 				continue
 			}
-			id, vehicles, err := decodeChunk(r.Value, nil)
+			id, vehicles, err := decodeChunk(r.Value)
 			if err != nil || id == "" {
 				t.Fatalf("%s: chunk %s of snapshot %q: %v", format, r.Key, id, err)
 			}

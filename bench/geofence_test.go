@@ -111,6 +111,10 @@ func runGeofence(b *testing.B, kc *kafka.Config, end int64, warmUp int) time.Dur
 	}
 	defer adm.Close()
 	cpu := startCPU()
+	stopProfile := func() {}
+	if warmUp == 0 {
+		stopProfile = profileCPU(b, "geofence-kafka")
+	}
 	b.StartTimer()
 	t0 := time.Now()
 	deadline := t0.Add(5 * time.Minute)
@@ -122,6 +126,7 @@ func runGeofence(b *testing.B, kc *kafka.Config, end int64, warmUp int) time.Dur
 	}
 	elapsed := time.Since(t0)
 	b.StopTimer()
+	stopProfile()
 	shares, wall := cpu.stop()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

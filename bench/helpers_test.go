@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,4 +282,29 @@ func share(shares []cpuShare, name string) float64 {
 		return 0
 	}
 	return shares[i].seconds
+}
+
+// profileCPU writes a CPU profile of the benchmark process from now until
+// the returned function is called, when TMS_BENCH_PROFILE_DIR names a
+// directory for it (<dir>/<name>.pprof): a profile of a timed interval
+// alone, without the setup.
+func profileCPU(b *testing.B, name string) (stop func()) {
+	b.Helper()
+	dir := os.Getenv("TMS_BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }

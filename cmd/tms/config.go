@@ -100,6 +100,7 @@ type config struct {
 	ExitConfirmFixes  int           `env:"TMS_GEOFENCE_EXIT_CONFIRM_FIXES" envDefault:"1"`
 	ExitConfirm       time.Duration `env:"TMS_GEOFENCE_EXIT_CONFIRM" envDefault:"0s"`
 	MaxVehicles       int           `env:"TMS_GEOFENCE_MAX_VEHICLES" envDefault:"200000"`
+	SnapshotFormat    string        `env:"TMS_GEOFENCE_SNAPSHOT_FORMAT" envDefault:"binary"`
 
 	// The job processor (docs/jobs.md).
 	JobsDecisionDelay time.Duration `env:"TMS_JOBS_DECISION_DELAY" envDefault:"8s"`

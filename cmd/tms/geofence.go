@@ -19,12 +19,13 @@ func (e *environment) geofence(kc *kafka.Config) (func(context.Context) error, e
 		return nil, err
 	}
 	p, err := pipeline.New(pipeline.Config{
-		Kafka:       kc,
-		Geofence:    e.cfg.geofence(),
-		MaxVehicles: e.cfg.MaxVehicles,
-		NewIndex:    func() (geofence.Index, error) { return h3.New(hc) },
-		Registerer:  e.registry,
-		Logger:      e.log,
+		Kafka:          kc,
+		Geofence:       e.cfg.geofence(),
+		MaxVehicles:    e.cfg.MaxVehicles,
+		SnapshotFormat: e.cfg.SnapshotFormat,
+		NewIndex:       func() (geofence.Index, error) { return h3.New(hc) },
+		Registerer:     e.registry,
+		Logger:         e.log,
 	})
 	if err != nil {
 		return nil, err

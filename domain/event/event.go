@@ -9,6 +9,8 @@
 package event
 
 import (
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,8 +80,40 @@ var namespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://tms.example/even
 // parts (for a position: the plate and the fix time). Equal inputs give
 // equal ids, which is what lets consumers deduplicate redelivered events.
 func ID(typ string, parts ...string) string {
-	name := typ + "\x00" + strings.Join(parts, "\x00")
-	return uuid.NewSHA1(namespace, []byte(name)).String()
+	var buf [36]byte
+	return string(AppendID(buf[:0], typ, parts...))
+}
+
+// AppendID appends ID(typ, parts...) to dst: the same id, made without
+// allocating (for names up to 256 bytes), for encoders that write an
+// event's bytes directly.
+func AppendID(dst []byte, typ string, parts ...string) []byte {
+	// A version 5 UUID (RFC 9562): SHA-1 of the namespace and the name,
+	// as uuid.NewSHA1 makes it.
+	var scratch [256]byte
+	name := append(scratch[:0], namespace[:]...)
+	name = append(name, typ...)
+	name = append(name, 0)
+	for i, p := range parts {
+		if i > 0 {
+			name = append(name, 0)
+		}
+		name = append(name, p...)
+	}
+	sum := sha1.Sum(name)
+	sum[6] = sum[6]&0x0f | 0x50 // version 5
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	var text [36]byte
+	hex.Encode(text[0:8], sum[0:4])
+	text[8] = '-'
+	hex.Encode(text[9:13], sum[4:6])
+	text[13] = '-'
+	hex.Encode(text[14:18], sum[6:8])
+	text[18] = '-'
+	hex.Encode(text[19:23], sum[8:10])
+	text[23] = '-'
+	hex.Encode(text[24:36], sum[10:16])
+	return append(dst, text[:]...)
 }
 
 // New builds an envelope around data, with the id derived from typ and

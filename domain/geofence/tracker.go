@@ -32,7 +32,9 @@ type Run struct {
 }
 
 // Membership is a vehicle's standing with one station. Its JSON form
-// (see MarshalJSON) is part of the processor's snapshots.
+// (see MarshalJSON) and the processor's binary snapshots
+// (pipeline/geofence) hold all of it but sid: new state here must go
+// there too.
 type Membership struct {
 	StationID string
 	// Version is the station version the vehicle entered, or last was

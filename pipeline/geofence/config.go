@@ -2,6 +2,7 @@ package geofence
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -17,6 +18,12 @@ const Group = "tms.geofence"
 
 // Source is the CloudEvents source of the events the processor produces.
 const Source = "/tms/geofence"
+
+// Snapshot formats (Config.SnapshotFormat).
+const (
+	SnapshotBinary = "binary"
+	SnapshotJSON   = "json"
+)
 
 // DefaultMaxVehicles is MaxVehicles' default.
 const DefaultMaxVehicles = 200_000
@@ -51,6 +58,13 @@ type Config struct {
 	// than its predecessor. Default 200,000: twice a 100,000-vehicle
 	// fleet, and about 400 MB at the ~2 KB a vehicle takes.
 	MaxVehicles int
+	// SnapshotFormat is how snapshot chunks are written: SnapshotBinary
+	// (the default: a quarter of the bytes, several times faster to write
+	// and to restore) or SnapshotJSON, the only format versions before
+	// issue 12 read. Both are always read; write JSON while instances of
+	// such a version may still take over a partition (a rolling upgrade,
+	// or to keep a rollback possible), then switch.
+	SnapshotFormat string
 	// Registerer receives the processor's metrics; nil means none.
 	Registerer prometheus.Registerer
 	// Logger; default slog's.
@@ -73,6 +87,9 @@ func (c *Config) setDefaults() {
 	if c.MaxVehicles == 0 {
 		c.MaxVehicles = DefaultMaxVehicles
 	}
+	if c.SnapshotFormat == "" {
+		c.SnapshotFormat = SnapshotBinary
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -88,6 +105,8 @@ func (c *Config) Validate() error {
 		return errors.New("geofence processor: snapshot, batch and commit limits must be positive")
 	case c.MaxVehicles < 1:
 		return errors.New("geofence processor: MaxVehicles must be positive")
+	case c.SnapshotFormat != SnapshotBinary && c.SnapshotFormat != SnapshotJSON:
+		return fmt.Errorf("geofence processor: snapshot format %q is neither %q nor %q", c.SnapshotFormat, SnapshotBinary, SnapshotJSON)
 	}
 	return c.Geofence.Validate()
 }

@@ -31,7 +31,11 @@
 // latest committed snapshot, it first appends a marker to the state
 // partition and reads until it sees it: everything committed before the
 // marker has then been read, and a transaction left open by a crashed
-// owner has been resolved.
+// owner has been resolved. It reads back from the marker only as far as
+// the latest snapshot begins (the partition is compacted, but holds every
+// snapshot since its segment last rolled), and decodes that one alone.
+// Snapshots are binary (snapshot_codec.go) or, with SnapshotFormat json,
+// the JSON every version reads.
 //
 // # Stations
 //

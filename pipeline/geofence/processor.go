@@ -243,19 +243,19 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 	}
 	tracker := ps.tracker
 	var out []geofence.Transition
-	forgotten := 0
+	forgotten, fixes := 0, 0
 	for _, r := range fp.Records {
-		pos, _, ok, err := position.DecodeEvent(r.Value)
+		pos, ok, err := ps.decoder.Decode(r.Value)
 		switch {
 		case err != nil:
 			produce(p.deadLetter(r, err))
 		case ok:
-			p.metrics.fixes.Inc()
+			fixes++
 			var n int
 			out, n = observe(tracker, ps, pos, r.Offset, out[:0])
 			forgotten += n
-			for _, tr := range out {
-				if err := p.emit(produce, tr); err != nil {
+			for i := range out {
+				if err := p.emit(produce, ps, &out[i]); err != nil {
 					return nil, err
 				}
 			}
@@ -263,12 +263,13 @@ func (p *Processor) processPartition(ctx context.Context, produce func(*kgo.Reco
 		ps.next = r.Offset + 1
 		ps.sinceSnapshot++
 	}
+	p.metrics.fixes.Add(float64(fixes))
 	if forgotten > 0 {
 		p.metrics.forgotten.Add(float64(forgotten))
 		p.warnForgotten(fp.Partition, forgotten, ps.fleet.Capacity())
 	}
 	if ps.sinceSnapshot >= p.cfg.SnapshotEvery || time.Since(ps.snapshotAt) >= p.cfg.SnapshotInterval {
-		records, err := snapshotRecords(p.topics.state, fp.Partition, ps)
+		records, err := snapshotRecords(p.topics.state, fp.Partition, ps, p.cfg.SnapshotFormat)
 		if err != nil {
 			return nil, err
 		}
@@ -294,26 +295,41 @@ func (p *Processor) warnForgotten(partition int32, n, capacity int) {
 		"partition", partition, "forgotten", n, "limit", capacity)
 }
 
-// emit produces a transition's events, keyed by plate.
-func (p *Processor) emit(produce func(*kgo.Record), tr geofence.Transition) error {
-	events, err := tr.Events(Source)
+// emit produces a transition's events, keyed by plate. Their keys and
+// values are carved out of ps's buffer, which the records keep alive
+// until they are produced.
+func (p *Processor) emit(produce func(*kgo.Record), ps *partitionState, tr *geofence.Transition) error {
+	if cap(ps.buf)-len(ps.buf) < minEventRoom {
+		ps.buf = make([]byte, 0, eventBufferBytes)
+	}
+	start := len(ps.buf)
+	ps.buf = append(ps.buf, tr.Vehicle...)
+	key := ps.buf[start:len(ps.buf):len(ps.buf)]
+	var err error
+	ps.buf, err = tr.AppendEvents(ps.buf, Source, func(value []byte) {
+		// The record's timestamp is when it was produced: Kafka refuses
+		// timestamps far in the future, which a device with a fast clock can
+		// give an event. The event time is in the event.
+		produce(&kgo.Record{Topic: p.topics.geofence, Key: key, Value: value, Headers: structuredHeaders})
+	})
 	if err != nil {
 		return err
 	}
 	p.metrics.transitions.WithLabelValues(tr.Kind.String()).Inc()
-	for _, e := range events {
-		value, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		// The record's timestamp is when it was produced: Kafka refuses
-		// timestamps far in the future, which a device with a fast clock can
-		// give an event. The event time is in the event.
-		produce(&kgo.Record{Topic: p.topics.geofence, Key: []byte(tr.Vehicle), Value: value,
-			Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}}})
-	}
 	return nil
 }
+
+// structuredHeaders are the headers of every event record; records share
+// them, and the client only reads them.
+var structuredHeaders = []kgo.RecordHeader{{Key: "content-type", Value: []byte(event.StructuredContentType)}}
+
+// Events are encoded into buffers of eventBufferBytes, a new one once
+// less than minEventRoom (more than an event and its alert take) is
+// left: one allocation for hundreds of events.
+const (
+	eventBufferBytes = 64 << 10
+	minEventRoom     = 4 << 10
+)
 
 // deadLetter records a positions record the geofence cannot read.
 func (p *Processor) deadLetter(r *kgo.Record, err error) *kgo.Record {

@@ -185,7 +185,7 @@ func replayInOrder(ctx context.Context, cfg ReplayConfig, tracker *geofence.Trac
 	fixes := map[string][]heldFix{}
 	held := 0
 	err := readRange(ctx, cfg.Kafka, partition, r, func(rec *kgo.Record) error {
-		p, ok := decodePosition(rec)
+		p, _, ok := decodeSourced(rec)
 		if !ok || !vehicles[p.Plate] || p.FixTime.Before(cfg.From) || !p.FixTime.Before(cfg.To) {
 			return nil
 		}
@@ -215,7 +215,8 @@ func replayInOrder(ctx context.Context, cfg ReplayConfig, tracker *geofence.Trac
 	return all, nil
 }
 
-// decodeSourced is decodePosition with the event's source.
+// decodeSourced reads a position record and its event's source; ok is
+// false for anything that is not a readable fix.
 func decodeSourced(r *kgo.Record) (position.Position, string, bool) {
 	p, _, source, ok, err := position.DecodeEventSource(r.Value)
 	return p, source, ok && err == nil

@@ -40,39 +40,48 @@ func TestSnapshotChunksStayWellUnderKafkasLimit(t *testing.T) {
 		}
 		ps.fleet.Restore(s)
 	}
-	records, err := snapshotRecords("state", 3, ps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := map[string]bool{}
-	var header snapshotHeader
-	for _, r := range records {
-		if len(r.Value) > chunkBytes+4096 {
-			t.Errorf("record %s has %d bytes", r.Key, len(r.Value))
-		}
-		if r.Partition != 3 {
-			t.Errorf("record %s for partition %d", r.Key, r.Partition)
-		}
-		if string(r.Key) == headerKey {
-			if err := gojson.Unmarshal(r.Value, &header); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		var c snapshotChunk
-		if err := gojson.Unmarshal(r.Value, &c); err != nil {
+	for _, format := range []string{SnapshotBinary, SnapshotJSON} {
+		records, err := snapshotRecords("state", 3, ps, format)
+		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range c.Vehicles {
-			restored[v.Plate] = len(v.Recent) == 32 && len(v.Members) == 3
+		restored := map[string]bool{}
+		var header snapshotHeader
+		for _, r := range records {
+			if len(r.Value) > chunkBytes+4096 {
+				t.Errorf("%s: record %s has %d bytes", format, r.Key, len(r.Value))
+			}
+			if r.Partition != 3 {
+				t.Errorf("%s: record %s for partition %d", format, r.Key, r.Partition)
+			}
+			if string(r.Key) == headerKey {
+				if err := gojson.Unmarshal(r.Value, &header); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			id, vehicles, err := decodeChunk(r.Value)
+			if err != nil || id == "" {
+				t.Fatalf("%s: chunk %s of snapshot %q: %v", format, r.Key, id, err)
+			}
+			if format == SnapshotJSON {
+				// What versions before the binary format read.
+				var c snapshotChunk
+				if err := gojson.Unmarshal(r.Value, &c); err != nil || c.ID != id || len(c.Vehicles) != len(vehicles) {
+					t.Fatalf("the previous version reads chunk %s as %q, %d vehicles, %v", r.Key, c.ID, len(c.Vehicles), err)
+				}
+			}
+			for _, v := range vehicles {
+				restored[v.Plate] = len(v.Recent) == 32 && len(v.Members) == 3
+			}
 		}
-	}
-	if header.Chunks != len(records)-1 || header.Vehicles != 5000 || header.NextOffset != 42 || len(restored) != 5000 {
-		t.Errorf("header %+v, %d records, %d vehicles restored", header, len(records), len(restored))
-	}
-	for plate, whole := range restored {
-		if !whole {
-			t.Errorf("%s restored without all its state", plate)
+		if header.Chunks != len(records)-1 || header.Vehicles != 5000 || header.NextOffset != 42 || len(restored) != 5000 {
+			t.Errorf("%s: header %+v, %d records, %d vehicles restored", format, header, len(records), len(restored))
+		}
+		for plate, whole := range restored {
+			if !whole {
+				t.Errorf("%s: %s restored without all its state", format, plate)
+			}
 		}
 	}
 }

@@ -190,7 +190,7 @@ func optionalNumber(fields map[string]json.RawMessage, names []string) (*float64
 	if v == nil {
 		return nil, nil
 	}
-	f, rej := number(name, v)
+	f, rej := Number(name, v)
 	if rej != nil {
 		return nil, rej
 	}

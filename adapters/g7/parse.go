@@ -271,7 +271,7 @@ func decodeFields(fields map[string]json.RawMessage, receivedAt time.Time) (posi
 		return p, plate, err
 	}
 	if name, v := first(fields, courseFields); v != nil {
-		c, rej := number(name, v)
+		c, rej := Number(name, v)
 		if rej != nil {
 			return p, plate, rej
 		}
@@ -307,12 +307,13 @@ func requiredNumber(fields map[string]json.RawMessage, name string) (float64, *p
 	if !ok || string(v) == "null" {
 		return 0, position.Reject(position.ReasonMissingCoord, name, "%s is missing", name)
 	}
-	return number(name, v)
+	return Number(name, v)
 }
 
-// number reads a JSON number or a string holding one ("31.2"), as G7
-// sends both.
-func number(name string, v json.RawMessage) (float64, *position.Rejection) {
+// Number reads a JSON number or a string holding one ("31.2"), as G7
+// sends both in every API: a value that is neither, or not finite, is
+// a rejection of field name saying why.
+func Number(name string, v json.RawMessage) (float64, *position.Rejection) {
 	text := string(v)
 	if len(v) > 0 && v[0] == '"' {
 		var s string
@@ -351,7 +352,7 @@ func fixTime(name string, v json.RawMessage) (time.Time, *position.Rejection) {
 			}
 		}
 	}
-	f, rej := number(name, v)
+	f, rej := Number(name, v)
 	if rej != nil {
 		return time.Time{}, position.Reject(position.ReasonInvalidTime, name,
 			"expected epoch milliseconds or an RFC 3339 time, got %s", truncate(string(v), 40))

@@ -3,11 +3,10 @@ package g7api
 import (
 	"encoding/json"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/tmsfleet/tms/adapters/g7"
 	"github.com/tmsfleet/tms/domain/position"
 )
 
@@ -58,13 +57,13 @@ func ParseRow(raw json.RawMessage, plate string, receivedAt time.Time) Item {
 		return it
 	}
 	if present(r.Speed) {
-		if p.SpeedKmh, rej = number("speed", r.Speed); rej != nil {
+		if p.SpeedKmh, rej = g7.Number("speed", r.Speed); rej != nil {
 			it.Rejection = rej
 			return it
 		}
 	}
 	if present(r.Course) {
-		c, rej := number("course", r.Course)
+		c, rej := g7.Number("course", r.Course)
 		if rej != nil {
 			it.Rejection = rej
 			return it
@@ -104,30 +103,7 @@ func required(name string, v json.RawMessage) (float64, *position.Rejection) {
 	if !present(v) {
 		return 0, position.Reject(position.ReasonMissingCoord, name, "%s is missing", name)
 	}
-	return number(name, v)
-}
-
-// number reads a JSON number or a string holding one.
-func number(name string, v json.RawMessage) (float64, *position.Rejection) {
-	text := string(v)
-	if len(v) > 0 && v[0] == '"' {
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return 0, position.Reject(position.ReasonInvalidNumber, name, "%s is not a number", name)
-		}
-		text = strings.TrimSpace(s)
-	}
-	f, err := strconv.ParseFloat(text, 64)
-	if err != nil {
-		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return 0, position.Reject(position.ReasonNotFinite, name, "%q overflows a float64", cut(text, 40))
-		}
-		return 0, position.Reject(position.ReasonInvalidNumber, name, "%q is not a number", cut(text, 40))
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, position.Reject(position.ReasonNotFinite, name, "%q is not a finite number", cut(text, 40))
-	}
-	return f, nil
+	return g7.Number(name, v)
 }
 
 // rowTime reads epoch milliseconds (a number or a numeric string).
@@ -135,7 +111,7 @@ func rowTime(v json.RawMessage) (time.Time, *position.Rejection) {
 	if !present(v) {
 		return time.Time{}, position.Reject(position.ReasonInvalidTime, "time", "the row has no time")
 	}
-	f, rej := number("time", v)
+	f, rej := g7.Number("time", v)
 	if rej != nil {
 		return time.Time{}, position.Reject(position.ReasonInvalidTime, "time", "expected epoch milliseconds, got %s", cut(string(v), 40))
 	}

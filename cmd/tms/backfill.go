@@ -181,16 +181,9 @@ func runBackfill(cmd *cobra.Command, cfg config, f backfillFlags) error {
 	if err != nil {
 		return err
 	}
-	mode := f.progress
-	switch mode {
-	case "auto":
-		mode = "log"
-		if isTerminal(os.Stdout) {
-			mode = "bar"
-		}
-	case "bar", "log", "none":
-	default:
-		return fmt.Errorf("--progress: %q is none of auto, bar, log, none", f.progress)
+	mode, err := progressMode(f.progress, os.Stdout)
+	if err != nil {
+		return err
 	}
 	env, err := newEnvironment(cfg)
 	if err != nil {

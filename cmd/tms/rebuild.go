@@ -88,16 +88,9 @@ func runRebuild(cmd *cobra.Command, cfg config, f rebuildFlags, names []string) 
 	if err != nil {
 		return err
 	}
-	mode := f.progress
-	switch mode {
-	case "auto":
-		mode = "log"
-		if isTerminal(os.Stderr) {
-			mode = "bar"
-		}
-	case "bar", "log", "none":
-	default:
-		return fmt.Errorf("--progress: %q is none of auto, bar, log, none", f.progress)
+	mode, err := progressMode(f.progress, os.Stderr)
+	if err != nil {
+		return err
 	}
 	env, err := newEnvironment(cfg)
 	if err != nil {
@@ -162,6 +155,22 @@ func shortNames(models []projector.Registration) []string {
 		out[i] = m.ShortName()
 	}
 	return out
+}
+
+// progressMode reads a --progress flag (auto, bar, log, none): auto is a
+// bar when out, where the progress goes, is a terminal, log lines
+// otherwise.
+func progressMode(flag string, out *os.File) (string, error) {
+	switch flag {
+	case "auto":
+		if isTerminal(out) {
+			return "bar", nil
+		}
+		return "log", nil
+	case "bar", "log", "none":
+		return flag, nil
+	}
+	return "", fmt.Errorf("--progress: %q is none of auto, bar, log, none", flag)
 }
 
 // isTerminal reports whether f is a terminal (a character device).

@@ -97,8 +97,9 @@ test-short:
 	$(GO) test -count=1 ./...
 
 ## bench: the performance figures of docs/performance.md: the pipeline on
-## real services, then the geofence's index (H3 beside a plain grid, one
-## core) and its memory for 100,000 stations and vehicles. BENCH selects
+## real services, the geofence's restore after a takeover and its decoding
+## and encoding per fix, then its index (H3 beside a plain grid, one core)
+## and its memory for 100,000 stations and vehicles. BENCH selects
 ## benchmarks of ./bench (make bench BENCH=History). BenchmarkHistory keeps
 ## its populated history (21.9 million positions, 4.3 GB) in a Postgres
 ## cluster of its own under BENCH_HISTORY_DIR, made on the first run and
@@ -109,6 +110,8 @@ BENCH ?= .
 BENCH_HISTORY_DIR ?= /var/tmp/tms-bench-history
 bench: web
 	TMS_BENCH_HISTORY_DIR=$(BENCH_HISTORY_DIR) $(SERVICES) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -timeout 90m ./bench/...
+	$(SERVICES) $(GO) test -run '^$$' -bench 'Restore' -benchtime 1x -timeout 30m ./pipeline/geofence/
+	$(GO) test -run '^$$' -bench 'Codec' -benchtime 1000000x -cpu 1 ./pipeline/geofence/
 	$(GO) test -run '^$$' -bench 'Locate/(h3|grid)$$' -benchtime 1000000x -cpu 1 ./adapters/h3/
 	$(GO) test -run '^$$' -bench 'Memory/country' -benchtime 1x ./adapters/h3/
 

@@ -4,10 +4,11 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"github.com/google/uuid"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/tmsfleet/tms/domain/geo"
 )

@@ -56,7 +56,7 @@ type Config struct {
 	// reported least recently to stay there (see geofence.Fleet). Every
 	// instance must have the same value, or a takeover decides otherwise
 	// than its predecessor. Default 200,000: twice a 100,000-vehicle
-	// fleet, and about 400 MB at the ~2 KB a vehicle takes.
+	// fleet, and about 200 MB at the ~1 KB a vehicle takes.
 	MaxVehicles int
 	// SnapshotFormat is how snapshot chunks are written: SnapshotBinary
 	// (the default: a quarter of the bytes, several times faster to write

@@ -322,6 +322,29 @@ cmd_mosquitto_restart() {
 
 # Format the storage and launch the single broker in the background (see
 # wait_kafka).
+# kafka_common <kdir> <replicas> <min ISR>: the settings every node of
+# every mode shares, for topics of <replicas> replicas.
+kafka_common() {
+    cat <<EOF
+log.dirs=$1/data
+num.partitions=3
+auto.create.topics.enable=false
+min.insync.replicas=$3
+offsets.topic.replication.factor=$2
+transaction.state.log.replication.factor=$2
+transaction.state.log.min.isr=$3
+# Fewer internal partitions than the defaults (50) so the first consumer
+# group / transaction does not wait for 50 partitions to be created.
+offsets.topic.num.partitions=3
+transaction.state.log.num.partitions=3
+group.initial.rebalance.delay.ms=0
+# Share groups off (also off by the share.version=0 feature default).
+group.share.enable=false
+share.coordinator.state.topic.replication.factor=$2
+share.coordinator.state.topic.min.isr=$3
+EOF
+}
+
 start_kafka() {
     local dir=$1 port=$2 cport=$3 kdir="$1/kafka"
     mkdir -p "$kdir/data"
@@ -336,23 +359,8 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$kdir/data
-num.partitions=3
-auto.create.topics.enable=false
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-# Fewer internal partitions than the defaults (50) so the first consumer
-# group / transaction does not wait for 50 partitions to be created.
-offsets.topic.num.partitions=3
-transaction.state.log.num.partitions=3
-group.initial.rebalance.delay.ms=0
-# Share groups off (also off by the share.version=0 feature default).
-group.share.enable=false
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
 EOF
+    kafka_common "$kdir" 1 1 >>"$kdir/server.properties"
     echo "$port" >"$kdir/port"
     write_log4j "$kdir"
     # --standalone: this node is the sole voter of a dynamic (KIP-853) quorum,
@@ -386,23 +394,11 @@ advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$kdir/data
-num.partitions=3
-auto.create.topics.enable=false
 # What a replicated production cluster runs with: every partition on all
 # three nodes, a write acknowledged (acks=all) once two of them have it.
 default.replication.factor=3
-min.insync.replicas=2
-offsets.topic.replication.factor=3
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-offsets.topic.num.partitions=3
-transaction.state.log.num.partitions=3
-group.initial.rebalance.delay.ms=0
-group.share.enable=false
-share.coordinator.state.topic.replication.factor=3
-share.coordinator.state.topic.min.isr=2
 EOF
+    kafka_common "$kdir" 3 2 >>"$kdir/server.properties"
     echo "$port" >"$kdir/port"
     write_log4j "$kdir"
     # With a static quorum (controller.quorum.voters) every node is
@@ -466,20 +462,8 @@ ssl.keystore.location=$dir/tls/kafka-keystore.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$dir/tls/ca.crt
 ssl.endpoint.identification.algorithm=https
-log.dirs=$kdir/data
-num.partitions=3
-auto.create.topics.enable=false
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-offsets.topic.num.partitions=3
-transaction.state.log.num.partitions=3
-group.initial.rebalance.delay.ms=0
-group.share.enable=false
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
 EOF
+    kafka_common "$kdir" 1 1 >>"$kdir/server.properties"
     echo "$port" >"$kdir/port"
     write_log4j "$kdir"
     format_kafka "$kdir" "$(new_cluster_id)" --standalone \

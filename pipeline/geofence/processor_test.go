@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,15 +155,23 @@ func TestStationChangesApplyFromTheirTimeInEveryInstance(t *testing.T) {
 	stations := w.StationRecords(t, kc)
 	run(t, kc, 1000, nil)
 	run(t, kc, 1000, nil)
-	// The base stations first, then each change of the depot after a third
-	// of the fixes, as an operator would make them while vehicles report.
+	// The base stations first, then each change of the depot at its time,
+	// as an operator makes it while vehicles report: after the fixes taken
+	// before it, before those taken at or after it. The processors decide
+	// fixes while the changes arrive, from a topic of their own.
 	fleettest.Produce(t, kc, stations[:3])
-	third := len(positions) / 3
+	sent := 0
 	for i, change := range stations[3:] {
-		fleettest.Produce(t, kc, positions[i*third:(i+1)*third])
+		at := w.Changes[3+i].At
+		before := len(w.Fixes)
+		if n := slices.IndexFunc(w.Fixes[sent:], func(p position.Position) bool { return !p.FixTime.Before(at) }); n >= 0 {
+			before = sent + n
+		}
+		fleettest.Produce(t, kc, positions[sent:before])
 		fleettest.Produce(t, kc, []*kgo.Record{change})
+		sent = before
 	}
-	fleettest.Produce(t, kc, positions[3*third:])
+	fleettest.Produce(t, kc, positions[sent:])
 	got := fleettest.ReadGeofence(t, kc, fleettest.Count(want), 90*time.Second)
 	fleettest.Compare(t, got, want)
 	// The world must show each change at work: visits to the depot, some

@@ -54,11 +54,14 @@ no-web:
 ## make web), then the Go tests against a real Postgres, Mosquitto and Apache Kafka
 ## that this target starts and stops (deploy/test/services.sh), Schemathesis
 ## included (it fuzzes the API from its OpenAPI document), and the Python
-## billing consumer (examples/billing) on a simulated day of jobs.
+## billing consumer (examples/billing) on a simulated day of jobs; then the
+## one test built without the race detector (simulator/reconnect_test.go:
+## a data race inside the MQTT library).
 test: vet web $(SCHEMATHESIS) $(BILLING)
 	$(if $(wildcard web/package.json),npm --prefix web test)
 	TMS_SCHEMATHESIS=$(abspath $(SCHEMATHESIS)) TMS_BILLING_PYTHON=$(abspath $(BILLING_VENV)/bin/python) \
 		$(SERVICES) $(GO) test -count=1 -race -timeout 25m ./...
+	$(GO) test -count=1 -run 'TestReconnectsAndResendsWhatWasInFlight' ./simulator/
 
 ## test-hostile: the hostile-input suite alone (docs/security.md): every
 ## TestHostile... test, on the same real services.

@@ -197,30 +197,6 @@ func TestUnacknowledgedMessagesAreFailures(t *testing.T) {
 	}
 }
 
-func TestReconnectsAndResendsWhatWasInFlight(t *testing.T) {
-	t.Parallel()
-	// The first connection drops at its 10th message, unacknowledged.
-	b := startFakeBroker(t, func(c, n int) (bool, bool) { return true, c == 1 && n == 10 })
-	sim, err := New(Config{
-		BrokerURL: b.url, Topic: "flaky", Vehicles: 50, Accelerated: true, MaxPositions: 40 * 50,
-		MaxInFlight: 4, Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Run(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	st := sim.Stats()
-	if st.MessagesPublished != 40 || st.PositionsPublished != 2000 || st.MessagesFailed != 0 {
-		t.Errorf("stats %+v", st)
-	}
-	t.Logf("%d messages published again", st.Retries)
-	if c := b.connections.Load(); c != 2 {
-		t.Errorf("%d connections, want 2 (one reconnect)", c)
-	}
-}
-
 func TestRunStopsConnectingWhenTheContextEnds(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

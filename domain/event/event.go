@@ -84,12 +84,11 @@ func ID(typ string, parts ...string) string {
 	return string(AppendID(buf[:0], typ, parts...))
 }
 
-// AppendID appends ID(typ, parts...) to dst: the same id, made without
-// allocating (for names up to 256 bytes), for encoders that write an
-// event's bytes directly.
-func AppendID(dst []byte, typ string, parts ...string) []byte {
+// UUID is ID(typ, parts...) as its 16 bytes, for what keeps many ids.
+func UUID(typ string, parts ...string) uuid.UUID {
 	// A version 5 UUID (RFC 9562): SHA-1 of the namespace and the name,
-	// as uuid.NewSHA1 makes it.
+	// as uuid.NewSHA1 makes it, without allocating for names up to 256
+	// bytes.
 	var scratch [256]byte
 	name := append(scratch[:0], namespace[:]...)
 	name = append(name, typ...)
@@ -101,18 +100,28 @@ func AppendID(dst []byte, typ string, parts ...string) []byte {
 		name = append(name, p...)
 	}
 	sum := sha1.Sum(name)
-	sum[6] = sum[6]&0x0f | 0x50 // version 5
-	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	var u uuid.UUID
+	copy(u[:], sum[:16])
+	u[6] = u[6]&0x0f | 0x50 // version 5
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u
+}
+
+// AppendID appends ID(typ, parts...) to dst: the same id, made without
+// allocating (for names up to 256 bytes), for encoders that write an
+// event's bytes directly.
+func AppendID(dst []byte, typ string, parts ...string) []byte {
+	u := UUID(typ, parts...)
 	var text [36]byte
-	hex.Encode(text[0:8], sum[0:4])
+	hex.Encode(text[0:8], u[0:4])
 	text[8] = '-'
-	hex.Encode(text[9:13], sum[4:6])
+	hex.Encode(text[9:13], u[4:6])
 	text[13] = '-'
-	hex.Encode(text[14:18], sum[6:8])
+	hex.Encode(text[14:18], u[6:8])
 	text[18] = '-'
-	hex.Encode(text[19:23], sum[8:10])
+	hex.Encode(text[19:23], u[8:10])
 	text[23] = '-'
-	hex.Encode(text[24:36], sum[10:16])
+	hex.Encode(text[24:36], u[10:16])
 	return append(dst, text[:]...)
 }
 

@@ -410,9 +410,10 @@ func (t *Tracker) judgeOutside(s *VehicleState, m *Membership, ver *Version, pre
 		return out
 	}
 	run := m.Run
+	visit := visitUUID(s.Plate, ver.Station.ID, run.Start.Time, false)
 	tr := Transition{
 		Kind: Entered, Vehicle: s.Plate, StationID: ver.Station.ID, StationType: ver.Station.Type,
-		StationVersion: ver.Station.Version, VisitID: visitID(s.Plate, ver.Station.ID, run.Start.Time, false),
+		StationVersion: ver.Station.Version, VisitID: visit.String(),
 		At: run.Start.Time, Point: run.Start.Point, Gap: run.Gap, InitialCause: run.Cause,
 	}
 	if run.Cause != "" {
@@ -425,7 +426,7 @@ func (t *Tracker) judgeOutside(s *VehicleState, m *Membership, ver *Version, pre
 		tr.Flags = append(tr.Flags, FlagGap)
 	}
 	*m = Membership{StationID: m.StationID, Version: ver.Station.Version, Inside: true, sid: m.sid,
-		visit: uuid.MustParse(tr.VisitID), entered: toStamp(tr.At), lastFrom: m.lastFrom, lastUntil: m.lastUntil}
+		visit: visit, entered: toStamp(tr.At), lastFrom: m.lastFrom, lastUntil: m.lastUntil}
 	return append(out, tr)
 }
 

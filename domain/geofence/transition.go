@@ -3,6 +3,8 @@ package geofence
 import (
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tmsfleet/tms/domain/event"
 	"github.com/tmsfleet/tms/domain/geo"
 )
@@ -91,9 +93,14 @@ func (t *Transition) HasFlag(flag string) bool {
 // station and the time it began (and, for a late correction, that it is
 // one).
 func visitID(plate, station string, at time.Time, late bool) string {
+	return visitUUID(plate, station, at, late).String()
+}
+
+// visitUUID is visitID as its 16 bytes, as a membership keeps it.
+func visitUUID(plate, station string, at time.Time, late bool) uuid.UUID {
 	kind := "visit"
 	if late {
 		kind = "late-visit"
 	}
-	return event.ID(kind, plate, station, at.UTC().Format(time.RFC3339Nano))
+	return event.UUID(kind, plate, station, at.UTC().Format(time.RFC3339Nano))
 }
